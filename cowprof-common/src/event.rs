@@ -1,0 +1,154 @@
+//! Records that cross the kernel/userspace boundary.
+
+use crate::classify::FaultFacts;
+
+/// Length of a task's `comm`.
+pub const COMM_LEN: usize = 16;
+
+/// The mapping a fault hit, as read from its `vm_area_struct`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VmaInfo {
+    pub vm_start: u64,
+    pub vm_end: u64,
+    /// `vm_pgoff`, in pages.
+    pub vm_pgoff: u64,
+    pub vm_flags: u64,
+    /// `vm_file->f_inode->i_ino`, 0 for anon mappings.
+    pub ino: u64,
+    /// `vm_file->f_inode->i_sb->s_dev` (kernel `dev_t`: major << 20 | minor).
+    pub dev: u32,
+    /// Non-zero when the mapping has a file.
+    pub file_backed: u32,
+}
+
+/// Per-task state of a fault in progress, kept in task storage between the
+/// fault's entry and its completion.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pending {
+    pub addr: u64,
+    pub ip: u64,
+    pub start_ns: u64,
+    pub error_code: u32,
+    /// Non-zero while a write fault is in flight.
+    pub active: u32,
+    pub allocs: u32,
+    pub alloc_zeroed: u32,
+    pub file_to_anon: u32,
+    pub vma_found: u32,
+    pub vma: VmaInfo,
+}
+
+impl Pending {
+    /// The facts classification needs.
+    #[must_use]
+    pub const fn facts(&self) -> FaultFacts {
+        FaultFacts {
+            error_code: self.error_code,
+            vm_flags: self.vma.vm_flags,
+            file_backed: self.vma.file_backed,
+            vma_found: self.vma_found,
+            allocs: self.allocs,
+            alloc_zeroed: self.alloc_zeroed,
+            file_to_anon: self.file_to_anon,
+        }
+    }
+}
+
+/// One classified fault, as sent through the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FaultEvent {
+    /// `bpf_ktime_get_ns()` at completion.
+    pub ts_ns: u64,
+    /// Fault entry to completion, in ns.
+    pub latency_ns: u64,
+    /// The faulting user address.
+    pub addr: u64,
+    /// The instruction that wrote (user `ip`).
+    pub ip: u64,
+    pub vma: VmaInfo,
+    /// Process (tgid) and thread (pid) of the writer.
+    pub pid: u32,
+    pub tid: u32,
+    pub error_code: u32,
+    /// A [`crate::Kind`] discriminant.
+    pub kind: u8,
+    pub _pad: [u8; 3],
+    pub comm: [u8; COMM_LEN],
+}
+
+/// Byte offsets of kernel struct fields, read from the running kernel's BTF
+/// by userspace and handed to the programs, so one object runs on every
+/// kernel without compile-time struct layouts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offsets {
+    pub vma_vm_start: u32,
+    pub vma_vm_end: u32,
+    pub vma_vm_pgoff: u32,
+    pub vma_vm_flags: u32,
+    pub vma_vm_file: u32,
+    pub file_f_inode: u32,
+    pub inode_i_ino: u32,
+    pub inode_i_sb: u32,
+    pub sb_s_dev: u32,
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub _pad: u32,
+}
+
+/// Program configuration, set as a global before load.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// cowprof's own tgid, never traced.
+    pub self_tgid: u32,
+    /// Non-zero to trace every process (`-a`); otherwise only `TARGETS`.
+    pub system_wide: u32,
+    /// Non-zero to emit aya-log diagnostics on error paths.
+    pub debug: u32,
+    pub _pad: u32,
+    pub offsets: Offsets,
+}
+
+/// Indices of the per-CPU statistics array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stat {
+    /// Events that did not fit in the ring buffer.
+    RingbufLost = 0,
+    /// Write faults whose mapping could not be looked up.
+    VmaLookupFailed = 1,
+    /// Task storage could not be allocated for a fault.
+    PendingAllocFailed = 2,
+    /// Completions seen with no matching fault entry.
+    CompletionUnmatched = 3,
+    /// Targets that could not be added to the follow set.
+    TargetInsertFailed = 4,
+    /// Faults classified and emitted.
+    Emitted = 5,
+}
+
+impl Stat {
+    /// Number of statistics slots.
+    pub const COUNT: u32 = 6;
+}
+
+/// Maximum number of processes followed at once (size of `TARGETS`).
+pub const MAX_TARGETS: u32 = 65_536;
+
+const _: () = assert!(core::mem::size_of::<VmaInfo>() == 48);
+const _: () = assert!(core::mem::size_of::<Pending>() == 96);
+const _: () = assert!(core::mem::size_of::<FaultEvent>() == 112);
+const _: () = assert!(core::mem::size_of::<Offsets>() == 48);
+const _: () = assert!(core::mem::size_of::<Config>() == 64);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all are repr(C) structs of integers with explicit padding.
+    unsafe impl aya::Pod for super::FaultEvent {}
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::Offsets {}
+}

@@ -1,0 +1,134 @@
+//! Maps and the load-time configuration shared by every probe.
+
+use core::{ffi::c_void, ptr};
+
+use aya_ebpf::{
+    bindings::{bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE, task_struct, BPF_F_NO_PREALLOC},
+    helpers::generated::bpf_task_storage_get,
+    macros::{btf_map, map},
+    maps::{HashMap, PerCpuArray, RingBuf},
+};
+use cowprof_common::{event::MAX_TARGETS, Config, Pending, Stat};
+
+/// Processes (tgids) to follow when not system-wide. Userspace seeds it; the
+/// fork probe adds every descendant.
+#[map]
+pub static TARGETS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_TARGETS, 0);
+
+/// Classified faults. Userspace sizes it at load time.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
+
+/// Counters indexed by [`Stat`].
+#[map]
+pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Stat::COUNT, 0);
+
+/// Faults per kind, indexed by the kind's discriminant; counted in the kernel
+/// so that totals stay exact even when the ring buffer overflows.
+#[map]
+pub static KIND_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(8, 0);
+
+/// `BPF_MAP_TYPE_TASK_STORAGE`, which aya-ebpf 0.2 does not define. The map's
+/// type, flags and key/value types are encoded in the field types, as libbpf's
+/// `__uint`/`__type` macros and aya-ebpf's own `InodeStorage` do.
+#[repr(C)]
+pub struct TaskStorage<T> {
+    r#type: *const [i32; BPF_MAP_TYPE_TASK_STORAGE as usize],
+    key: *const i32,
+    value: *const T,
+    max_entries: *const [i32; 0],
+    map_flags: *const [i32; BPF_F_NO_PREALLOC as usize],
+}
+
+// SAFETY: the fields are placeholders patched by the loader and never read.
+unsafe impl<T> Sync for TaskStorage<T> {}
+
+impl<T> TaskStorage<T> {
+    pub const fn new() -> Self {
+        Self {
+            r#type: ptr::null(),
+            key: ptr::null(),
+            value: ptr::null(),
+            max_entries: ptr::null(),
+            map_flags: ptr::null(),
+        }
+    }
+
+    /// The value of `task`, created zeroed when `create` is set.
+    #[inline(always)]
+    pub fn get(&self, task: *mut task_struct, create: bool) -> Option<&mut T> {
+        let flags = if create {
+            u64::from(aya_ebpf::bindings::BPF_LOCAL_STORAGE_GET_F_CREATE)
+        } else {
+            0
+        };
+        let map = ptr::from_ref(self).cast_mut().cast::<c_void>();
+        // SAFETY: `task` comes from bpf_get_current_task_btf(); the helper
+        // returns NULL or a pointer to a value of this map.
+        unsafe {
+            bpf_task_storage_get(map, task, ptr::null_mut(), flags)
+                .cast::<T>()
+                .as_mut()
+        }
+    }
+}
+
+/// The fault in flight of each task.
+#[btf_map]
+pub static PENDING: TaskStorage<Pending> = TaskStorage::new();
+
+/// Set by userspace before load (`EbpfLoader::set_global`).
+#[unsafe(no_mangle)]
+static CONFIG: Config = Config {
+    self_tgid: 0,
+    system_wide: 0,
+    debug: 0,
+    _pad: 0,
+    offsets: cowprof_common::Offsets {
+        vma_vm_start: 0,
+        vma_vm_end: 0,
+        vma_vm_pgoff: 0,
+        vma_vm_flags: 0,
+        vma_vm_file: 0,
+        file_f_inode: 0,
+        inode_i_ino: 0,
+        inode_i_sb: 0,
+        sb_s_dev: 0,
+        task_pid: 0,
+        task_tgid: 0,
+        _pad: 0,
+    },
+};
+
+/// The configuration, read through a volatile load so the compiler cannot
+/// fold the placeholder values above.
+#[inline(always)]
+pub fn config() -> Config {
+    // SAFETY: CONFIG is a valid, aligned static.
+    unsafe { ptr::read_volatile(&raw const CONFIG) }
+}
+
+/// Adds one to a statistics counter.
+#[inline(always)]
+pub fn count(stat: Stat) {
+    bump(&STATS, stat as u32);
+}
+
+#[inline(always)]
+pub fn bump(array: &PerCpuArray<u64>, index: u32) {
+    if let Some(slot) = array.get_ptr_mut(index) {
+        // SAFETY: per-CPU slot, preemption is disabled while a program runs.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// Whether faults of `tgid` are traced.
+#[inline(always)]
+pub fn is_target(tgid: u32) -> bool {
+    let config = config();
+    if tgid == config.self_tgid {
+        return false;
+    }
+    // SAFETY: the value is only tested for presence.
+    config.system_wide != 0 || unsafe { TARGETS.get(&tgid).is_some() }
+}

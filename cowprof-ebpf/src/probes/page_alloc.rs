@@ -1,0 +1,42 @@
+//! Page allocations inside a fault: `kmem:mm_page_alloc`, as a BTF tracepoint.
+//!
+//! include/trace/events/kmem.h:
+//! ```c
+//! TRACE_EVENT(mm_page_alloc,
+//!     TP_PROTO(struct page *page, unsigned int order,
+//!              gfp_t gfp_flags, int migratetype),
+//! ```
+//! `wp_page_copy()` allocates the new page with `GFP_HIGHUSER_MOVABLE`, plus
+//! `__GFP_ZERO` when the old PTE mapped the zero page
+//! (`vma_alloc_zeroed_movable_folio`); `do_cow_fault()` does the same for the
+//! anon copy of a page-cache page. Page tables and slab pages are not
+//! movable, so they do not count.
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
+
+use crate::pending::active;
+
+/// `___GFP_MOVABLE` (include/linux/gfp_types.h), stable since v4.x.
+const GFP_MOVABLE: u32 = 0x08;
+/// `___GFP_ZERO`.
+const GFP_ZERO: u32 = 0x100;
+
+#[btf_tracepoint(function = "mm_page_alloc")]
+pub fn mm_page_alloc(ctx: BtfTracePointContext) -> i32 {
+    try_mm_page_alloc(&ctx);
+    0
+}
+
+fn try_mm_page_alloc(ctx: &BtfTracePointContext) {
+    let Some(pending) = active() else {
+        return;
+    };
+    let order: u32 = ctx.arg(1);
+    let gfp: u32 = ctx.arg(2);
+    if order != 0 || gfp & GFP_MOVABLE == 0 {
+        return;
+    }
+    pending.allocs += 1;
+    if gfp & GFP_ZERO != 0 {
+        pending.alloc_zeroed = 1;
+    }
+}

@@ -1,0 +1,39 @@
+//! Page-cache page turned anon: `kmem:rss_stat`, as a BTF tracepoint.
+//!
+//! include/trace/events/kmem.h (v6.2+):
+//! ```c
+//! TRACE_EVENT(rss_stat,
+//!     TP_PROTO(struct mm_struct *mm, int member),
+//! ```
+//! mm/memory.c `wp_page_copy()`:
+//! ```c
+//! if (!folio_test_anon(old_folio)) {
+//!         dec_mm_counter(mm, mm_counter_file(old_folio));
+//!         inc_mm_counter(mm, MM_ANONPAGES);
+//! }
+//! ```
+//! So a file counter changing during a private write fault means the page
+//! copied was a page-cache page, not an anon page shared after fork.
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
+
+use crate::pending::active;
+
+/// `MM_FILEPAGES` and `MM_SHMEMPAGES` of `enum` in include/linux/mm_types_task.h.
+const MM_FILEPAGES: i32 = 0;
+const MM_SHMEMPAGES: i32 = 3;
+
+#[btf_tracepoint(function = "rss_stat")]
+pub fn rss_stat(ctx: BtfTracePointContext) -> i32 {
+    try_rss_stat(&ctx);
+    0
+}
+
+fn try_rss_stat(ctx: &BtfTracePointContext) {
+    let Some(pending) = active() else {
+        return;
+    };
+    let member: i32 = ctx.arg(1);
+    if member == MM_FILEPAGES || member == MM_SHMEMPAGES {
+        pending.file_to_anon = 1;
+    }
+}

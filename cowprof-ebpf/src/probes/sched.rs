@@ -1,0 +1,71 @@
+//! Following descendants: `sched:sched_process_fork` and `sched_process_exit`,
+//! as BTF tracepoints.
+//!
+//! include/trace/events/sched.h:
+//! ```c
+//! TRACE_EVENT(sched_process_fork,
+//!     TP_PROTO(struct task_struct *parent, struct task_struct *child),
+//! ```
+//! `kernel_clone()` fires it before `wake_up_new_task()`, so the child is in
+//! the follow set before it can run. It fires for threads too; a thread
+//! shares its parent's tgid, which is already followed.
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
+};
+use aya_log_ebpf::warn;
+use cowprof_common::Stat;
+
+use crate::{
+    maps::{config, count, TARGETS},
+    vma::read_at,
+};
+
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
+    let _ = try_sched_process_fork(&ctx);
+    0
+}
+
+fn try_sched_process_fork(ctx: &BtfTracePointContext) -> Result<(), Stat> {
+    let config = config();
+    if config.system_wide != 0 {
+        return Ok(());
+    }
+    #[expect(clippy::cast_possible_truncation, reason = "tgid is the upper half")]
+    let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: presence test only.
+    if unsafe { TARGETS.get(&parent).is_none() } {
+        return Ok(());
+    }
+    let child: *const c_void = ctx.arg(1);
+    let pid: u32 = read_at(child, config.offsets.task_pid).unwrap_or(0);
+    let tgid: u32 = read_at(child, config.offsets.task_tgid).unwrap_or(0);
+    if pid == 0 || pid != tgid {
+        return Ok(());
+    }
+    TARGETS.insert(&pid, &1, 0).map_err(|_| {
+        count(Stat::TargetInsertFailed);
+        if config.debug != 0 {
+            warn!(
+                ctx,
+                "cannot follow child {} of {}: TARGETS is full", pid, parent
+            );
+        }
+        Stat::TargetInsertFailed
+    })
+}
+
+/// include/trace/events/sched.h: `sched_process_exit(struct task_struct *p, ...)`,
+/// fired from `do_exit()` in the exiting task.
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn sched_process_exit(_ctx: BtfTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    #[expect(clippy::cast_possible_truncation, reason = "pid_tgid packs two u32")]
+    let (tgid, pid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    if pid == tgid && config().system_wide == 0 {
+        let _ = TARGETS.remove(&pid);
+    }
+    0
+}

@@ -1,0 +1,71 @@
+//! Reading a `vm_area_struct` with offsets from the running kernel's BTF.
+
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    bindings::task_struct, helpers::bpf_probe_read_kernel, helpers::generated::bpf_find_vma,
+};
+use cowprof_common::{Offsets, VmaInfo};
+
+use crate::maps::config;
+
+/// Reads a `T` at `base + offset` in kernel memory; `None` on a fault.
+#[inline(always)]
+pub fn read_at<T>(base: *const c_void, offset: u32) -> Option<T> {
+    // SAFETY: bpf_probe_read_kernel checks the address.
+    unsafe { bpf_probe_read_kernel(base.cast::<u8>().add(offset as usize).cast::<T>()) }.ok()
+}
+
+/// Fills `info` from `vma`.
+#[inline(always)]
+pub fn read_vma(vma: *const c_void, off: &Offsets, info: &mut VmaInfo) {
+    info.vm_start = read_at(vma, off.vma_vm_start).unwrap_or(0);
+    info.vm_end = read_at(vma, off.vma_vm_end).unwrap_or(0);
+    info.vm_pgoff = read_at(vma, off.vma_vm_pgoff).unwrap_or(0);
+    info.vm_flags = read_at(vma, off.vma_vm_flags).unwrap_or(0);
+    let file: *const c_void = read_at(vma, off.vma_vm_file).unwrap_or(core::ptr::null());
+    if file.is_null() {
+        return;
+    }
+    info.file_backed = 1;
+    let inode: *const c_void = read_at(file, off.file_f_inode).unwrap_or(core::ptr::null());
+    if inode.is_null() {
+        return;
+    }
+    info.ino = read_at(inode, off.inode_i_ino).unwrap_or(0);
+    let sb: *const c_void = read_at(inode, off.inode_i_sb).unwrap_or(core::ptr::null());
+    if !sb.is_null() {
+        info.dev = read_at(sb, off.sb_s_dev).unwrap_or(0);
+    }
+}
+
+/// `bpf_find_vma` callback: `long (*)(struct task_struct *, struct
+/// vm_area_struct *, void *ctx)`. The kernel calls it with the mmap lock held.
+#[inline(never)]
+extern "C" fn on_vma(_task: *mut task_struct, vma: *mut c_void, ctx: *mut c_void) -> i64 {
+    // SAFETY: ctx is the VmaInfo on the caller's stack.
+    let info = unsafe { &mut *ctx.cast::<VmaInfo>() };
+    read_vma(vma, &config().offsets, info);
+    0
+}
+
+/// Looks up the mapping of `addr` in `task`'s address space.
+///
+/// Only call this where interrupts are enabled: with IRQs off the kernel
+/// defers the mmap unlock through irq_work, which costs a self-IPI per call
+/// (DESIGN.md §4).
+#[inline(always)]
+pub fn find(task: *mut task_struct, addr: u64) -> Option<VmaInfo> {
+    let mut info = VmaInfo::default();
+    // SAFETY: task is a trusted BTF pointer; the callback only writes `info`.
+    let ret = unsafe {
+        bpf_find_vma(
+            task,
+            addr,
+            on_vma as *mut c_void,
+            core::ptr::from_mut(&mut info).cast(),
+            0,
+        )
+    };
+    (ret == 0).then_some(info)
+}

@@ -1,0 +1,273 @@
+//! Workloads whose exact COW answer is known, for cowprof's live tests and
+//! benchmarks.
+//!
+//! Each mode writes a JSON line to `--report FILE` naming the pids involved
+//! and the address range under test, so a test can count only the events in
+//! that range and ignore the dynamic loader's and libc's own faults.
+//!
+//! ```text
+//! cow-workload MODE --pages N [--read R] [--file PATH] [--report FILE] [--wait]
+//! ```
+//! Modes:
+//! - `fork-anon`: first-touch N anon pages, fork, the child writes all N
+//!   (N `cow_copy_anon`), the parent waits and rewrites all N (N `cow_reuse`).
+//! - `file-private`: map a file of N pages `MAP_PRIVATE`, read the first R,
+//!   write all N (R `cow_copy_file`, N-R `cow_fill_file`).
+//! - `file-shared`: map a file of N pages `MAP_SHARED`, read all, write all
+//!   (N `write_notify`).
+//! - `fresh-anon`: write N fresh anon pages (no COW at all).
+//! - `zero`: read N fresh anon pages (mapping the zero page), then write
+//!   them (N `cow_zero`).
+//! - `fork-storm`: fork, the child writes N pages, repeated `--read` times
+//!   (used by benchmarks).
+//!
+//! With `--wait` the workload reports its pid and then blocks until a line
+//! arrives on stdin, so a profiler can attach with `-p` first.
+use std::{
+    fs::{File, OpenOptions},
+    io::{BufRead as _, Write as _},
+    os::fd::AsRawFd as _,
+    path::PathBuf,
+    ptr,
+};
+
+const PAGE: usize = 4096;
+
+struct Args {
+    mode: String,
+    pages: usize,
+    read: usize,
+    file: Option<PathBuf>,
+    report: Option<PathBuf>,
+    wait: bool,
+}
+
+fn parse() -> Args {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| usage("missing MODE"));
+    let mut parsed = Args {
+        mode,
+        pages: 1024,
+        read: 0,
+        file: None,
+        report: None,
+        wait: false,
+    };
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--pages" => parsed.pages = value().parse().unwrap_or_else(|_| usage("bad --pages")),
+            "--read" => parsed.read = value().parse().unwrap_or_else(|_| usage("bad --read")),
+            "--file" => parsed.file = Some(value().into()),
+            "--report" => parsed.report = Some(value().into()),
+            "--wait" => parsed.wait = true,
+            other => usage(&format!("unknown flag {other}")),
+        }
+    }
+    parsed
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!("cow-workload: {problem}; see the module docs for usage");
+    std::process::exit(2);
+}
+
+fn check(rc: libc::c_int, what: &str) {
+    if rc != 0 {
+        eprintln!(
+            "cow-workload: {what} failed: {}",
+            std::io::Error::last_os_error()
+        );
+        std::process::exit(1);
+    }
+}
+
+/// Maps `pages` pages; `fd` < 0 for anon memory.
+fn map(pages: usize, flags: libc::c_int, fd: libc::c_int) -> *mut u8 {
+    // SAFETY: a fresh mapping with no fixed address.
+    let addr = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            pages * PAGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            fd,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        eprintln!(
+            "cow-workload: mmap failed: {}",
+            std::io::Error::last_os_error()
+        );
+        std::process::exit(1);
+    }
+    addr.cast()
+}
+
+/// Keeps every page a 4 KiB page, so each write is one fault and a THP or
+/// the huge zero page cannot change the count.
+fn no_huge(base: *mut u8, pages: usize) {
+    // SAFETY: the range is our own mapping.
+    check(
+        unsafe { libc::madvise(base.cast(), pages * PAGE, libc::MADV_NOHUGEPAGE) },
+        "madvise",
+    );
+}
+
+fn write_pages(base: *mut u8, range: std::ops::Range<usize>, value: u8) {
+    for page in range {
+        // SAFETY: inside our mapping; volatile so every write happens.
+        unsafe { ptr::write_volatile(base.add(page * PAGE), value) };
+    }
+}
+
+fn read_pages(base: *mut u8, range: std::ops::Range<usize>) -> u64 {
+    let mut sum = 0u64;
+    for page in range {
+        // SAFETY: inside our mapping; volatile so every read happens.
+        sum += u64::from(unsafe { ptr::read_volatile(base.add(page * PAGE)) });
+    }
+    sum
+}
+
+fn report(args: &Args, base: *mut u8, child: Option<i32>) {
+    let line = format!(
+        "{{\"pid\":{},\"child\":{},\"start\":{},\"end\":{}}}\n",
+        std::process::id(),
+        child.unwrap_or(0),
+        base as usize,
+        base as usize + args.pages * PAGE
+    );
+    if let Some(path) = &args.report {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap_or_else(|e| usage(&format!("cannot open --report: {e}")));
+        file.write_all(line.as_bytes()).expect("writing the report");
+    }
+}
+
+fn wait_for_go(args: &Args) {
+    if args.wait {
+        report(args, ptr::null_mut(), None);
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+    }
+}
+
+fn fork_child(work: impl FnOnce()) -> i32 {
+    // SAFETY: the child runs `work` and exits without returning.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        check(-1, "fork");
+    }
+    if pid == 0 {
+        work();
+        // SAFETY: leave without running the parent's exit handlers.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: pid is our child.
+    unsafe { libc::waitpid(pid, &raw mut status, 0) };
+    pid
+}
+
+fn file_of(args: &Args) -> File {
+    let path = args
+        .file
+        .clone()
+        .unwrap_or_else(|| usage("this mode needs --file"));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap_or_else(|e| usage(&format!("cannot create {}: {e}", path.display())));
+    file.write_all_at_start(args.pages);
+    file
+}
+
+trait Fill {
+    fn write_all_at_start(&self, pages: usize);
+}
+
+impl Fill for File {
+    fn write_all_at_start(&self, pages: usize) {
+        let mut f = self;
+        f.write_all(&vec![b'c'; pages * PAGE])
+            .expect("filling the file");
+        f.sync_all().expect("syncing the file");
+    }
+}
+
+fn main() {
+    let args = parse();
+    wait_for_go(&args);
+    let n = args.pages;
+    let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    match args.mode.as_str() {
+        "fork-anon" => {
+            let base = map(n, anon, -1);
+            no_huge(base, n);
+            write_pages(base, 0..n, 1);
+            let child = fork_child(|| write_pages(base, 0..n, 2));
+            report(&args, base, Some(child));
+            write_pages(base, 0..n, 3);
+        }
+        "file-private" => {
+            let file = file_of(&args);
+            // Fault-around maps already-cached pages read-only, but only
+            // inside the aligned window (fault_around_bytes, 64 KiB by
+            // default) around each read fault. Reading a prefix whose length
+            // is a multiple of that window leaves the rest unmapped, and
+            // MADV_RANDOM stops readahead from caching more than is read.
+            let base = map(n, libc::MAP_PRIVATE, file.as_raw_fd());
+            // SAFETY: our mapping.
+            check(
+                unsafe { libc::madvise(base.cast(), n * PAGE, libc::MADV_RANDOM) },
+                "madvise",
+            );
+            // SAFETY: drop the file's page cache so only what is read is cached.
+            unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            let _ = read_pages(base, 0..args.read.min(n));
+            write_pages(base, 0..n, 7);
+            report(&args, base, None);
+        }
+        "file-shared" => {
+            let file = file_of(&args);
+            let base = map(n, libc::MAP_SHARED, file.as_raw_fd());
+            let _ = read_pages(base, 0..n);
+            write_pages(base, 0..n, 9);
+            report(&args, base, None);
+        }
+        "fresh-anon" => {
+            let base = map(n, anon, -1);
+            no_huge(base, n);
+            write_pages(base, 0..n, 4);
+            report(&args, base, None);
+        }
+        "zero" => {
+            let base = map(n, anon, -1);
+            no_huge(base, n);
+            let _ = read_pages(base, 0..n);
+            write_pages(base, 0..n, 5);
+            report(&args, base, None);
+        }
+        "fork-storm" => {
+            let base = map(n, anon, -1);
+            no_huge(base, n);
+            write_pages(base, 0..n, 1);
+            report(&args, base, None);
+            for _ in 0..args.read.max(1) {
+                fork_child(|| write_pages(base, 0..n, 2));
+            }
+        }
+        other => usage(&format!("unknown mode {other}")),
+    }
+}

@@ -1,0 +1,157 @@
+//! Command-line interface, in perf's manner: `cowprof <verb> [target]`.
+use std::{ffi::OsString, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{probe::DEFAULT_RINGBUF_BYTES, target::Target};
+
+/// Exit codes, documented in `--help` and the README.
+pub mod exit {
+    /// A runtime failure not covered below.
+    pub const FAILURE: u8 = 1;
+    /// Bad usage (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// Not enough privileges to load the probes.
+    pub const PRIVILEGES: u8 = 3;
+    /// The kernel lacks something the probes need.
+    pub const UNSUPPORTED: u8 = 4;
+    /// The target process or command cannot be found or run.
+    pub const TARGET: u8 = 5;
+    /// An output file cannot be written.
+    pub const OUTPUT: u8 = 6;
+}
+
+/// A copy-on-write fault profiler: who pays for COW faults, where, and how much.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cowprof",
+    version,
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 privileges, 4 unsupported kernel, 5 target, 6 output."
+)]
+pub struct Cli {
+    /// Write cowprof's own log to this file (level from RUST_LOG, default info).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Record COW faults of a target and print a per-process summary.
+    Record(RecordArgs),
+    /// Print shell completions.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+/// Which processes to trace.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Trace an existing process and its future children.
+    #[arg(short, long, value_name = "PID", conflicts_with = "all_cpus")]
+    pub pid: Option<u32>,
+    /// Trace every process on the system (cowprof itself excepted).
+    #[arg(short = 'a', long = "all", conflicts_with = "pid")]
+    pub all_cpus: bool,
+    /// Run this command and trace it and all its descendants.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+impl TargetArgs {
+    /// The target, or `None` when none was given.
+    #[must_use]
+    pub fn target(&self) -> Option<Target> {
+        match (self.pid, self.all_cpus, self.command.is_empty()) {
+            (Some(pid), false, true) => Some(Target::Pid(pid)),
+            (None, true, true) => Some(Target::SystemWide),
+            (None, false, false) => Some(Target::Command(self.command.clone())),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Stop after this many seconds.
+    #[arg(short, long, value_name = "SECS", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Print the summary as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the summary to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write every fault as a JSON line to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// Ring buffer size in bytes (a power of two).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RINGBUF_BYTES)]
+    pub ringbuf_size: u32,
+    /// Forward the eBPF programs' diagnostics (aya-log) to the log.
+    #[arg(long)]
+    pub debug_bpf: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if secs.is_finite() && secs > 0.0 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(format!("{text:?} must be a positive number of seconds"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn targets_parse() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args);
+        let Command::Record(r) = parse(&["cowprof", "record", "-p", "42"]).unwrap().command else {
+            panic!("record expected")
+        };
+        assert_eq!(r.target.target(), Some(Target::Pid(42)));
+        let Command::Record(r) = parse(&["cowprof", "record", "--", "sh", "-c", "true"])
+            .unwrap()
+            .command
+        else {
+            panic!("record expected")
+        };
+        assert_eq!(
+            r.target.target(),
+            Some(Target::Command(vec![
+                "sh".into(),
+                "-c".into(),
+                "true".into()
+            ]))
+        );
+        let Command::Record(r) = parse(&["cowprof", "record", "-a", "-d", "1.5"])
+            .unwrap()
+            .command
+        else {
+            panic!("record expected")
+        };
+        assert_eq!(r.target.target(), Some(Target::SystemWide));
+        assert_eq!(r.duration, Some(Duration::from_millis(1500)));
+        assert!(parse(&["cowprof", "record", "-p", "1", "-a"]).is_err());
+        assert!(parse(&["cowprof", "record", "-d", "0"]).is_err());
+    }
+}

@@ -1,0 +1,136 @@
+//! Kernel struct field offsets from the running kernel's BTF.
+//!
+//! The eBPF programs are built once and must run on every kernel, so they
+//! never hard-code struct layouts. Userspace reads `/sys/kernel/btf/vmlinux`,
+//! finds each field (descending into anonymous structs and unions, as
+//! `vm_area_struct` has had since v6.3) and hands the byte offsets to the
+//! programs in their configuration.
+use std::path::Path;
+
+use btf_rs::{Btf, Type};
+use cowprof_common::Offsets;
+
+/// Where the kernel exposes its own BTF.
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    #[error(
+        "kernel BTF is missing ({VMLINUX_BTF}); cowprof needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+    )]
+    Missing,
+    #[error("reading kernel BTF from {VMLINUX_BTF} failed: {0}")]
+    Parse(String),
+    #[error("kernel BTF has no struct {0}; this kernel is not supported")]
+    NoStruct(&'static str),
+    #[error("kernel BTF has no field {1} in struct {0}; this kernel is not supported")]
+    NoField(&'static str, &'static str),
+}
+
+/// Parsed kernel BTF with field-offset lookups.
+pub struct KernelBtf {
+    btf: Btf,
+}
+
+impl KernelBtf {
+    /// Opens the running kernel's BTF.
+    ///
+    /// # Errors
+    /// When the kernel has no BTF or it cannot be parsed.
+    pub fn open() -> Result<Self, BtfError> {
+        Self::open_path(Path::new(VMLINUX_BTF))
+    }
+
+    /// Opens BTF from `path`.
+    ///
+    /// # Errors
+    /// When the file is missing or not BTF.
+    pub fn open_path(path: &Path) -> Result<Self, BtfError> {
+        if !path.exists() {
+            return Err(BtfError::Missing);
+        }
+        let btf = Btf::from_file(path).map_err(|e| BtfError::Parse(e.to_string()))?;
+        Ok(Self { btf })
+    }
+
+    /// Whether a type of this name exists (a struct, a function, a typedef).
+    #[must_use]
+    pub fn has_type(&self, name: &str) -> bool {
+        self.btf
+            .resolve_ids_by_name(name)
+            .is_ok_and(|ids| !ids.is_empty())
+    }
+
+    /// Byte offset of `field` in `struct name`.
+    ///
+    /// # Errors
+    /// When the struct or the field does not exist.
+    pub fn field_offset(&self, name: &'static str, field: &'static str) -> Result<u32, BtfError> {
+        let types = self
+            .btf
+            .resolve_types_by_name(name)
+            .map_err(|_| BtfError::NoStruct(name))?;
+        let fields = types.iter().find_map(|ty| match ty {
+            Type::Struct(s) if !s.members.is_empty() => Some(s),
+            _ => None,
+        });
+        let fields = fields.ok_or(BtfError::NoStruct(name))?;
+        self.find_in(&fields.members, field, 0)
+            .map(|bits| bits / 8)
+            .ok_or(BtfError::NoField(name, field))
+    }
+
+    /// Depth-first search for `field`, descending into anonymous members.
+    fn find_in(&self, members: &[btf_rs::Member], field: &str, base_bits: u32) -> Option<u32> {
+        for member in members {
+            let name = self.btf.resolve_name(member).unwrap_or_default();
+            let bits = base_bits + member.bit_offset();
+            if name == field {
+                return Some(bits);
+            }
+            if name.is_empty() {
+                if let Ok(Type::Struct(inner) | Type::Union(inner)) =
+                    self.btf.resolve_chained_type(member)
+                {
+                    if let Some(found) = self.find_in(&inner.members, field, bits) {
+                        return Some(found);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// The offsets the eBPF programs need.
+    ///
+    /// # Errors
+    /// When a struct or field is missing from this kernel.
+    pub fn offsets(&self) -> Result<Offsets, BtfError> {
+        Ok(Offsets {
+            vma_vm_start: self.field_offset("vm_area_struct", "vm_start")?,
+            vma_vm_end: self.field_offset("vm_area_struct", "vm_end")?,
+            vma_vm_pgoff: self.field_offset("vm_area_struct", "vm_pgoff")?,
+            vma_vm_flags: self.field_offset("vm_area_struct", "vm_flags")?,
+            vma_vm_file: self.field_offset("vm_area_struct", "vm_file")?,
+            file_f_inode: self.field_offset("file", "f_inode")?,
+            inode_i_ino: self.field_offset("inode", "i_ino")?,
+            inode_i_sb: self.field_offset("inode", "i_sb")?,
+            sb_s_dev: self.field_offset("super_block", "s_dev")?,
+            task_pid: self.field_offset("task_struct", "pid")?,
+            task_tgid: self.field_offset("task_struct", "tgid")?,
+            _pad: 0,
+        })
+    }
+
+    /// The underlying BTF, for callers that need more than offsets.
+    #[must_use]
+    pub fn raw(&self) -> &Btf {
+        &self.btf
+    }
+}
+
+impl std::fmt::Debug for KernelBtf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KernelBtf")
+    }
+}

@@ -1,0 +1,119 @@
+//! The cowprof binary: parse, dispatch, and turn errors into one line and an
+//! exit code.
+use std::{
+    fs::File,
+    io::{self, Write as _},
+    process::ExitCode,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+};
+
+use anyhow::Context as _;
+use clap::{CommandFactory as _, Parser as _};
+use cowprof::{
+    cli::{exit, Cli, Command, RecordArgs},
+    probe::{ProbeError, ProbeOptions},
+    record::{record, RecordError, RecordOptions},
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(err) = init_logging(cli.log_file.as_deref()) {
+        eprintln!("cowprof: error: {err:#}");
+        return ExitCode::from(exit::OUTPUT);
+    }
+    match cli.command {
+        Command::Record(args) => run_record(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "cowprof", &mut io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => match clap_mangen::Man::new(Cli::command()).render(&mut io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(exit::OUTPUT, &err),
+        },
+    }
+}
+
+fn init_logging(path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let file =
+        File::create(path).with_context(|| format!("cannot create log file {}", path.display()))?;
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .target(env_logger::Target::Pipe(Box::new(file)))
+        .init();
+    Ok(())
+}
+
+fn fail(code: u8, err: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("cowprof: error: {err}");
+    ExitCode::from(code)
+}
+
+fn run_record(args: RecordArgs) -> ExitCode {
+    let Some(target) = args.target.target() else {
+        return fail(
+            exit::USAGE,
+            &"record needs one target: -p PID, -a, or -- CMD [ARGS...]",
+        );
+    };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    if let Err(err) = ctrlc::set_handler(move || flag.store(true, Ordering::Release)) {
+        return fail(
+            exit::FAILURE,
+            &format!("cannot install the Ctrl-C handler: {err}"),
+        );
+    }
+    let options = RecordOptions {
+        target,
+        duration: args.duration,
+        events: args.events,
+        probe: ProbeOptions {
+            system_wide: false,
+            ringbuf_bytes: args.ringbuf_size,
+            debug: args.debug_bpf,
+        },
+    };
+    let summary = match record(options, &interrupted) {
+        Ok(summary) => summary,
+        Err(err) => return fail(record_exit_code(&err), &err),
+    };
+    let text = if args.json {
+        summary.to_json() + "\n"
+    } else {
+        summary.to_text()
+    };
+    let written = match &args.output {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+        }
+        None => io::stdout()
+            .write_all(text.as_bytes())
+            .context("cannot write the summary"),
+    };
+    if let Err(err) = written {
+        return fail(exit::OUTPUT, &format!("{err:#}"));
+    }
+    if summary.events_file_error.is_some() {
+        return ExitCode::from(exit::OUTPUT);
+    }
+    ExitCode::SUCCESS
+}
+
+fn record_exit_code(err: &RecordError) -> u8 {
+    match err {
+        RecordError::Probe(ProbeError::Privileges) => exit::PRIVILEGES,
+        RecordError::Probe(
+            ProbeError::Btf(_) | ProbeError::Attach { .. } | ProbeError::Load(_),
+        ) => exit::UNSUPPORTED,
+        RecordError::Probe(ProbeError::RingbufSize(_)) => exit::USAGE,
+        RecordError::Probe(ProbeError::Follow { .. }) => exit::FAILURE,
+        RecordError::Target(_) => exit::TARGET,
+        RecordError::Output { .. } => exit::OUTPUT,
+    }
+}

@@ -1,0 +1,142 @@
+//! The per-process summary of a recording, as a table or one JSON document.
+use std::fmt::Write as _;
+
+use cowprof_common::Kind;
+use serde::Serialize;
+
+use crate::{
+    collect::{Collected, KindCounts, ProcessSummary},
+    probe::ProbeStats,
+};
+
+/// Why the recording stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    CommandExited,
+    TargetExited,
+    Interrupted,
+    Duration,
+}
+
+/// Everything a recording reports.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub strategy: &'static str,
+    pub stop_reason: StopReason,
+    pub duration_s: f64,
+    /// The command's exit code, or 128 + signal, when cowprof ran it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_exit: Option<i32>,
+    pub processes: Vec<ProcessSummary>,
+    pub totals: KindCounts,
+    pub total_cow: u64,
+    pub total_copies: u64,
+    /// Events lost because the ring buffer was full. Counts per kind in
+    /// `kernel_totals` include them.
+    pub lost_events: u64,
+    pub kernel_totals: KindCounts,
+    pub probe_stats: ProbeStats,
+    /// Set when the `--events` file is incomplete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_file_error: Option<String>,
+}
+
+impl Summary {
+    /// Builds the summary of a finished recording.
+    #[must_use]
+    pub fn new(
+        strategy: &'static str,
+        stop_reason: StopReason,
+        duration_s: f64,
+        command_exit: Option<i32>,
+        collected: Collected,
+    ) -> Self {
+        let totals = collected.aggregate.totals();
+        let mut processes: Vec<ProcessSummary> =
+            collected.aggregate.processes.into_values().collect();
+        processes.sort_by(|a, b| {
+            b.counts
+                .cow_total()
+                .cmp(&a.counts.cow_total())
+                .then(a.pid.cmp(&b.pid))
+        });
+        Self {
+            strategy,
+            stop_reason,
+            duration_s,
+            command_exit,
+            processes,
+            total_cow: totals.cow_total(),
+            total_copies: totals.copies(),
+            totals,
+            lost_events: collected.stats.lost_events,
+            kernel_totals: KindCounts::from_array(collected.stats.kernel_counts),
+            probe_stats: collected.stats,
+            events_file_error: collected.events_error,
+        }
+    }
+
+    /// The summary as one JSON document.
+    ///
+    /// # Panics
+    /// Never: the summary contains only serializable data.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("summary serializes")
+    }
+
+    /// The summary as a table.
+    #[must_use]
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = write!(out, "{:>8} {:<16}", "PID", "COMM");
+        for kind in Kind::ALL {
+            let _ = write!(out, " {:>13}", kind.name());
+        }
+        let _ = writeln!(out, " {:>10} {:>10}", "COW", "AVG_NS");
+        let row = |out: &mut String, pid: &str, comm: &str, counts: &KindCounts, latency: u64| {
+            let _ = write!(out, "{pid:>8} {comm:<16}");
+            for kind in Kind::ALL {
+                let _ = write!(out, " {:>13}", counts.get(kind));
+            }
+            let faults: u64 = Kind::ALL.iter().map(|k| counts.get(*k)).sum();
+            let avg = latency.checked_div(faults).unwrap_or(0);
+            let _ = writeln!(out, " {:>10} {avg:>10}", counts.cow_total());
+        };
+        for p in &self.processes {
+            row(
+                &mut out,
+                &p.pid.to_string(),
+                &p.comm,
+                &p.counts,
+                p.latency_ns,
+            );
+        }
+        let latency = self.processes.iter().map(|p| p.latency_ns).sum();
+        row(&mut out, "", "total", &self.totals, latency);
+        let _ = writeln!(
+            out,
+            "\n{} processes, {} COW faults ({} copies), {} lost events, strategy {}, {:.2}s, stopped: {:?}",
+            self.processes.len(),
+            self.total_cow,
+            self.total_copies,
+            self.lost_events,
+            self.strategy,
+            self.duration_s,
+            self.stop_reason,
+        );
+        if self.lost_events > 0 {
+            let _ = writeln!(
+                out,
+                "warning: {} events were lost; per-process counts are low by that much (kernel totals: {} COW). Raise --ringbuf-size.",
+                self.lost_events,
+                self.kernel_totals.cow_total()
+            );
+        }
+        if let Some(err) = &self.events_file_error {
+            let _ = writeln!(out, "warning: the events file is partial: {err}");
+        }
+        out
+    }
+}
