@@ -1,15 +1,21 @@
-//! Rebuild when bpf-linker changes, as aya-template does.
-use std::env;
+//! Rebuild the eBPF object when bpf-linker changes, as aya-template does.
+use std::{env, path::PathBuf};
 
 fn main() {
-    // `cargo xtask setup` installs bpf-linker; its path is on PATH for builds.
-    let linker = env::var_os("PATH").and_then(|paths| {
-        env::split_paths(&paths)
-            .map(|dir| dir.join("bpf-linker"))
-            .find(|candidate| candidate.is_file())
-    });
-    match linker {
-        Some(path) => println!("cargo:rerun-if-changed={}", path.display()),
-        None => println!("cargo:warning=bpf-linker not found on PATH; run `cargo xtask setup`"),
+    println!("cargo:rerun-if-env-changed=PATH");
+    let cache = env::var_os("COWPROF_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cowprof")));
+    let candidates = env::var_os("PATH")
+        .map(|p| env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(cache.map(|c| c.join("bpf-linker/bin")));
+    for dir in candidates {
+        let linker = dir.join("bpf-linker");
+        if linker.is_file() {
+            println!("cargo:rerun-if-changed={}", linker.display());
+            return;
+        }
     }
 }

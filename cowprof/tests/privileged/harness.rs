@@ -1,0 +1,238 @@
+//! Running cowprof and the workload, and counting events in a range.
+use std::{
+    collections::BTreeMap,
+    io::{BufRead as _, BufReader, Write as _},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use serde_json::Value;
+
+/// Whether live BPF tests can run here. Panics instead of skipping when
+/// `COWPROF_REQUIRE_BPF=1`.
+pub fn bpf_available() -> bool {
+    let reason = if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        Some("kernel BTF missing")
+    } else if unsafe { libc::geteuid() } != 0 {
+        Some("not root")
+    } else {
+        None
+    };
+    match reason {
+        None => true,
+        Some(reason) if std::env::var("COWPROF_REQUIRE_BPF").as_deref() == Ok("1") => {
+            panic!("COWPROF_REQUIRE_BPF=1 but BPF is unavailable: {reason}")
+        }
+        Some(reason) => {
+            eprintln!("skipping live BPF test: {reason}");
+            false
+        }
+    }
+}
+
+pub fn cowprof() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cowprof"))
+}
+
+/// The workload example, built by `cargo test` next to this test binary.
+pub fn workload() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let path = profile_dir.join("examples").join("cow-workload");
+    assert!(
+        path.is_file(),
+        "{} missing: build with `cargo test`",
+        path.display()
+    );
+    path
+}
+
+/// A scratch directory on a disk filesystem (not tmpfs, which has no
+/// write-notify), removed on drop.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("scratch dir")
+}
+
+/// One line of the workload's `--report`.
+#[derive(Debug, Clone, Copy)]
+pub struct Range {
+    pub pid: u32,
+    pub child: u32,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// A finished recording.
+#[derive(Debug)]
+pub struct Recording {
+    pub summary: Value,
+    pub events: Vec<Value>,
+    pub ranges: Vec<Range>,
+}
+
+impl Recording {
+    /// Events per (pid, kind) inside the reported ranges.
+    pub fn in_range(&self) -> BTreeMap<(u32, String), u64> {
+        let mut counts = BTreeMap::new();
+        for event in &self.events {
+            let addr = event["addr"].as_u64().expect("addr");
+            if self.ranges.iter().any(|r| (r.start..r.end).contains(&addr)) {
+                let pid = u32::try_from(event["pid"].as_u64().expect("pid")).expect("pid fits");
+                let kind = event["kind"].as_str().expect("kind").to_owned();
+                *counts.entry((pid, kind)).or_default() += 1;
+            }
+        }
+        counts
+    }
+
+    /// Count of `kind` by `pid` in range.
+    pub fn count(&self, pid: u32, kind: &str) -> u64 {
+        self.in_range()
+            .get(&(pid, kind.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The single range the workload reported.
+    pub fn range(&self) -> Range {
+        let ranges: Vec<_> = self.ranges.iter().filter(|r| r.start != 0).collect();
+        assert_eq!(ranges.len(), 1, "one range expected: {:?}", self.ranges);
+        *ranges[0]
+    }
+}
+
+fn read_ranges(path: &Path) -> Vec<Range> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).expect("report line");
+            let field = |name: &str| v[name].as_u64().expect("report field");
+            Range {
+                pid: u32::try_from(field("pid")).expect("pid"),
+                child: u32::try_from(field("child")).expect("child"),
+                start: field("start"),
+                end: field("end"),
+            }
+        })
+        .collect()
+}
+
+fn read_events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("events file")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("event line"))
+        .collect()
+}
+
+/// Where a recording's files go.
+pub struct Files {
+    _dir: tempfile::TempDir,
+    pub events: PathBuf,
+    pub report: PathBuf,
+    pub summary: PathBuf,
+    pub data: PathBuf,
+}
+
+impl Files {
+    pub fn new() -> Self {
+        let dir = scratch();
+        let path = |name: &str| dir.path().join(name);
+        Self {
+            events: path("events.jsonl"),
+            report: path("report.jsonl"),
+            summary: path("summary.json"),
+            data: path("data.bin"),
+            _dir: dir,
+        }
+    }
+
+    fn finish(&self) -> Recording {
+        let summary = std::fs::read_to_string(&self.summary).expect("summary file");
+        Recording {
+            summary: serde_json::from_str(&summary).expect("summary JSON"),
+            events: read_events(&self.events),
+            ranges: read_ranges(&self.report),
+        }
+    }
+}
+
+fn record_args(files: &Files) -> Vec<String> {
+    vec![
+        "record".into(),
+        "--json".into(),
+        "-o".into(),
+        files.summary.display().to_string(),
+        "--events".into(),
+        files.events.display().to_string(),
+    ]
+}
+
+/// Workload arguments, with `--report` and `--file` pointed at `files`.
+pub fn workload_args(files: &Files, mode: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![mode.to_owned()];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args.extend([
+        "--report".to_owned(),
+        files.report.display().to_string(),
+        "--file".to_owned(),
+        files.data.display().to_string(),
+    ]);
+    args
+}
+
+/// `cowprof record -- <command...>`.
+pub fn record_command(files: &Files, command: &[String]) -> Recording {
+    let status = Command::new(cowprof())
+        .args(record_args(files))
+        .arg("--")
+        .args(command)
+        .status()
+        .expect("running cowprof");
+    assert!(status.success(), "cowprof record failed: {status}");
+    files.finish()
+}
+
+/// `cowprof record -- cow-workload <mode> <extra...>`.
+pub fn record_workload(files: &Files, mode: &str, extra: &[&str]) -> Recording {
+    let mut command = vec![workload().display().to_string()];
+    command.extend(workload_args(files, mode, extra));
+    record_command(files, &command)
+}
+
+/// Starts the workload with `--wait`, attaches `cowprof record -p`, waits
+/// until cowprof says it is recording, then lets the workload run.
+pub fn record_pid(files: &Files, mode: &str, extra: &[&str]) -> Recording {
+    let mut workload = Command::new(workload())
+        .args(workload_args(files, mode, extra))
+        .arg("--wait")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("starting the workload");
+    let mut cowprof = Command::new(cowprof())
+        .args(record_args(files))
+        .args(["-p", &workload.id().to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting cowprof");
+    let mut stderr = BufReader::new(cowprof.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("cowprof's first line");
+    assert!(
+        line.contains("recording pid"),
+        "unexpected cowprof output: {line}"
+    );
+    workload
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"go\n")
+        .expect("releasing the workload");
+    assert!(workload.wait().expect("workload").success());
+    let status = cowprof.wait().expect("cowprof");
+    assert!(status.success(), "cowprof record -p failed: {status}");
+    files.finish()
+}

@@ -1,0 +1,90 @@
+//! Targets: `-p PID`, descendants of `-- sh -c`, and the summary document.
+use crate::harness::{
+    bpf_available, record_command, record_pid, record_workload, workload, workload_args, Files,
+};
+
+#[test]
+fn pid_target_gives_the_same_counts_as_a_command() {
+    if !bpf_available() {
+        return;
+    }
+    let by_command = record_workload(&Files::new(), "fork-anon", &["--pages", "1024"]);
+    let by_pid = record_pid(&Files::new(), "fork-anon", &["--pages", "1024"]);
+    let per_kind = |rec: &crate::harness::Recording| {
+        let r = rec.range();
+        (
+            rec.count(r.child, "cow_copy_anon"),
+            rec.count(r.pid, "cow_reuse"),
+        )
+    };
+    assert_eq!(per_kind(&by_command), (1024, 1024));
+    assert_eq!(per_kind(&by_pid), per_kind(&by_command));
+    assert_eq!(by_pid.summary["stop_reason"], "target_exited");
+}
+
+#[test]
+fn descendants_of_a_shell_are_followed() {
+    if !bpf_available() {
+        return;
+    }
+    let files = Files::new();
+    // `; true` keeps sh from exec'ing the workload, so the workload is sh's
+    // child and its fork is sh's grandchild.
+    let script = format!(
+        "'{}' {}; true",
+        workload().display(),
+        workload_args(&files, "fork-anon", &["--pages", "512"]).join(" ")
+    );
+    let rec = record_command(&files, &["sh".into(), "-c".into(), script]);
+    let range = rec.range();
+    assert_eq!(
+        rec.count(range.child, "cow_copy_anon"),
+        512,
+        "{:?}",
+        rec.in_range()
+    );
+    assert_eq!(
+        rec.count(range.pid, "cow_reuse"),
+        512,
+        "{:?}",
+        rec.in_range()
+    );
+    let comms: Vec<&str> = rec.summary["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .filter_map(|p| p["comm"].as_str())
+        .collect();
+    assert!(
+        comms.contains(&"sh"),
+        "the shell itself is followed: {comms:?}"
+    );
+}
+
+#[test]
+fn summary_reports_each_process_with_counts_and_lost_events() {
+    if !bpf_available() {
+        return;
+    }
+    let files = Files::new();
+    let rec = record_workload(&files, "fork-anon", &["--pages", "256"]);
+    let range = rec.range();
+    let processes = rec.summary["processes"].as_array().expect("processes");
+    let child = processes
+        .iter()
+        .find(|p| p["pid"] == range.child)
+        .expect("the child is in the summary");
+    assert_eq!(child["comm"], "cow-workload");
+    assert!(child["counts"]["cow_copy_anon"].as_u64().expect("count") >= 256);
+    assert_eq!(rec.summary["stop_reason"], "command_exited");
+    assert_eq!(rec.summary["command_exit"], 0);
+    assert_eq!(rec.summary["strategy"], "tracepoint");
+    assert!(rec.summary["lost_events"].is_u64());
+    // Every process in the summary belongs to the workload.
+    for p in processes {
+        assert!(
+            p["pid"] == range.pid || p["pid"] == range.child,
+            "stray process {p}"
+        );
+    }
+}
