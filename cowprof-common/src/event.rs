@@ -1,4 +1,8 @@
 //! Records that cross the kernel/userspace boundary.
+#![expect(
+    clippy::pub_underscore_fields,
+    reason = "explicit padding of repr(C) records, public so both sides can build them"
+)]
 
 use crate::classify::FaultFacts;
 

@@ -29,7 +29,7 @@ pub mod exit {
     after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 privileges, 4 unsupported kernel, 5 target, 6 output."
 )]
 pub struct Cli {
-    /// Write cowprof's own log to this file (level from RUST_LOG, default info).
+    /// Write cowprof's own log to this file (level from `RUST_LOG`, default info).
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
     #[command(subcommand)]

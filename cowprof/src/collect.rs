@@ -198,6 +198,9 @@ pub struct Collector {
 
 impl Collector {
     /// Starts collecting from `probes` on a thread of its own.
+    ///
+    /// # Panics
+    /// When the OS cannot create a thread.
     #[must_use]
     pub fn spawn(mut probes: Probes, mut events_out: Option<Box<dyn Write + Send>>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));

@@ -79,7 +79,7 @@ fn run_record(args: RecordArgs) -> ExitCode {
             debug: args.debug_bpf,
         },
     };
-    let summary = match record(options, &interrupted) {
+    let summary = match record(&options, &interrupted) {
         Ok(summary) => summary,
         Err(err) => return fail(record_exit_code(&err), &err),
     };

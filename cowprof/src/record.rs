@@ -48,7 +48,7 @@ const TICK: Duration = Duration::from_millis(20);
 /// When the probes cannot be loaded, the target cannot be started or
 /// found, or the events file cannot be created.
 pub fn record(
-    options: RecordOptions,
+    options: &RecordOptions,
     interrupted: &Arc<AtomicBool>,
 ) -> Result<Summary, RecordError> {
     // Check the target before paying for the probes.

@@ -97,12 +97,12 @@ impl HeldChild {
             .first()
             .ok_or_else(|| TargetError::NotFound(String::new()))?;
         let path = cstring(resolve(program)?)?;
-        let args: Vec<CString> = argv
+        let argv_c: Vec<CString> = argv
             .iter()
             .cloned()
             .map(cstring)
             .collect::<Result<_, _>>()?;
-        let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        let mut arg_ptrs: Vec<*const libc::c_char> = argv_c.iter().map(|a| a.as_ptr()).collect();
         arg_ptrs.push(std::ptr::null());
         let env: Vec<CString> = std::env::vars_os()
             .map(|(k, v)| {

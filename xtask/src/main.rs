@@ -1,1 +1,49 @@
-fn main() {}
+//! cowprof's developer tasks, in the manner of aya's own xtask:
+//! `cargo xtask setup | run | test | lint`.
+mod cache;
+mod lint;
+mod run;
+mod setup;
+mod test;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "cowprof developer tasks")]
+struct Xtask {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install everything the build and tests need (idempotent).
+    Setup,
+    /// Build cowprof in release mode and run it as root with ARGS.
+    Run {
+        /// Arguments for cowprof, after `--`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run every test: lints, unit tests and the live privileged suite.
+    Test {
+        /// Skip rustfmt and clippy.
+        #[arg(long)]
+        no_lint: bool,
+    },
+    /// rustfmt and clippy (pedantic) on the host crates and the eBPF crate.
+    Lint,
+}
+
+fn main() -> Result<()> {
+    match Xtask::parse().task {
+        Task::Setup => setup::run().map(|_| ()),
+        Task::Run { args } => run::run(&args),
+        Task::Test { no_lint } => test::run(!no_lint),
+        Task::Lint => {
+            let env = setup::run()?;
+            lint::run(&env)
+        }
+    }
+}

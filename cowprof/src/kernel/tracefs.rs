@@ -19,9 +19,9 @@ pub fn ensure_mounted() -> io::Result<()> {
     if is_mounted() {
         return Ok(());
     }
-    let source = CString::new("nodev").expect("static string");
-    let target = CString::new(TRACEFS).expect("static string");
-    let fstype = CString::new("tracefs").expect("static string");
+    let source = c"nodev";
+    let target = CString::new(TRACEFS)?;
+    let fstype = c"tracefs";
     // SAFETY: all pointers are valid NUL-terminated strings; data is NULL.
     let rc = unsafe {
         libc::mount(

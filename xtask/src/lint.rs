@@ -1,0 +1,18 @@
+//! rustfmt and clippy, pedantic, warnings as errors.
+use anyhow::Result;
+
+use crate::setup::{status, Env};
+
+pub fn run(env: &Env) -> Result<()> {
+    status(env.cargo().args(["fmt", "--all", "--check"]))?;
+    status(env.cargo().args([
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "cowprof-ebpf",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}

@@ -1,0 +1,189 @@
+//! `cargo xtask setup`: everything a fresh machine needs, idempotently.
+//!
+//! 1. nightly `rust-src` (the eBPF crate is built with `-Z build-std=core`);
+//! 2. bpf-linker 0.13, built against the nightly toolchain's own libLLVM
+//!    (DESIGN.md §6), cached in `~/.cache/cowprof/bpf-linker`;
+//! 3. kernel BTF present;
+//! 4. tracefs mounted.
+use std::{
+    ffi::OsString,
+    fs,
+    os::unix::fs::symlink,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::cache;
+
+const NIGHTLY: &str = "nightly";
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// What later steps need from setup.
+pub struct Env {
+    /// `PATH` with the cached bpf-linker first.
+    pub path: OsString,
+}
+
+impl Env {
+    /// A cargo command with this environment.
+    pub fn cargo(&self) -> Command {
+        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.env("PATH", &self.path);
+        cmd.current_dir(cache::workspace());
+        cmd
+    }
+}
+
+/// Runs `cmd`, failing with its name when it fails.
+pub fn status(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn run() -> Result<Env> {
+    rust_src()?;
+    let linker_bin = bpf_linker()?;
+    check_btf();
+    mount_tracefs();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path =
+        std::env::join_paths(std::iter::once(linker_bin).chain(std::env::split_paths(&path)))
+            .context("joining PATH")?;
+    Ok(Env { path })
+}
+
+fn rust_src() -> Result<()> {
+    let installed = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        NIGHTLY,
+    ]))
+    .context("a nightly toolchain is required (rustup toolchain install nightly)")?;
+    if installed.lines().any(|line| line.starts_with("rust-src")) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing nightly rust-src");
+    status(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", NIGHTLY]))
+}
+
+/// The directory holding a working bpf-linker, building it when needed.
+fn bpf_linker() -> Result<PathBuf> {
+    let root = cache::dir().join("bpf-linker");
+    let bin = root.join("bin");
+    let linker = bin.join("bpf-linker");
+    if linker.is_file()
+        && Command::new(&linker)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        return Ok(bin);
+    }
+    eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against nightly's LLVM (a few minutes, once)");
+    let llvm = llvm_prefix()?;
+    status(
+        Command::new("cargo")
+            .args([
+                "install",
+                "bpf-linker",
+                "--force",
+                "--version",
+                BPF_LINKER_VERSION,
+            ])
+            .args(["--no-default-features", "--features", "llvm-22", "--root"])
+            .arg(&root)
+            .env("LLVM_PREFIX", &llvm)
+            .env("CARGO_TARGET_DIR", cache::dir().join("bpf-linker-build")),
+    )?;
+    Ok(bin)
+}
+
+/// A stable directory whose `lib/` holds nightly's libLLVM under the names
+/// bpf-linker's build looks for. bpf-linker's RUNPATH points here.
+fn llvm_prefix() -> Result<PathBuf> {
+    let sysroot =
+        output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))?;
+    let lib = Path::new(sysroot.trim()).join("lib");
+    let libs: Vec<PathBuf> = fs::read_dir(&lib)
+        .with_context(|| format!("reading {}", lib.display()))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libLLVM") && n.contains(".so"))
+        })
+        .collect();
+    // The versioned name is the library's SONAME.
+    let main = libs
+        .iter()
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libLLVM.so."))
+        })
+        .or_else(|| libs.first())
+        .with_context(|| {
+            format!(
+                "no libLLVM in {}; is the nightly toolchain complete?",
+                lib.display()
+            )
+        })?;
+    let prefix = cache::dir().join("llvm");
+    let dest = prefix.join("lib");
+    fs::create_dir_all(&dest)?;
+    let mut links = vec![(dest.join("libLLVM.so"), main.clone())];
+    for lib in &libs {
+        links.push((
+            dest.join(lib.file_name().context("libLLVM name")?),
+            lib.clone(),
+        ));
+    }
+    for (link, target) in links {
+        let _ = fs::remove_file(&link);
+        symlink(&target, &link).with_context(|| format!("linking {}", link.display()))?;
+    }
+    Ok(prefix)
+}
+
+fn check_btf() {
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        eprintln!("xtask: warning: this kernel has no BTF (/sys/kernel/btf/vmlinux); live tests cannot run");
+    }
+}
+
+fn mount_tracefs() {
+    let tracing = Path::new("/sys/kernel/tracing");
+    if tracing.join("events").is_dir() {
+        return;
+    }
+    let mounted = Command::new("mount")
+        .args(["-t", "tracefs", "nodev"])
+        .arg(tracing)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!(
+            "xtask: warning: tracefs is not mounted at {} and mounting it failed",
+            tracing.display()
+        );
+    }
+}

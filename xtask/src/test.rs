@@ -1,0 +1,35 @@
+//! `cargo xtask test`: lints, unit tests, then the live privileged suite
+//! (one binary, one thread, as aya runs its integration tests).
+use anyhow::Result;
+
+use crate::{lint, setup};
+
+pub fn run(with_lint: bool) -> Result<()> {
+    let env = setup::run()?;
+    if with_lint {
+        lint::run(&env)?;
+    }
+    // Unit tests of every host crate.
+    setup::status(env.cargo().args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "cowprof-ebpf",
+        "--lib",
+        "--bins",
+    ]))?;
+    // The live suite runs the workload example as a plain binary.
+    setup::status(
+        env.cargo()
+            .args(["build", "--package", "cowprof", "--examples"]),
+    )?;
+    setup::status(env.cargo().args([
+        "test",
+        "--package",
+        "cowprof",
+        "--test",
+        "privileged",
+        "--",
+        "--test-threads=1",
+    ]))
+}
