@@ -20,6 +20,9 @@
 //!   them (N `cow_zero`).
 //! - `fork-storm`: fork, the child writes N pages, repeated `--read` times
 //!   (used by benchmarks).
+//! - `fork-time`: like `fork-anon` without the parent's rewrite; the child
+//!   times its N writes and the parent prints `ns_per_fault=<ns>` (used by
+//!   benchmarks).
 //!
 //! With `--wait` the workload reports its pid and then blocks until a line
 //! arrives on stdin, so a profiler can attach with `-p` first.
@@ -267,6 +270,28 @@ fn main() {
             for _ in 0..args.read.max(1) {
                 fork_child(|| write_pages(base, 0..n, 2));
             }
+        }
+        "fork-time" => {
+            let base = map(n, anon, -1);
+            no_huge(base, n);
+            write_pages(base, 0..n, 1);
+            let mut fds = [0; 2];
+            // SAFETY: fds is a valid two-element array.
+            check(unsafe { libc::pipe(fds.as_mut_ptr()) }, "pipe");
+            fork_child(|| {
+                let start = std::time::Instant::now();
+                write_pages(base, 0..n, 2);
+                let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                // SAFETY: valid fd and buffer.
+                unsafe { libc::write(fds[1], (&raw const ns).cast(), 8) };
+            });
+            let mut ns = 0u64;
+            // SAFETY: valid fd and buffer; the child has written and exited.
+            unsafe { libc::read(fds[0], (&raw mut ns).cast(), 8) };
+            report(&args, base, None);
+            #[expect(clippy::cast_precision_loss, reason = "a mean for display")]
+            let mean = ns as f64 / n as f64;
+            println!("ns_per_fault={mean:.1}");
         }
         other => usage(&format!("unknown mode {other}")),
     }

@@ -1,5 +1,6 @@
 //! cowprof's developer tasks, in the manner of aya's own xtask:
 //! `cargo xtask setup | run | test | lint`.
+mod bench;
 mod cache;
 mod lint;
 mod run;
@@ -32,6 +33,15 @@ enum Task {
         #[arg(long)]
         no_lint: bool,
     },
+    /// Measure cowprof's overhead per COW fault against no profiler.
+    Bench {
+        /// Interleaved A/B pairs.
+        #[arg(long, default_value_t = 7)]
+        pairs: usize,
+        /// Pages the child writes after fork.
+        #[arg(long, default_value_t = 131_072)]
+        pages: usize,
+    },
     /// rustfmt and clippy (pedantic) on the host crates and the eBPF crate.
     Lint,
 }
@@ -41,6 +51,7 @@ fn main() -> Result<()> {
         Task::Setup => setup::run().map(|_| ()),
         Task::Run { args } => run::run(&args),
         Task::Test { no_lint } => test::run(!no_lint),
+        Task::Bench { pairs, pages } => bench::run(pairs, pages),
         Task::Lint => {
             let env = setup::run()?;
             lint::run(&env)

@@ -186,8 +186,14 @@ pub fn workload_args(files: &Files, mode: &str, extra: &[&str]) -> Vec<String> {
 
 /// `cowprof record -- <command...>`.
 pub fn record_command(files: &Files, command: &[String]) -> Recording {
+    record_command_with(files, &[], command)
+}
+
+/// `cowprof record <options...> -- <command...>`.
+pub fn record_command_with(files: &Files, options: &[&str], command: &[String]) -> Recording {
     let status = Command::new(cowprof())
         .args(record_args(files))
+        .args(options)
         .arg("--")
         .args(command)
         .status()
@@ -198,9 +204,19 @@ pub fn record_command(files: &Files, command: &[String]) -> Recording {
 
 /// `cowprof record -- cow-workload <mode> <extra...>`.
 pub fn record_workload(files: &Files, mode: &str, extra: &[&str]) -> Recording {
+    record_workload_with(files, &[], mode, extra)
+}
+
+/// `cowprof record <options...> -- cow-workload <mode> <extra...>`.
+pub fn record_workload_with(
+    files: &Files,
+    options: &[&str],
+    mode: &str,
+    extra: &[&str],
+) -> Recording {
     let mut command = vec![workload().display().to_string()];
     command.extend(workload_args(files, mode, extra));
-    record_command(files, &command)
+    record_command_with(files, options, &command)
 }
 
 /// Starts the workload with `--wait`, attaches `cowprof record -p`, waits

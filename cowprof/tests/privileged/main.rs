@@ -3,6 +3,7 @@
 //! Run as one binary with `--test-threads=1` (`cargo xtask test` does), as
 //! root. Without BPF the tests skip with a one-line reason, unless
 //! `COWPROF_REQUIRE_BPF=1`, where they fail instead.
+mod accounting;
 mod harness;
 mod kinds;
 mod targets;

@@ -1,0 +1,82 @@
+//! System-wide recording, durations, self-exclusion and lost events.
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Command, Stdio},
+};
+
+use serde_json::Value;
+
+use crate::harness::{
+    bpf_available, cowprof, record_workload_with, workload, workload_args, Files,
+};
+
+fn sum(counts: &Value) -> u64 {
+    counts
+        .as_object()
+        .expect("counts object")
+        .values()
+        .map(|v| v.as_u64().expect("count"))
+        .sum()
+}
+
+#[test]
+fn system_wide_records_other_processes_but_never_itself() {
+    if !bpf_available() {
+        return;
+    }
+    let files = Files::new();
+    let mut recorder = Command::new(cowprof())
+        .args(["record", "-a", "--duration", "2", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting cowprof -a");
+    let mut stderr = BufReader::new(recorder.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("cowprof's first line");
+    assert!(line.contains("all processes"), "{line}");
+    let status = Command::new(workload())
+        .args(workload_args(&files, "fork-anon", &["--pages", "256"]))
+        .status()
+        .expect("workload");
+    assert!(status.success());
+    let recorder_pid = recorder.id();
+    let output = recorder.wait_with_output().expect("cowprof -a");
+    assert!(output.status.success());
+    let summary: Value = serde_json::from_slice(&output.stdout).expect("summary JSON");
+    assert_eq!(summary["stop_reason"], "duration");
+    let processes = summary["processes"].as_array().expect("processes");
+    assert!(
+        processes.iter().all(|p| p["pid"] != recorder_pid),
+        "cowprof traced itself"
+    );
+    let report = std::fs::read_to_string(&files.report).expect("workload report");
+    let child: Value = serde_json::from_str(report.lines().next().expect("line")).expect("json");
+    let traced = processes
+        .iter()
+        .find(|p| p["pid"] == child["child"])
+        .expect("the workload's child was traced system-wide");
+    assert!(traced["counts"]["cow_copy_anon"].as_u64().expect("n") >= 256);
+}
+
+#[test]
+fn events_that_do_not_fit_are_counted_as_lost() {
+    if !bpf_available() {
+        return;
+    }
+    let files = Files::new();
+    // A one-page ring buffer holds about 30 events; 65536 copies overrun it.
+    let rec = record_workload_with(
+        &files,
+        &["--ringbuf-size", "4096"],
+        "fork-anon",
+        &["--pages", "65536"],
+    );
+    let lost = rec.summary["lost_events"].as_u64().expect("lost_events");
+    assert!(lost > 0, "a 4 KiB ring buffer cannot hold 131072 events");
+    // Every classified fault is either delivered or counted as lost.
+    assert_eq!(
+        sum(&rec.summary["totals"]) + lost,
+        sum(&rec.summary["kernel_totals"])
+    );
+}
