@@ -60,6 +60,38 @@ impl Pending {
     }
 }
 
+/// The last mapping a task looked up, valid while the mm's `mm_lock_seq`
+/// (bumped whenever the mmap write lock is released) is unchanged.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VmaCache {
+    pub vma: VmaInfo,
+    pub seq: u32,
+    /// Non-zero when `vma` and `seq` hold a lookup.
+    pub valid: u32,
+}
+
+impl VmaCache {
+    /// The cached mapping, if it still covers `addr` at sequence `seq`.
+    #[must_use]
+    pub const fn hit(&self, addr: u64, seq: u32) -> Option<VmaInfo> {
+        if self.valid != 0 && self.seq == seq && self.vma.vm_start <= addr && addr < self.vma.vm_end
+        {
+            Some(self.vma)
+        } else {
+            None
+        }
+    }
+}
+
+/// Everything a probe keeps per task (in task storage).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TaskState {
+    pub pending: Pending,
+    pub cache: VmaCache,
+}
+
 /// One classified fault, as sent through the ring buffer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -100,6 +132,10 @@ pub struct Offsets {
     pub sb_s_dev: u32,
     pub task_pid: u32,
     pub task_tgid: u32,
+    pub task_mm: u32,
+    /// `mm_struct.mm_lock_seq` (v6.4+, per-VMA locks); 0 when absent, which
+    /// disables the per-task mapping cache.
+    pub mm_lock_seq: u32,
     pub _pad: u32,
 }
 
@@ -113,7 +149,10 @@ pub struct Config {
     pub system_wide: u32,
     /// Non-zero to emit aya-log diagnostics on error paths.
     pub debug: u32,
-    pub _pad: u32,
+    /// Wake the reader only once this many bytes wait in the ring buffer;
+    /// below it userspace polls on a timer. One wakeup per event would cost
+    /// an IPI per fault.
+    pub wakeup_bytes: u32,
     pub offsets: Offsets,
 }
 
@@ -131,8 +170,8 @@ pub enum Stat {
     CompletionUnmatched = 3,
     /// Targets that could not be added to the follow set.
     TargetInsertFailed = 4,
-    /// Faults classified and emitted.
-    Emitted = 5,
+    /// Mapping lookups made (`bpf_find_vma` calls); the rest hit the cache.
+    VmaLookups = 5,
 }
 
 impl Stat {
@@ -146,8 +185,9 @@ pub const MAX_TARGETS: u32 = 65_536;
 const _: () = assert!(core::mem::size_of::<VmaInfo>() == 48);
 const _: () = assert!(core::mem::size_of::<Pending>() == 96);
 const _: () = assert!(core::mem::size_of::<FaultEvent>() == 112);
-const _: () = assert!(core::mem::size_of::<Offsets>() == 48);
-const _: () = assert!(core::mem::size_of::<Config>() == 64);
+const _: () = assert!(core::mem::size_of::<TaskState>() == 152);
+const _: () = assert!(core::mem::size_of::<Offsets>() == 56);
+const _: () = assert!(core::mem::size_of::<Config>() == 72);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -155,4 +195,28 @@ mod pod {
     unsafe impl aya::Pod for super::FaultEvent {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::Offsets {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vma_cache_hits_only_inside_the_range_at_the_same_sequence() {
+        let cache = VmaCache {
+            vma: VmaInfo {
+                vm_start: 0x1000,
+                vm_end: 0x3000,
+                ..VmaInfo::default()
+            },
+            seq: 7,
+            valid: 1,
+        };
+        assert!(cache.hit(0x1000, 7).is_some());
+        assert!(cache.hit(0x2fff, 7).is_some());
+        assert!(cache.hit(0x3000, 7).is_none(), "end is exclusive");
+        assert!(cache.hit(0x0fff, 7).is_none());
+        assert!(cache.hit(0x2000, 8).is_none(), "the address space changed");
+        assert!(VmaCache::default().hit(0, 0).is_none(), "empty cache");
+    }
 }

@@ -10,4 +10,4 @@ pub mod classify;
 pub mod event;
 
 pub use classify::{classify, FaultFacts, Kind};
-pub use event::{Config, FaultEvent, Offsets, Pending, Stat, VmaInfo};
+pub use event::{Config, FaultEvent, Offsets, Pending, Stat, TaskState, VmaCache, VmaInfo};

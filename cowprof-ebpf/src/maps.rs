@@ -8,7 +8,7 @@ use aya_ebpf::{
     macros::{btf_map, map},
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use cowprof_common::{event::MAX_TARGETS, Config, Pending, Stat};
+use cowprof_common::{event::MAX_TARGETS, Config, Stat, TaskState};
 
 /// Processes (tgids) to follow when not system-wide. Userspace seeds it; the
 /// fork probe adds every descendant.
@@ -73,9 +73,9 @@ impl<T> TaskStorage<T> {
     }
 }
 
-/// The fault in flight of each task.
+/// The fault in flight of each task, and its last mapping lookup.
 #[btf_map]
-pub static PENDING: TaskStorage<Pending> = TaskStorage::new();
+pub static TASK_STATE: TaskStorage<TaskState> = TaskStorage::new();
 
 /// Set by userspace before load (`EbpfLoader::set_global`).
 #[unsafe(no_mangle)]
@@ -83,7 +83,7 @@ static CONFIG: Config = Config {
     self_tgid: 0,
     system_wide: 0,
     debug: 0,
-    _pad: 0,
+    wakeup_bytes: 0,
     offsets: cowprof_common::Offsets {
         vma_vm_start: 0,
         vma_vm_end: 0,
@@ -96,6 +96,8 @@ static CONFIG: Config = Config {
         sb_s_dev: 0,
         task_pid: 0,
         task_tgid: 0,
+        task_mm: 0,
+        mm_lock_seq: 0,
         _pad: 0,
     },
 };

@@ -1,9 +1,13 @@
-//! Access to the current task's fault in flight.
+//! Access to the current task's state: its fault in flight and its mapping
+//! cache.
 
 use aya_ebpf::{bindings::task_struct, helpers::generated::bpf_get_current_task_btf};
-use cowprof_common::Pending;
+use cowprof_common::{Stat, TaskState};
 
-use crate::maps::PENDING;
+use crate::{
+    maps::{count, TASK_STATE},
+    vma,
+};
 
 /// The current task, as a trusted BTF pointer.
 #[inline(always)]
@@ -12,10 +16,37 @@ pub fn current_task() -> *mut task_struct {
     unsafe { bpf_get_current_task_btf() }
 }
 
-/// The current task's pending write fault, if one is in flight.
+/// The current task's state, if a write fault is in flight.
 #[inline(always)]
-pub fn active() -> Option<&'static mut Pending> {
-    PENDING
+pub fn active() -> Option<&'static mut TaskState> {
+    TASK_STATE
         .get(current_task(), false)
-        .filter(|pending| pending.active != 0)
+        .filter(|state| state.pending.active != 0)
+}
+
+/// Makes sure the pending fault knows its mapping: looks it up with
+/// `bpf_find_vma` and remembers it in the task's cache.
+///
+/// Only call this where IRQs are enabled (DESIGN.md §4).
+#[inline(always)]
+pub fn resolve_vma(state: &mut TaskState) {
+    if state.pending.vma_found != 0 {
+        return;
+    }
+    let task = current_task();
+    // Read the sequence before the lookup, so a concurrent change to the
+    // address space invalidates what we cache.
+    let seq = vma::lock_seq(task);
+    count(Stat::VmaLookups);
+    let Some(info) = vma::find(task, state.pending.addr) else {
+        count(Stat::VmaLookupFailed);
+        return;
+    };
+    state.pending.vma = info;
+    state.pending.vma_found = 1;
+    if let Some(seq) = seq {
+        state.cache.vma = info;
+        state.cache.seq = seq;
+        state.cache.valid = 1;
+    }
 }

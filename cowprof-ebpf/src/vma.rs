@@ -39,6 +39,20 @@ pub fn read_vma(vma: *const c_void, off: &Offsets, info: &mut VmaInfo) {
     }
 }
 
+/// The current `mm->mm_lock_seq` of `task`, when the kernel has one.
+#[inline(always)]
+pub fn lock_seq(task: *mut task_struct) -> Option<u32> {
+    let off = config().offsets;
+    if off.mm_lock_seq == 0 {
+        return None;
+    }
+    let mm: *const c_void = read_at(task.cast(), off.task_mm)?;
+    if mm.is_null() {
+        return None;
+    }
+    read_at(mm, off.mm_lock_seq)
+}
+
 /// `bpf_find_vma` callback: `long (*)(struct task_struct *, struct
 /// vm_area_struct *, void *ctx)`. The kernel calls it with the mmap lock held.
 #[inline(never)]

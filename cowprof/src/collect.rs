@@ -16,6 +16,10 @@ use serde::Serialize;
 
 use crate::probe::{ProbeError, ProbeStats, Probes};
 
+/// How often the collector drains the ring buffer when the programs have not
+/// woken it (they wake it only when the buffer is a quarter full).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
 /// Fault counts per kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KindCounts([u64; 6]);
@@ -215,7 +219,7 @@ impl Collector {
                     // after the stop was asked for and misses nothing.
                     let stopping = stop_flag.load(Ordering::Acquire);
                     if !stopping {
-                        let _ = probes.wait(Duration::from_millis(100));
+                        let _ = probes.wait(POLL_INTERVAL);
                     }
                     probes.drain(|event| {
                         aggregate.add(event);

@@ -11,6 +11,7 @@
 //! ```
 //! Everything about the fault is known here: classify, count and emit.
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::perf_event,
     programs::PerfEventContext,
@@ -18,8 +19,8 @@ use aya_ebpf::{
 use cowprof_common::{classify, FaultEvent, Stat};
 
 use crate::{
-    maps::{bump, count, EVENTS, KIND_COUNTS},
-    pending::active,
+    maps::{bump, config, count, EVENTS, KIND_COUNTS},
+    pending::{active, resolve_vma},
 };
 
 #[perf_event]
@@ -29,16 +30,21 @@ pub fn fault_done(ctx: PerfEventContext) -> u32 {
 }
 
 fn try_fault_done(ctx: &PerfEventContext) -> Result<(), Stat> {
-    let Some(pending) = active() else {
+    let Some(state) = active() else {
         return Ok(());
     };
     // SAFETY: ctx points at the kernel's bpf_perf_event_data.
     let addr = unsafe { (*ctx.ctx).addr };
-    if addr != pending.addr {
+    if addr != state.pending.addr {
         count(Stat::CompletionUnmatched);
         return Ok(());
     }
-    pending.active = 0;
+    state.pending.active = 0;
+    // Faults that allocated nothing (reuse, write-notify) and missed the
+    // cache are looked up here. This is the costly place for a lookup, so the
+    // cache matters most for them.
+    resolve_vma(state);
+    let pending = &state.pending;
     let Some(kind) = classify(&pending.facts()) else {
         return Ok(());
     };
@@ -64,7 +70,12 @@ fn try_fault_done(ctx: &PerfEventContext) -> Result<(), Stat> {
         _pad: [0; 3],
         comm: bpf_get_current_comm().unwrap_or_default(),
     });
-    entry.submit(0);
-    count(Stat::Emitted);
+    let pending_bytes = EVENTS.query(BPF_RB_AVAIL_DATA.into());
+    let wakeup = if pending_bytes >= u64::from(config().wakeup_bytes) {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    entry.submit(wakeup.into());
     Ok(())
 }

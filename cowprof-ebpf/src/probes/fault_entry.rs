@@ -18,8 +18,9 @@ use aya_ebpf::{
 use cowprof_common::{classify::PF_WRITE, Pending, Stat};
 
 use crate::{
-    maps::{count, is_target, PENDING},
+    maps::{count, is_target, TASK_STATE},
     pending::current_task,
+    vma,
 };
 
 #[btf_tracepoint(function = "page_fault_user")]
@@ -46,18 +47,18 @@ fn try_page_fault_user(ctx: &BtfTracePointContext) -> Result<(), Stat> {
     if error_code & PF_WRITE == 0 {
         // A read fault closes any write fault that never completed (one that
         // failed with SIGSEGV, say), so its state cannot leak into this one.
-        if let Some(stale) = PENDING.get(task, false) {
-            stale.active = 0;
+        if let Some(stale) = TASK_STATE.get(task, false) {
+            stale.pending.active = 0;
         }
         return Ok(());
     }
-    let pending = PENDING
+    let state = TASK_STATE
         .get(task, true)
         .ok_or(Stat::PendingAllocFailed)
         .inspect_err(|s| count(*s))?;
     // SAFETY: regs is the tracepoint's pt_regs; the read is checked.
     let ip = unsafe { bpf_probe_read_kernel(&raw const (*regs).rip) }.unwrap_or(0);
-    *pending = Pending {
+    state.pending = Pending {
         addr: address,
         ip,
         // SAFETY: no preconditions.
@@ -66,5 +67,13 @@ fn try_page_fault_user(ctx: &BtfTracePointContext) -> Result<(), Stat> {
         active: 1,
         ..Pending::default()
     };
+    // The mapping from the cache, when the address space is unchanged since
+    // the last lookup. Reading the sequence is two loads, safe with IRQs off.
+    if let Some(seq) = vma::lock_seq(task) {
+        if let Some(info) = state.cache.hit(address, seq) {
+            state.pending.vma = info;
+            state.pending.vma_found = 1;
+        }
+    }
     Ok(())
 }

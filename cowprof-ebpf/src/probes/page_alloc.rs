@@ -13,7 +13,7 @@
 //! movable, so they do not count.
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 
-use crate::pending::active;
+use crate::pending::{active, resolve_vma};
 
 /// `___GFP_MOVABLE` (include/linux/gfp_types.h), stable since v4.x.
 const GFP_MOVABLE: u32 = 0x08;
@@ -27,7 +27,7 @@ pub fn mm_page_alloc(ctx: BtfTracePointContext) -> i32 {
 }
 
 fn try_mm_page_alloc(ctx: &BtfTracePointContext) {
-    let Some(pending) = active() else {
+    let Some(state) = active() else {
         return;
     };
     let order: u32 = ctx.arg(1);
@@ -35,8 +35,10 @@ fn try_mm_page_alloc(ctx: &BtfTracePointContext) {
     if order != 0 || gfp & GFP_MOVABLE == 0 {
         return;
     }
-    pending.allocs += 1;
+    state.pending.allocs += 1;
     if gfp & GFP_ZERO != 0 {
-        pending.alloc_zeroed = 1;
+        state.pending.alloc_zeroed = 1;
     }
+    // IRQs are on inside the fault: the cheap place for a lookup.
+    resolve_vma(state);
 }

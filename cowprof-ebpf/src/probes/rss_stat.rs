@@ -29,11 +29,11 @@ pub fn rss_stat(ctx: BtfTracePointContext) -> i32 {
 }
 
 fn try_rss_stat(ctx: &BtfTracePointContext) {
-    let Some(pending) = active() else {
+    let Some(state) = active() else {
         return;
     };
     let member: i32 = ctx.arg(1);
     if member == MM_FILEPAGES || member == MM_SHMEMPAGES {
-        pending.file_to_anon = 1;
+        state.pending.file_to_anon = 1;
     }
 }

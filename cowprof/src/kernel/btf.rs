@@ -118,6 +118,9 @@ impl KernelBtf {
             sb_s_dev: self.field_offset("super_block", "s_dev")?,
             task_pid: self.field_offset("task_struct", "pid")?,
             task_tgid: self.field_offset("task_struct", "tgid")?,
+            task_mm: self.field_offset("task_struct", "mm")?,
+            // Absent before v6.4 and without CONFIG_PER_VMA_LOCK.
+            mm_lock_seq: self.field_offset("mm_struct", "mm_lock_seq").unwrap_or(0),
             _pad: 0,
         })
     }

@@ -19,6 +19,14 @@ const BTF_TRACEPOINTS: [(&str, &str); 5] = [
     ("page_fault_user", "page_fault_user"),
 ];
 
+/// Programs named in `COWPROF_SKIP_PROGRAMS` (comma-separated) are not
+/// attached. This is a benchmarking knob for measuring what each program
+/// costs (`cargo xtask bench`); the results are then incomplete.
+fn skipped(program: &str) -> bool {
+    std::env::var("COWPROF_SKIP_PROGRAMS")
+        .is_ok_and(|list| list.split(',').any(|p| p.trim() == program))
+}
+
 /// Loads and attaches every program of the tracepoint strategy.
 pub(super) fn tracepoint_strategy(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
     let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Load(format!("kernel BTF: {e}")))?;
@@ -30,8 +38,10 @@ pub(super) fn tracepoint_strategy(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
         &[SoftwareEvent::PageFaultsMin, SoftwareEvent::PageFaultsMaj],
         &cpus,
     )?;
-    perf_events(ebpf, "fault_vma", &[SoftwareEvent::PageFaults], &cpus)?;
     for (program, tracepoint) in BTF_TRACEPOINTS {
+        if skipped(program) {
+            continue;
+        }
         let attach_err = |reason: String| ProbeError::Attach {
             program,
             point: format!("tp_btf/{tracepoint}"),
@@ -57,6 +67,9 @@ fn perf_events(
     events: &[SoftwareEvent],
     cpus: &[u32],
 ) -> Result<(), ProbeError> {
+    if skipped(program) {
+        return Ok(());
+    }
     let attach_err = |point: String, reason: String| ProbeError::Attach {
         program,
         point,

@@ -107,7 +107,7 @@ impl Probes {
             self_tgid: std::process::id(),
             system_wide: u32::from(options.system_wide),
             debug: u32::from(options.debug),
-            _pad: 0,
+            wakeup_bytes: bytes / 4,
             offsets: kernel_btf.offsets()?,
         };
         let mut ebpf = EbpfLoader::new()

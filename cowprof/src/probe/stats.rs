@@ -12,7 +12,9 @@ pub struct ProbeStats {
     pub pending_alloc_failed: u64,
     pub completion_unmatched: u64,
     pub target_insert_failed: u64,
-    pub emitted: u64,
+    /// `bpf_find_vma` calls; every other fault's mapping came from the
+    /// per-task cache.
+    pub vma_lookups: u64,
     /// Faults per kind counted in the kernel, indexed like `Kind::ALL`.
     #[serde(skip)]
     pub kernel_counts: [u64; 6],
@@ -36,7 +38,7 @@ impl ProbeStats {
             pending_alloc_failed: sum(stats, Stat::PendingAllocFailed as u32)?,
             completion_unmatched: sum(stats, Stat::CompletionUnmatched as u32)?,
             target_insert_failed: sum(stats, Stat::TargetInsertFailed as u32)?,
-            emitted: sum(stats, Stat::Emitted as u32)?,
+            vma_lookups: sum(stats, Stat::VmaLookups as u32)?,
             kernel_counts,
         })
     }
