@@ -41,6 +41,12 @@ pub struct Pending {
     pub alloc_zeroed: u32,
     pub file_to_anon: u32,
     pub vma_found: u32,
+    /// Non-zero between a `VM_FAULT_RETRY` return and the retried call
+    /// (fentry and kprobe strategies).
+    pub retrying: u32,
+    /// Non-zero when `wp_page_copy` was seen and told whether the old page
+    /// was a page-cache page (fentry and kprobe strategies on v6.1).
+    pub copy_seen: u32,
     pub vma: VmaInfo,
 }
 
@@ -136,7 +142,14 @@ pub struct Offsets {
     /// `mm_struct.mm_lock_seq` (v6.4+, per-VMA locks); 0 when absent, which
     /// disables the per-task mapping cache.
     pub mm_lock_seq: u32,
-    pub _pad: u32,
+    /// `vm_fault.page` and `page.mapping`, for the old page in
+    /// `wp_page_copy` (fentry and kprobe strategies).
+    pub vmf_page: u32,
+    pub page_mapping: u32,
+    /// Non-zero when `kmem:rss_stat` fires for every counter change (v6.2+,
+    /// without `SPLIT_RSS_COUNTING`), so it can tell a page-cache copy from
+    /// an anon one. Otherwise a copy in a file mapping counts as a file copy.
+    pub rss_stat_exact: u32,
 }
 
 /// Program configuration, set as a global before load.
@@ -183,11 +196,11 @@ impl Stat {
 pub const MAX_TARGETS: u32 = 65_536;
 
 const _: () = assert!(core::mem::size_of::<VmaInfo>() == 48);
-const _: () = assert!(core::mem::size_of::<Pending>() == 96);
+const _: () = assert!(core::mem::size_of::<Pending>() == 104);
 const _: () = assert!(core::mem::size_of::<FaultEvent>() == 112);
-const _: () = assert!(core::mem::size_of::<TaskState>() == 152);
-const _: () = assert!(core::mem::size_of::<Offsets>() == 56);
-const _: () = assert!(core::mem::size_of::<Config>() == 72);
+const _: () = assert!(core::mem::size_of::<TaskState>() == 160);
+const _: () = assert!(core::mem::size_of::<Offsets>() == 64);
+const _: () = assert!(core::mem::size_of::<Config>() == 80);
 
 #[cfg(feature = "user")]
 mod pod {

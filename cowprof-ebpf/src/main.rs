@@ -9,6 +9,7 @@
 #![no_std]
 #![no_main]
 
+mod fault;
 mod maps;
 mod pending;
 mod probes;

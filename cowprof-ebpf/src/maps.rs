@@ -98,7 +98,9 @@ static CONFIG: Config = Config {
         task_tgid: 0,
         task_mm: 0,
         mm_lock_seq: 0,
-        _pad: 0,
+        vmf_page: 0,
+        page_mapping: 0,
+        rss_stat_exact: 0,
     },
 };
 

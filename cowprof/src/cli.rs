@@ -3,7 +3,10 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{probe::DEFAULT_RINGBUF_BYTES, target::Target};
+use crate::{
+    probe::{Strategy, DEFAULT_RINGBUF_BYTES},
+    target::Target,
+};
 
 /// Exit codes, documented in `--help` and the README.
 pub mod exit {
@@ -40,6 +43,13 @@ pub struct Cli {
 pub enum Command {
     /// Record COW faults of a target and print a per-process summary.
     Record(RecordArgs),
+    /// Show what this kernel supports, the strategy cowprof would choose,
+    /// and how to fix what is missing. Exits 0 when some strategy works.
+    Doctor {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print shell completions.
     Completions {
         /// The shell to complete for.
@@ -98,6 +108,31 @@ pub struct RecordArgs {
     /// Forward the eBPF programs' diagnostics (aya-log) to the log.
     #[arg(long)]
     pub debug_bpf: bool,
+    /// Probe strategy: the best available (auto), or force one.
+    #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
+    pub probe: ProbeChoice,
+}
+
+/// `--probe`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeChoice {
+    Auto,
+    Fentry,
+    Kprobe,
+    Tracepoint,
+}
+
+impl ProbeChoice {
+    /// The forced strategy, `None` for auto.
+    #[must_use]
+    pub fn strategy(self) -> Option<Strategy> {
+        match self {
+            ProbeChoice::Auto => None,
+            ProbeChoice::Fentry => Some(Strategy::Fentry),
+            ProbeChoice::Kprobe => Some(Strategy::Kprobe),
+            ProbeChoice::Tracepoint => Some(Strategy::Tracepoint),
+        }
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -4,6 +4,7 @@
 //! errors to exit codes.
 pub mod cli;
 pub mod collect;
+pub mod doctor;
 pub mod kernel;
 pub mod probe;
 pub mod record;

@@ -26,6 +26,22 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Record(args) => run_record(args),
+        Command::Doctor { json } => {
+            let doctor = cowprof::doctor::Doctor::examine();
+            let text = if json {
+                doctor.to_json()
+            } else {
+                doctor.to_text()
+            };
+            if let Err(err) = io::stdout().write_all(text.as_bytes()) {
+                return fail(exit::OUTPUT, &err);
+            }
+            if doctor.chosen.is_some() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "cowprof", &mut io::stdout());
             ExitCode::SUCCESS
@@ -77,6 +93,7 @@ fn run_record(args: RecordArgs) -> ExitCode {
             system_wide: false,
             ringbuf_bytes: args.ringbuf_size,
             debug: args.debug_bpf,
+            strategy: args.probe.strategy(),
         },
     };
     let summary = match record(&options, &interrupted) {
@@ -109,7 +126,10 @@ fn record_exit_code(err: &RecordError) -> u8 {
     match err {
         RecordError::Probe(ProbeError::Privileges) => exit::PRIVILEGES,
         RecordError::Probe(
-            ProbeError::Btf(_) | ProbeError::Attach { .. } | ProbeError::Load(_),
+            ProbeError::Btf(_)
+            | ProbeError::Load(_)
+            | ProbeError::Unavailable { .. }
+            | ProbeError::NoStrategy(_),
         ) => exit::UNSUPPORTED,
         RecordError::Probe(ProbeError::RingbufSize(_)) => exit::USAGE,
         RecordError::Probe(ProbeError::Follow { .. }) => exit::FAILURE,

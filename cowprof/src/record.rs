@@ -13,7 +13,7 @@ use std::{
 
 use crate::{
     collect::Collector,
-    probe::{ProbeError, ProbeOptions, Probes},
+    probe::{ProbeError, ProbeOptions, Probes, Strategy},
     report::{StopReason, Summary},
     target::{HeldChild, PidWatch, Target, TargetError},
 };
@@ -124,7 +124,7 @@ fn release(held: &mut HeldChild, argv0: &OsString) -> Result<(), RecordError> {
 }
 
 /// One line on stderr once the probes are live, which scripts can wait for.
-fn announce(target: &Target, strategy: &str, child: Option<u32>) {
+fn announce(target: &Target, strategy: Strategy, child: Option<u32>) {
     let what = match (target, child) {
         (Target::Command(_), Some(pid)) => format!("command pid {pid} and its descendants"),
         (Target::Pid(pid), _) => format!("pid {pid} and its future children"),

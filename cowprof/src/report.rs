@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::{
     collect::{Collected, KindCounts, ProcessSummary},
-    probe::ProbeStats,
+    probe::{ProbeStats, Strategy},
 };
 
 /// Why the recording stopped.
@@ -22,7 +22,7 @@ pub enum StopReason {
 /// Everything a recording reports.
 #[derive(Debug, Serialize)]
 pub struct Summary {
-    pub strategy: &'static str,
+    pub strategy: Strategy,
     pub stop_reason: StopReason,
     pub duration_s: f64,
     /// The command's exit code, or 128 + signal, when cowprof ran it.
@@ -46,7 +46,7 @@ impl Summary {
     /// Builds the summary of a finished recording.
     #[must_use]
     pub fn new(
-        strategy: &'static str,
+        strategy: Strategy,
         stop_reason: StopReason,
         duration_s: f64,
         command_exit: Option<i32>,

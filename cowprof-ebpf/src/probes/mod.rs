@@ -12,8 +12,16 @@
 //!    when the fault completes, look up the mapping of faults that allocated
 //!    nothing and missed the cache, classify, and emit the event.
 //! 4. [`sched`]: fork and exit keep the set of followed processes.
+//!
+//! The fentry and kprobe strategies replace 1 and 3 with the entry and return
+//! of [`handle_mm_fault`], which hands them the vma, and mark protection
+//! faults in [`do_wp_page`] and copies in [`wp_page_copy`] where it is not
+//! inlined. 2 and 4 are shared by every strategy.
+pub mod do_wp_page;
 pub mod fault_done;
 pub mod fault_entry;
+pub mod handle_mm_fault;
 pub mod page_alloc;
 pub mod rss_stat;
 pub mod sched;
+pub mod wp_page_copy;

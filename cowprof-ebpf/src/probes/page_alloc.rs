@@ -13,7 +13,10 @@
 //! movable, so they do not count.
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 
-use crate::pending::{active, resolve_vma};
+use crate::{
+    fault,
+    pending::{active, resolve_vma},
+};
 
 /// `___GFP_MOVABLE` (include/linux/gfp_types.h), stable since v4.x.
 const GFP_MOVABLE: u32 = 0x08;
@@ -35,10 +38,7 @@ fn try_mm_page_alloc(ctx: &BtfTracePointContext) {
     if order != 0 || gfp & GFP_MOVABLE == 0 {
         return;
     }
-    state.pending.allocs += 1;
-    if gfp & GFP_ZERO != 0 {
-        state.pending.alloc_zeroed = 1;
-    }
+    fault::note_alloc(state, gfp & GFP_ZERO != 0);
     // IRQs are on inside the fault: the cheap place for a lookup.
     resolve_vma(state);
 }

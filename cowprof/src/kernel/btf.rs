@@ -61,6 +61,14 @@ impl KernelBtf {
             .is_ok_and(|ids| !ids.is_empty())
     }
 
+    /// Whether a function of this name is in BTF (fentry and fexit need it).
+    #[must_use]
+    pub fn has_func(&self, name: &str) -> bool {
+        self.btf
+            .resolve_types_by_name(name)
+            .is_ok_and(|types| types.iter().any(|t| matches!(t, Type::Func(_))))
+    }
+
     /// Byte offset of `field` in `struct name`.
     ///
     /// # Errors
@@ -121,7 +129,11 @@ impl KernelBtf {
             task_mm: self.field_offset("task_struct", "mm")?,
             // Absent before v6.4 and without CONFIG_PER_VMA_LOCK.
             mm_lock_seq: self.field_offset("mm_struct", "mm_lock_seq").unwrap_or(0),
-            _pad: 0,
+            vmf_page: self.field_offset("vm_fault", "page")?,
+            page_mapping: self.field_offset("page", "mapping")?,
+            // v6.2 removed SPLIT_RSS_COUNTING and its per-task `rss_stat`
+            // cache, which updated counters without the tracepoint.
+            rss_stat_exact: u32::from(self.field_offset("task_struct", "rss_stat").is_err()),
         })
     }
 

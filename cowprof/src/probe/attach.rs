@@ -1,118 +1,161 @@
-//! Attaching the tracepoint strategy's programs (DESIGN.md §3).
+//! Attaching one strategy's rows of the compatibility table.
 use aya::{
     programs::{
-        perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
-        BtfTracePoint, PerfEvent,
+        perf_event::{self, PerfEventConfig, PerfEventScope, SamplePolicy},
+        BtfTracePoint, FEntry, FExit, KProbe, PerfEvent, ProgramError,
     },
     Btf, Ebpf,
 };
 
-use super::ProbeError;
-
-/// BTF tracepoints: program name and tracepoint.
-const BTF_TRACEPOINTS: [(&str, &str); 5] = [
-    ("sched_process_fork", "sched_process_fork"),
-    ("sched_process_exit", "sched_process_exit"),
-    ("mm_page_alloc", "mm_page_alloc"),
-    ("rss_stat", "rss_stat"),
-    // Entry last: every fault it opens can then be seen to completion.
-    ("page_fault_user", "page_fault_user"),
-];
+use super::{
+    strategy::{Hook, KernelFacts, ProbeSpec, SoftwareEvent, Strategy},
+    ProbeError,
+};
 
 /// Programs named in `COWPROF_SKIP_PROGRAMS` (comma-separated) are not
 /// attached. This is a benchmarking knob for measuring what each program
-/// costs (`cargo xtask bench`); the results are then incomplete.
+/// costs; the results are then incomplete.
 fn skipped(program: &str) -> bool {
     std::env::var("COWPROF_SKIP_PROGRAMS")
         .is_ok_and(|list| list.split(',').any(|p| p.trim() == program))
 }
 
-/// Loads and attaches every program of the tracepoint strategy.
-pub(super) fn tracepoint_strategy(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
-    let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Load(format!("kernel BTF: {e}")))?;
+/// Loads and attaches every usable row of `strategy`. Optional rows that the
+/// kernel lacks are left out; a required row that fails fails the strategy.
+pub(super) fn strategy(
+    ebpf: &mut Ebpf,
+    strategy: Strategy,
+    facts: &KernelFacts,
+    btf: &Btf,
+) -> Result<Vec<&'static str>, ProbeError> {
     let cpus = aya::util::online_cpus()
         .map_err(|(what, e)| ProbeError::Load(format!("reading {what}: {e}")))?;
-    perf_events(
-        ebpf,
-        "fault_done",
-        &[SoftwareEvent::PageFaultsMin, SoftwareEvent::PageFaultsMaj],
-        &cpus,
-    )?;
-    for (program, tracepoint) in BTF_TRACEPOINTS {
-        if skipped(program) {
+    let unavailable = |spec: &ProbeSpec, reason: String| ProbeError::Unavailable {
+        strategy,
+        reason: format!("{} ({}): {reason}", spec.hook, spec.program),
+    };
+    let mut attached = Vec::new();
+    for spec in strategy.probes() {
+        if skipped(spec.program) {
             continue;
         }
-        let attach_err = |reason: String| ProbeError::Attach {
-            program,
-            point: format!("tp_btf/{tracepoint}"),
-            reason,
-        };
-        let prog: &mut BtfTracePoint = ebpf
-            .program_mut(program)
-            .ok_or_else(|| attach_err("missing from the object".into()))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| attach_err(e.to_string()))?;
-        prog.load(tracepoint, &btf)
-            .map_err(|e| attach_err(verifier_reason(&e)))?;
-        prog.attach().map_err(|e| attach_err(e.to_string()))?;
-    }
-    Ok(())
-}
-
-/// Attaches `program` to the software events on every CPU, one sample per
-/// event.
-fn perf_events(
-    ebpf: &mut Ebpf,
-    program: &'static str,
-    events: &[SoftwareEvent],
-    cpus: &[u32],
-) -> Result<(), ProbeError> {
-    if skipped(program) {
-        return Ok(());
-    }
-    let attach_err = |point: String, reason: String| ProbeError::Attach {
-        program,
-        point,
-        reason,
-    };
-    let prog: &mut PerfEvent = ebpf
-        .program_mut(program)
-        .ok_or_else(|| attach_err("perf_event".into(), "missing from the object".into()))?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| attach_err("perf_event".into(), e.to_string()))?;
-    prog.load()
-        .map_err(|e| attach_err("perf_event".into(), verifier_reason(&e)))?;
-    for &event in events {
-        for &cpu in cpus {
-            prog.attach(
-                PerfEventConfig::Software(event),
-                PerfEventScope::AllProcessesOneCpu { cpu },
-                SamplePolicy::Period(1),
-                false,
-            )
-            .map_err(|e| {
-                attach_err(
-                    format!("software event {event:?} on cpu {cpu}"),
-                    e.to_string(),
-                )
-            })?;
+        let checked = facts.check(spec);
+        if !checked.ok {
+            if spec.required {
+                return Err(unavailable(spec, checked.reason.unwrap_or_default()));
+            }
+            log::info!(
+                "{strategy}: leaving out optional {}: {:?}",
+                spec.hook,
+                checked.reason
+            );
+            continue;
+        }
+        match one(ebpf, spec, btf, &cpus) {
+            Ok(()) => attached.push(spec.program),
+            Err(reason) if spec.required => return Err(unavailable(spec, reason)),
+            Err(reason) => log::info!("{strategy}: optional {} failed: {reason}", spec.hook),
         }
     }
-    Ok(())
+    Ok(attached)
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| "missing from the eBPF object".to_owned())?
+        .try_into()
+        .map_err(|e: ProgramError| e.to_string())
+}
+
+/// Loads and attaches one row.
+fn one(ebpf: &mut Ebpf, spec: &ProbeSpec, btf: &Btf, cpus: &[u32]) -> Result<(), String> {
+    let name = spec.program;
+    match spec.hook {
+        Hook::Fentry(function) => {
+            let prog: &mut FEntry = program(ebpf, name)?;
+            load_once(prog.load(function, btf))?;
+            prog.attach().map(drop).map_err(|e| attach_reason(&e))
+        }
+        Hook::Fexit(function) => {
+            let prog: &mut FExit = program(ebpf, name)?;
+            load_once(prog.load(function, btf))?;
+            prog.attach().map(drop).map_err(|e| attach_reason(&e))
+        }
+        Hook::Kprobe(function) | Hook::Kretprobe(function) => {
+            let prog: &mut KProbe = program(ebpf, name)?;
+            load_once(prog.load())?;
+            prog.attach(function, 0)
+                .map(drop)
+                .map_err(|e| attach_reason(&e))
+        }
+        Hook::BtfTracepoint(tracepoint) => {
+            let prog: &mut BtfTracePoint = program(ebpf, name)?;
+            load_once(prog.load(tracepoint, btf))?;
+            prog.attach().map(drop).map_err(|e| attach_reason(&e))
+        }
+        Hook::PerfSoftware(events) => {
+            let prog: &mut PerfEvent = program(ebpf, name)?;
+            load_once(prog.load())?;
+            for &event in events {
+                let config = match event {
+                    SoftwareEvent::PageFaultsMin => perf_event::SoftwareEvent::PageFaultsMin,
+                    SoftwareEvent::PageFaultsMaj => perf_event::SoftwareEvent::PageFaultsMaj,
+                };
+                for &cpu in cpus {
+                    prog.attach(
+                        PerfEventConfig::Software(config),
+                        PerfEventScope::AllProcessesOneCpu { cpu },
+                        SamplePolicy::Period(1),
+                        false,
+                    )
+                    .map_err(|e| format!("{event:?} on cpu {cpu}: {}", attach_reason(&e)))?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A program already loaded (shared by two rows) is fine.
+fn load_once(result: Result<(), ProgramError>) -> Result<(), String> {
+    match result {
+        Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(()),
+        Err(err) => Err(verifier_reason(&err)),
+    }
+}
+
+fn attach_reason(err: &ProgramError) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The verifier's last lines, which say why a program was rejected.
-fn verifier_reason(err: &aya::programs::ProgramError) -> String {
+fn verifier_reason(err: &ProgramError) -> String {
     match err {
-        aya::programs::ProgramError::LoadError {
+        ProgramError::LoadError {
             io_error,
             verifier_log,
         } => {
             let log = verifier_log.to_string();
             let tail: Vec<&str> = log.lines().rev().take(6).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            format!("{io_error}; verifier: {}", tail.join(" | "))
+            if tail.is_empty() {
+                format!("loading: {io_error}")
+            } else {
+                format!("loading: {io_error}; verifier: {}", tail.join(" | "))
+            }
         }
-        other => other.to_string(),
+        other => attach_reason(other),
     }
 }

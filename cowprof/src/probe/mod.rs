@@ -1,6 +1,7 @@
 //! Loading, attaching and reading the eBPF probes.
 mod attach;
 mod stats;
+pub mod strategy;
 
 use std::{
     os::fd::{AsFd as _, AsRawFd as _},
@@ -13,8 +14,9 @@ use aya::{
 };
 use cowprof_common::{Config, FaultEvent};
 
-pub use self::stats::ProbeStats;
-use crate::kernel::{self, btf::KernelBtf};
+use self::strategy::KernelFacts;
+pub use self::{stats::ProbeStats, strategy::Strategy};
+use crate::kernel;
 
 /// The eBPF object built by `build.rs`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cowprof"));
@@ -34,17 +36,24 @@ pub enum ProbeError {
     RingbufSize(u32),
     #[error("loading the eBPF programs failed: {0}")]
     Load(String),
-    #[error("attaching {program} to {point} failed: {reason}; run `cowprof doctor` to see what this kernel supports")]
-    Attach {
-        program: &'static str,
-        point: String,
-        reason: String,
-    },
+    #[error("the {strategy} strategy is unavailable here: {reason}; run `cowprof doctor`")]
+    Unavailable { strategy: Strategy, reason: String },
+    #[error("no probe strategy works on this kernel ({0}); run `cowprof doctor`")]
+    NoStrategy(String),
     #[error("following pid {pid} failed: {reason}")]
     Follow { pid: u32, reason: String },
 }
 
 impl ProbeError {
+    /// What is missing, without the advice to run doctor.
+    #[must_use]
+    pub fn reason(&self) -> String {
+        match self {
+            ProbeError::Unavailable { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// Whether the error comes from missing privileges rather than the kernel.
     #[must_use]
     pub fn is_privileges(&self) -> bool {
@@ -61,6 +70,8 @@ pub struct ProbeOptions {
     pub ringbuf_bytes: u32,
     /// Forward the programs' aya-log diagnostics to the log.
     pub debug: bool,
+    /// The strategy to use; `None` picks the best available.
+    pub strategy: Option<Strategy>,
 }
 
 impl Default for ProbeOptions {
@@ -69,26 +80,32 @@ impl Default for ProbeOptions {
             system_wide: false,
             ringbuf_bytes: DEFAULT_RINGBUF_BYTES,
             debug: false,
+            strategy: None,
         }
     }
 }
 
 /// Loaded and attached probes.
 pub struct Probes {
-    ebpf: Ebpf,
+    /// Owns the loaded programs and their links; dropping it detaches.
+    _ebpf: Ebpf,
     events: RingBuf<MapData>,
     targets: HashMap<MapData, u32, u8>,
     stats: PerCpuArray<MapData, u64>,
     kinds: PerCpuArray<MapData, u64>,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
-    strategy: &'static str,
+    strategy: Strategy,
+    attached: Vec<&'static str>,
 }
 
 impl Probes {
-    /// Loads the programs and attaches them with the tracepoint strategy.
+    /// Loads the programs and attaches the chosen strategy: the one forced
+    /// in `options`, else the best this kernel offers (by priority, falling
+    /// back when one fails to attach).
     ///
     /// # Errors
-    /// Without privileges, without BTF, or when the kernel refuses a program.
+    /// Without privileges, without BTF, or when no (or not the forced)
+    /// strategy can be attached.
     pub fn load(options: ProbeOptions) -> Result<Self, ProbeError> {
         if !kernel::privileges::can_trace() {
             return Err(ProbeError::Privileges);
@@ -98,35 +115,81 @@ impl Probes {
             return Err(ProbeError::RingbufSize(bytes));
         }
         // tracefs is not needed by these programs, but users of a tracer
-        // expect it; mount it when we can and carry on when we cannot.
+        // expect it and the checks read it; mount it when we can.
         if let Err(err) = kernel::tracefs::ensure_mounted() {
             log::warn!("tracefs is not mounted and mounting it failed: {err}");
         }
-        let kernel_btf = KernelBtf::open()?;
+        let facts = KernelFacts::read();
+        let offsets = facts
+            .btf
+            .as_ref()
+            .ok_or(kernel::btf::BtfError::Missing)?
+            .offsets()?;
         let config = Config {
             self_tgid: std::process::id(),
             system_wide: u32::from(options.system_wide),
             debug: u32::from(options.debug),
             wakeup_bytes: bytes / 4,
-            offsets: kernel_btf.offsets()?,
+            offsets,
         };
-        let mut ebpf = EbpfLoader::new()
-            // aya has no typed wrapper for task storage (PENDING); it is
-            // created from the object's BTF definition and used only by the
-            // programs.
-            .allow_unsupported_maps()
-            .override_global("CONFIG", &config, true)
-            .map_max_entries("EVENTS", bytes)
-            .load(EBPF_OBJECT)
-            .map_err(|e| load_error(&e))?;
-        let logger = if options.debug {
+        let aya_btf =
+            aya::Btf::from_sys_fs().map_err(|e| ProbeError::Load(format!("kernel BTF: {e}")))?;
+        let candidates: &[Strategy] = match &options.strategy {
+            Some(forced) => std::slice::from_ref(forced),
+            None => &Strategy::BY_PRIORITY,
+        };
+        let mut failures = Vec::new();
+        for &strategy in candidates {
+            let checked = facts.strategy_check(strategy);
+            if !checked.ok {
+                failures.push(ProbeError::Unavailable {
+                    strategy,
+                    reason: checked.reason.unwrap_or_default(),
+                });
+                continue;
+            }
+            let mut ebpf = EbpfLoader::new()
+                // aya has no typed wrapper for task storage (TASK_STATE); it
+                // is created from the object's BTF definition and used only
+                // by the programs.
+                .allow_unsupported_maps()
+                .override_global("CONFIG", &config, true)
+                .map_max_entries("EVENTS", bytes)
+                .load(EBPF_OBJECT)
+                .map_err(|e| load_error(&e))?;
+            match attach::strategy(&mut ebpf, strategy, &facts, &aya_btf) {
+                Ok(attached) => return Self::finish(ebpf, strategy, attached, options.debug),
+                Err(err) => {
+                    log::info!("{err}");
+                    failures.push(err);
+                }
+            }
+        }
+        match (options.strategy, failures.pop()) {
+            (Some(_), Some(err)) => Err(err),
+            _ => Err(ProbeError::NoStrategy(
+                Strategy::BY_PRIORITY
+                    .iter()
+                    .map(|s| format!("{s} unavailable"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+        }
+    }
+
+    fn finish(
+        mut ebpf: Ebpf,
+        strategy: Strategy,
+        attached: Vec<&'static str>,
+        debug: bool,
+    ) -> Result<Self, ProbeError> {
+        let logger = if debug {
             aya_log::EbpfLogger::init(&mut ebpf)
                 .inspect_err(|e| log::warn!("eBPF logging unavailable: {e}"))
                 .ok()
         } else {
             None
         };
-        attach::tracepoint_strategy(&mut ebpf)?;
         let mut map = |name: &str| {
             ebpf.take_map(name)
                 .ok_or_else(|| ProbeError::Load(format!("the object has no map {name}")))
@@ -140,20 +203,27 @@ impl Probes {
         let kinds = PerCpuArray::try_from(map("KIND_COUNTS")?)
             .map_err(|e| ProbeError::Load(e.to_string()))?;
         Ok(Self {
-            ebpf,
+            _ebpf: ebpf,
             events,
             targets,
             stats,
             kinds,
             logger,
-            strategy: "tracepoint",
+            strategy,
+            attached,
         })
     }
 
     /// The probe strategy in use.
     #[must_use]
-    pub fn strategy(&self) -> &'static str {
+    pub fn strategy(&self) -> Strategy {
         self.strategy
+    }
+
+    /// The programs attached (optional rows the kernel lacks are absent).
+    #[must_use]
+    pub fn attached(&self) -> &[&'static str] {
+        &self.attached
     }
 
     /// Adds `pid` (a tgid) and, through the fork probe, its future
@@ -207,11 +277,6 @@ impl Probes {
     /// When the maps cannot be read.
     pub fn stats(&self) -> Result<ProbeStats, ProbeError> {
         ProbeStats::read(&self.stats, &self.kinds).map_err(|e| ProbeError::Load(e.to_string()))
-    }
-
-    /// Programs loaded, for diagnostics.
-    pub fn programs(&self) -> impl Iterator<Item = &str> {
-        self.ebpf.programs().map(|(name, _)| name)
     }
 }
 

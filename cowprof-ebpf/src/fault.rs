@@ -1,0 +1,132 @@
+//! The life of one write fault, shared by every probe strategy: open it,
+//! note what happens inside it, and classify and emit it when it completes.
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+};
+use cowprof_common::{classify, FaultEvent, Pending, Stat, TaskState};
+
+use crate::{
+    maps::{bump, config, count, is_target, EVENTS, KIND_COUNTS, TASK_STATE},
+    pending::{current_task, resolve_vma},
+    vma,
+};
+
+/// The current process, if it is followed.
+#[inline(always)]
+pub fn target_tgid() -> Option<u32> {
+    #[expect(clippy::cast_possible_truncation, reason = "tgid is the upper half")]
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    is_target(tgid).then_some(tgid)
+}
+
+/// A non-write fault began: close any write fault that never completed (one
+/// that failed with SIGSEGV, say), so its state cannot leak into this one.
+#[inline(always)]
+pub fn close_stale() {
+    if let Some(stale) = TASK_STATE.get(current_task(), false) {
+        stale.pending.active = 0;
+    }
+}
+
+/// A write fault began. Returns its state, `vma_found` unset.
+#[inline(always)]
+pub fn open(addr: u64, ip: u64, error_code: u32) -> Option<&'static mut TaskState> {
+    let Some(state) = TASK_STATE.get(current_task(), true) else {
+        count(Stat::PendingAllocFailed);
+        return None;
+    };
+    state.pending = Pending {
+        addr,
+        ip,
+        // SAFETY: no preconditions.
+        start_ns: unsafe { bpf_ktime_get_ns() },
+        error_code,
+        active: 1,
+        ..Pending::default()
+    };
+    Some(state)
+}
+
+/// Takes the mapping from the task's cache when the address space has not
+/// changed since the last lookup (two loads; safe with IRQs off).
+#[inline(always)]
+pub fn try_cache(state: &mut TaskState) {
+    if let Some(seq) = vma::lock_seq(current_task()) {
+        if let Some(info) = state.cache.hit(state.pending.addr, seq) {
+            state.pending.vma = info;
+            state.pending.vma_found = 1;
+        }
+    }
+}
+
+/// Sets the mapping from a `struct vm_area_struct *` the probe was given.
+#[inline(always)]
+pub fn set_vma(state: &mut TaskState, vma_ptr: *const c_void) {
+    vma::read_vma(vma_ptr, &config().offsets, &mut state.pending.vma);
+    state.pending.vma_found = 1;
+}
+
+/// An order-0 movable page was allocated inside the fault.
+#[inline(always)]
+pub fn note_alloc(state: &mut TaskState, zeroed: bool) {
+    state.pending.allocs += 1;
+    if zeroed {
+        state.pending.alloc_zeroed = 1;
+    }
+}
+
+/// The fault completed: classify it, count it and send it to userspace.
+#[inline(always)]
+pub fn complete(state: &mut TaskState) {
+    state.pending.active = 0;
+    // Faults that allocated nothing (reuse, write-notify) and missed the
+    // cache are looked up here.
+    resolve_vma(state);
+    let mut facts = state.pending.facts();
+    if config().offsets.rss_stat_exact == 0
+        && state.pending.copy_seen == 0
+        && state.pending.vma.file_backed != 0
+    {
+        // Without an exact rss_stat (before v6.2), a copy in a file mapping
+        // is taken to be of a page-cache page.
+        facts.file_to_anon = 1;
+    }
+    let Some(kind) = classify(&facts) else {
+        return;
+    };
+    bump(&KIND_COUNTS, u32::from(kind as u8));
+    let pending = &state.pending;
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(mut entry) = EVENTS.reserve::<FaultEvent>(0) else {
+        count(Stat::RingbufLost);
+        return;
+    };
+    #[expect(clippy::cast_possible_truncation, reason = "pid_tgid packs two u32")]
+    entry.write(FaultEvent {
+        ts_ns: now,
+        latency_ns: now.saturating_sub(pending.start_ns),
+        addr: pending.addr,
+        ip: pending.ip,
+        vma: pending.vma,
+        pid: (pid_tgid >> 32) as u32,
+        tid: pid_tgid as u32,
+        error_code: pending.error_code,
+        kind: kind as u8,
+        _pad: [0; 3],
+        comm: bpf_get_current_comm().unwrap_or_default(),
+    });
+    // Wake the reader only when a quarter of the buffer is waiting; it polls
+    // on a timer otherwise. A wakeup per event costs an IPI per fault.
+    let waiting = EVENTS.query(BPF_RB_AVAIL_DATA.into());
+    let wakeup = if waiting >= u64::from(config().wakeup_bytes) {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    entry.submit(wakeup.into());
+}

@@ -1,0 +1,106 @@
+//! The fault envelope of the fentry and kprobe strategies: entry and return
+//! of `handle_mm_fault()`.
+//!
+//! mm/memory.c (v5.8+):
+//! ```c
+//! vm_fault_t handle_mm_fault(struct vm_area_struct *vma, unsigned long address,
+//!                            unsigned int flags, struct pt_regs *regs)
+//! ```
+//! The vma comes with the call, so these strategies never look mappings up.
+//! `regs` is NULL for GUP faults, which are not user writes; kernel-mode
+//! faults on user memory lack `FAULT_FLAG_USER`. Both are skipped, as the
+//! tracepoint strategy (which sees `page_fault_user` only) skips them.
+//!
+//! A `VM_FAULT_RETRY` return (the per-VMA lock or the mmap lock was dropped)
+//! is followed by a second call for the same address; the fault stays open
+//! across it. Every write fault passes here, so writes to pages that are not
+//! present (`do_cow_fault`, inlined on current kernels, hence
+//! `cow_fill_file`) are caught too: a write fault that never reached
+//! `do_wp_page` is a not-present write, classified by its mapping.
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    bindings::pt_regs,
+    helpers::bpf_probe_read_kernel,
+    macros::{fentry, fexit, kprobe, kretprobe},
+    programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext},
+};
+use cowprof_common::classify::{PF_USER, PF_WRITE};
+
+use crate::{fault, pending::active};
+
+/// `enum fault_flag` in include/linux/mm_types.h, stable since v5.x.
+const FAULT_FLAG_WRITE: u32 = 1 << 0;
+const FAULT_FLAG_USER: u32 = 1 << 6;
+/// `VM_FAULT_RETRY` and `VM_FAULT_ERROR` (OOM, SIGBUS, SIGSEGV, HWPOISON,
+/// HWPOISON_LARGE, FALLBACK) in include/linux/mm_types.h.
+const VM_FAULT_RETRY: u32 = 0x0400;
+const VM_FAULT_ERROR: u32 = 0x0001 | 0x0002 | 0x0040 | 0x0010 | 0x0020 | 0x0800;
+
+#[inline(always)]
+fn on_entry(vma: *const c_void, address: u64, flags: u32, regs: *const pt_regs) {
+    if regs.is_null() || flags & FAULT_FLAG_USER == 0 || fault::target_tgid().is_none() {
+        return;
+    }
+    if flags & FAULT_FLAG_WRITE == 0 {
+        fault::close_stale();
+        return;
+    }
+    if let Some(state) = active() {
+        if state.pending.retrying != 0 && state.pending.addr == address {
+            // The retry of a fault already open: keep what it saw so far.
+            state.pending.retrying = 0;
+            fault::set_vma(state, vma);
+            return;
+        }
+    }
+    // SAFETY: regs is the fault's pt_regs; the read is checked.
+    let ip = unsafe { bpf_probe_read_kernel(&raw const (*regs).rip) }.unwrap_or(0);
+    if let Some(state) = fault::open(address, ip, PF_WRITE | PF_USER) {
+        fault::set_vma(state, vma);
+    }
+}
+
+#[inline(always)]
+fn on_return(ret: u32) {
+    let Some(state) = active() else {
+        return;
+    };
+    if ret & VM_FAULT_RETRY != 0 {
+        state.pending.retrying = 1;
+    } else if ret & VM_FAULT_ERROR != 0 {
+        state.pending.active = 0;
+    } else {
+        fault::complete(state);
+    }
+}
+
+#[fentry(function = "handle_mm_fault")]
+pub fn fentry_handle_mm_fault(ctx: FEntryContext) -> i32 {
+    on_entry(ctx.arg(0), ctx.arg(1), ctx.arg(2), ctx.arg(3));
+    0
+}
+
+#[fexit(function = "handle_mm_fault")]
+pub fn fexit_handle_mm_fault(ctx: FExitContext) -> i32 {
+    if let Ok(ret) = ctx.ret::<u32>() {
+        on_return(ret);
+    }
+    0
+}
+
+#[kprobe]
+pub fn kprobe_handle_mm_fault(ctx: ProbeContext) -> u32 {
+    if let (Some(vma), Some(address), Some(flags), Some(regs)) =
+        (ctx.arg(0), ctx.arg(1), ctx.arg(2), ctx.arg(3))
+    {
+        on_entry(vma, address, flags, regs);
+    }
+    0
+}
+
+#[kretprobe]
+pub fn kretprobe_handle_mm_fault(ctx: RetProbeContext) -> u32 {
+    on_return(ctx.ret());
+    0
+}

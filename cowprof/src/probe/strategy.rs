@@ -1,0 +1,529 @@
+//! The one declarative table of what each probe strategy needs, and the
+//! checks that decide what this kernel offers. Startup picks from it by
+//! priority; `cowprof doctor` prints it.
+use std::{fmt, fs, path::Path};
+
+use serde::Serialize;
+
+use crate::kernel::btf::KernelBtf;
+
+/// A way of probing the write-protect fault path (DESIGN.md §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// fentry/fexit on `handle_mm_fault`, `do_wp_page`, `wp_page_copy`.
+    Fentry,
+    /// kprobe/kretprobe on the same functions.
+    Kprobe,
+    /// `page_fault_user` and perf software events.
+    Tracepoint,
+}
+
+impl Strategy {
+    /// Every strategy, best first.
+    pub const BY_PRIORITY: [Strategy; 3] =
+        [Strategy::Fentry, Strategy::Kprobe, Strategy::Tracepoint];
+
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Strategy::Fentry => "fentry",
+            Strategy::Kprobe => "kprobe",
+            Strategy::Tracepoint => "tracepoint",
+        }
+    }
+
+    /// Lower is preferred.
+    #[must_use]
+    pub fn priority(self) -> u8 {
+        TABLE
+            .iter()
+            .find(|spec| spec.strategy == self)
+            .map_or(u8::MAX, |spec| spec.priority)
+    }
+
+    /// This strategy's rows of the table.
+    pub fn probes(self) -> impl Iterator<Item = &'static ProbeSpec> {
+        TABLE.iter().filter(move |spec| spec.strategy == self)
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The software events the tracepoint strategy's completion program uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum SoftwareEvent {
+    PageFaultsMin,
+    PageFaultsMaj,
+}
+
+/// Where a program attaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", content = "target", rename_all = "snake_case")]
+pub enum Hook {
+    Fentry(&'static str),
+    Fexit(&'static str),
+    Kprobe(&'static str),
+    Kretprobe(&'static str),
+    /// A BTF-enabled tracepoint (`tp_btf`).
+    BtfTracepoint(&'static str),
+    /// Software perf events on every CPU, one sample per event.
+    PerfSoftware(&'static [SoftwareEvent]),
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Hook::Fentry(t) => write!(f, "fentry/{t}"),
+            Hook::Fexit(t) => write!(f, "fexit/{t}"),
+            Hook::Kprobe(t) => write!(f, "kprobe/{t}"),
+            Hook::Kretprobe(t) => write!(f, "kretprobe/{t}"),
+            Hook::BtfTracepoint(t) => write!(f, "tp_btf/{t}"),
+            Hook::PerfSoftware(events) => {
+                let names: Vec<String> = events.iter().map(|e| format!("{e:?}")).collect();
+                write!(f, "perf_event/{}", names.join("+"))
+            }
+        }
+    }
+}
+
+/// What must exist for a row to be usable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", content = "name", rename_all = "snake_case")]
+pub enum Check {
+    /// A `FUNC` of this name in kernel BTF (fentry/fexit need it), and the
+    /// function in `available_filter_functions` when that is readable.
+    BtfFunc(&'static str),
+    /// The symbol in `/proc/kallsyms` (not inlined), and kprobe support.
+    Kallsyms(&'static str),
+    /// The tracepoint's `btf_trace_<name>` type in kernel BTF.
+    Tracepoint(&'static str),
+    /// perf software events (every kernel cowprof supports).
+    PerfSoftware,
+}
+
+/// One row of the compatibility table.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ProbeSpec {
+    pub strategy: Strategy,
+    /// The strategy's priority (lower is preferred); the same on its rows.
+    pub priority: u8,
+    /// The program's name in the eBPF object.
+    pub program: &'static str,
+    pub hook: Hook,
+    /// Oldest kernel (major, minor) where the hook and program type exist.
+    pub min_kernel: (u32, u32),
+    pub check: Check,
+    /// Optional rows refine the result where available (`wp_page_copy` is
+    /// inlined on current kernels).
+    pub required: bool,
+}
+
+const fn row(
+    strategy: Strategy,
+    program: &'static str,
+    hook: Hook,
+    min_kernel: (u32, u32),
+    check: Check,
+    required: bool,
+) -> ProbeSpec {
+    let priority = match strategy {
+        Strategy::Fentry => 1,
+        Strategy::Kprobe => 2,
+        Strategy::Tracepoint => 3,
+    };
+    ProbeSpec {
+        strategy,
+        priority,
+        program,
+        hook,
+        min_kernel,
+        check,
+        required,
+    }
+}
+
+use Check::{BtfFunc, Kallsyms, PerfSoftware as Perf, Tracepoint as Tp};
+use Hook::{BtfTracepoint, Fentry, Fexit, Kprobe, Kretprobe, PerfSoftware};
+use Strategy::{Fentry as F, Kprobe as K, Tracepoint as T};
+
+/// Every probe of every strategy.
+pub const TABLE: &[ProbeSpec] = &[
+    row(
+        F,
+        "fentry_handle_mm_fault",
+        Fentry("handle_mm_fault"),
+        (5, 8),
+        BtfFunc("handle_mm_fault"),
+        true,
+    ),
+    row(
+        F,
+        "fexit_handle_mm_fault",
+        Fexit("handle_mm_fault"),
+        (5, 8),
+        BtfFunc("handle_mm_fault"),
+        true,
+    ),
+    row(
+        F,
+        "fentry_do_wp_page",
+        Fentry("do_wp_page"),
+        (5, 5),
+        BtfFunc("do_wp_page"),
+        true,
+    ),
+    row(
+        F,
+        "fentry_wp_page_copy",
+        Fentry("wp_page_copy"),
+        (5, 5),
+        BtfFunc("wp_page_copy"),
+        false,
+    ),
+    row(
+        F,
+        "mm_page_alloc",
+        BtfTracepoint("mm_page_alloc"),
+        (5, 5),
+        Tp("mm_page_alloc"),
+        true,
+    ),
+    row(
+        F,
+        "rss_stat",
+        BtfTracepoint("rss_stat"),
+        (5, 5),
+        Tp("rss_stat"),
+        true,
+    ),
+    row(
+        F,
+        "sched_process_fork",
+        BtfTracepoint("sched_process_fork"),
+        (5, 5),
+        Tp("sched_process_fork"),
+        true,
+    ),
+    row(
+        F,
+        "sched_process_exit",
+        BtfTracepoint("sched_process_exit"),
+        (5, 5),
+        Tp("sched_process_exit"),
+        true,
+    ),
+    row(
+        K,
+        "kprobe_handle_mm_fault",
+        Kprobe("handle_mm_fault"),
+        (5, 8),
+        Kallsyms("handle_mm_fault"),
+        true,
+    ),
+    row(
+        K,
+        "kretprobe_handle_mm_fault",
+        Kretprobe("handle_mm_fault"),
+        (5, 8),
+        Kallsyms("handle_mm_fault"),
+        true,
+    ),
+    row(
+        K,
+        "kprobe_do_wp_page",
+        Kprobe("do_wp_page"),
+        (5, 5),
+        Kallsyms("do_wp_page"),
+        true,
+    ),
+    row(
+        K,
+        "kprobe_wp_page_copy",
+        Kprobe("wp_page_copy"),
+        (5, 5),
+        Kallsyms("wp_page_copy"),
+        false,
+    ),
+    row(
+        K,
+        "mm_page_alloc",
+        BtfTracepoint("mm_page_alloc"),
+        (5, 5),
+        Tp("mm_page_alloc"),
+        true,
+    ),
+    row(
+        K,
+        "rss_stat",
+        BtfTracepoint("rss_stat"),
+        (5, 5),
+        Tp("rss_stat"),
+        true,
+    ),
+    row(
+        K,
+        "sched_process_fork",
+        BtfTracepoint("sched_process_fork"),
+        (5, 5),
+        Tp("sched_process_fork"),
+        true,
+    ),
+    row(
+        K,
+        "sched_process_exit",
+        BtfTracepoint("sched_process_exit"),
+        (5, 5),
+        Tp("sched_process_exit"),
+        true,
+    ),
+    row(
+        T,
+        "sched_process_fork",
+        BtfTracepoint("sched_process_fork"),
+        (5, 5),
+        Tp("sched_process_fork"),
+        true,
+    ),
+    row(
+        T,
+        "sched_process_exit",
+        BtfTracepoint("sched_process_exit"),
+        (5, 5),
+        Tp("sched_process_exit"),
+        true,
+    ),
+    row(
+        T,
+        "fault_done",
+        PerfSoftware(&[SoftwareEvent::PageFaultsMin, SoftwareEvent::PageFaultsMaj]),
+        (5, 9),
+        Perf,
+        true,
+    ),
+    row(
+        T,
+        "mm_page_alloc",
+        BtfTracepoint("mm_page_alloc"),
+        (5, 5),
+        Tp("mm_page_alloc"),
+        true,
+    ),
+    row(
+        T,
+        "rss_stat",
+        BtfTracepoint("rss_stat"),
+        (5, 5),
+        Tp("rss_stat"),
+        true,
+    ),
+    // Entry last: every fault it opens can then be seen to completion.
+    row(
+        T,
+        "page_fault_user",
+        BtfTracepoint("page_fault_user"),
+        (5, 5),
+        Tp("page_fault_user"),
+        true,
+    ),
+];
+
+/// What the checks found for one row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    pub ok: bool,
+    /// Why not, and how to fix it, when `ok` is false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl CheckResult {
+    fn pass() -> Self {
+        Self {
+            ok: true,
+            reason: None,
+        }
+    }
+
+    fn fail(reason: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            reason: Some(reason.into()),
+        }
+    }
+}
+
+/// Facts about the running kernel the checks consult, read once.
+pub struct KernelFacts {
+    pub release: String,
+    pub version: (u32, u32),
+    pub btf: Option<KernelBtf>,
+    kallsyms: String,
+    /// `None` when `available_filter_functions` cannot be read.
+    filter_functions: Option<String>,
+    pub kprobe_pmu: bool,
+}
+
+impl KernelFacts {
+    /// Reads what the checks need from /proc and /sys.
+    #[must_use]
+    pub fn read() -> Self {
+        let release = fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        Self {
+            version: parse_version(&release),
+            release,
+            btf: KernelBtf::open().ok(),
+            kallsyms: fs::read_to_string("/proc/kallsyms").unwrap_or_default(),
+            filter_functions: fs::read_to_string("/sys/kernel/tracing/available_filter_functions")
+                .ok(),
+            kprobe_pmu: Path::new("/sys/bus/event_source/devices/kprobe/type").exists(),
+        }
+    }
+
+    fn in_kallsyms(&self, name: &str) -> bool {
+        self.kallsyms.lines().any(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, kind, sym) = (fields.next(), fields.next(), fields.next());
+            sym == Some(name) && kind.is_some_and(|k| k.eq_ignore_ascii_case("t"))
+        })
+    }
+
+    fn traceable(&self, name: &str) -> Option<bool> {
+        self.filter_functions.as_ref().map(|list| {
+            list.lines()
+                .any(|line| line.split_whitespace().next() == Some(name))
+        })
+    }
+
+    /// Runs one row's checks.
+    #[must_use]
+    pub fn check(&self, spec: &ProbeSpec) -> CheckResult {
+        if self.version < spec.min_kernel {
+            return CheckResult::fail(format!(
+                "needs Linux {}.{}+, this is {}",
+                spec.min_kernel.0, spec.min_kernel.1, self.release
+            ));
+        }
+        let Some(btf) = &self.btf else {
+            return CheckResult::fail(
+                "no kernel BTF; use a kernel built with CONFIG_DEBUG_INFO_BTF=y",
+            );
+        };
+        match spec.check {
+            Check::BtfFunc(name) => {
+                if !btf.has_func(name) {
+                    return CheckResult::fail(format!(
+                        "{name} is not in kernel BTF (inlined or renamed)"
+                    ));
+                }
+                match self.traceable(name) {
+                    Some(false) => CheckResult::fail(format!(
+                        "{name} is not in available_filter_functions (not traceable)"
+                    )),
+                    _ => CheckResult::pass(),
+                }
+            }
+            Check::Kallsyms(name) => {
+                if !self.kprobe_pmu {
+                    CheckResult::fail(
+                        "no kprobe support (kernel built without CONFIG_KPROBES or the kprobe PMU)",
+                    )
+                } else if !self.in_kallsyms(name) {
+                    CheckResult::fail(format!("{name} is not in /proc/kallsyms (inlined)"))
+                } else {
+                    CheckResult::pass()
+                }
+            }
+            Check::Tracepoint(name) => {
+                if btf.has_type(&format!("btf_trace_{name}")) {
+                    CheckResult::pass()
+                } else {
+                    CheckResult::fail(format!("tracepoint {name} is not in kernel BTF"))
+                }
+            }
+            Check::PerfSoftware => CheckResult::pass(),
+        }
+    }
+
+    /// Whether every required row of `strategy` passes its static checks;
+    /// the first failure otherwise.
+    #[must_use]
+    pub fn strategy_check(&self, strategy: Strategy) -> CheckResult {
+        strategy
+            .probes()
+            .filter(|spec| spec.required)
+            .map(|spec| (spec, self.check(spec)))
+            .find(|(_, result)| !result.ok)
+            .map_or_else(CheckResult::pass, |(spec, result)| {
+                CheckResult::fail(format!(
+                    "{}: {}",
+                    spec.hook,
+                    result.reason.unwrap_or_default()
+                ))
+            })
+    }
+}
+
+/// "6.12.117+deb12-cloud-amd64" → (6, 12).
+#[must_use]
+pub fn parse_version(release: &str) -> (u32, u32) {
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(parse_version("6.12.117+deb12-cloud-amd64"), (6, 12));
+        assert_eq!(parse_version("6.1.0-56-cloud-amd64"), (6, 1));
+        assert_eq!(parse_version("6.18.44-fc-v445"), (6, 18));
+        assert_eq!(parse_version(""), (0, 0));
+    }
+
+    #[test]
+    fn every_strategy_has_required_rows_and_one_priority() {
+        for strategy in Strategy::BY_PRIORITY {
+            let rows: Vec<_> = strategy.probes().collect();
+            assert!(rows.iter().any(|r| r.required), "{strategy}");
+            assert!(rows.iter().all(|r| r.priority == strategy.priority()));
+        }
+        let mut priorities: Vec<u8> = Strategy::BY_PRIORITY.iter().map(|s| s.priority()).collect();
+        priorities.dedup();
+        assert_eq!(
+            priorities,
+            vec![1, 2, 3],
+            "BY_PRIORITY is in priority order"
+        );
+    }
+
+    #[test]
+    fn every_strategy_follows_descendants_and_counts_allocations() {
+        for strategy in Strategy::BY_PRIORITY {
+            for program in [
+                "sched_process_fork",
+                "sched_process_exit",
+                "mm_page_alloc",
+                "rss_stat",
+            ] {
+                assert!(
+                    strategy
+                        .probes()
+                        .any(|r| r.program == program && r.required),
+                    "{strategy} lacks {program}"
+                );
+            }
+        }
+    }
+}
