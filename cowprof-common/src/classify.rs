@@ -116,8 +116,8 @@ pub struct FaultFacts {
 /// - a write to a present page of a private mapping copies when a page was
 ///   allocated (zeroed from the zero page, from page cache, or from an anon
 ///   page shared after fork) and is reused otherwise;
-/// - a write to a not-present page of a private file mapping is filled from
-///   the page cache (`do_cow_fault`);
+/// - a write to a not-present page of a private file mapping that allocated a
+///   page is filled from the page cache (`do_cow_fault`);
 /// - a write to a not-present page anywhere else is a first touch.
 #[must_use]
 pub const fn classify(facts: &FaultFacts) -> Option<Kind> {
@@ -132,7 +132,9 @@ pub const fn classify(facts: &FaultFacts) -> Option<Kind> {
         (true, false) if facts.alloc_zeroed != 0 => Some(Kind::CowZero),
         (true, false) if facts.file_to_anon != 0 => Some(Kind::CowCopyFile),
         (true, false) => Some(Kind::CowCopyAnon),
-        (false, false) if facts.file_backed != 0 => Some(Kind::CowFillFile),
+        // do_cow_fault always allocates the anon copy; a not-present write
+        // that allocated nothing found its PTE already fixed (spurious).
+        (false, false) if facts.file_backed != 0 && facts.allocs != 0 => Some(Kind::CowFillFile),
         (false, _) => None,
     }
 }
@@ -220,6 +222,13 @@ mod tests {
         f.file_backed = 1;
         f.allocs = 1;
         assert_eq!(classify(&f), Some(Kind::CowFillFile));
+    }
+
+    #[test]
+    fn absent_write_without_allocation_is_spurious() {
+        let mut f = facts(PF_WRITE, PRIVATE);
+        f.file_backed = 1;
+        assert_eq!(classify(&f), None);
     }
 
     #[test]

@@ -95,11 +95,63 @@ pub struct ProcessSummary {
     pub latency_ns: u64,
 }
 
+/// Per-fault latency percentiles of one kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub p50_ns: u64,
+    pub p90_ns: u64,
+    pub p99_ns: u64,
+    pub max_ns: u64,
+}
+
+/// Latency histograms per kind (3 significant digits, up to 10 s).
+#[derive(Clone, Debug)]
+pub struct Latencies(Vec<hdrhistogram::Histogram<u64>>);
+
+impl Default for Latencies {
+    fn default() -> Self {
+        let histogram = hdrhistogram::Histogram::new_with_bounds(1, 10_000_000_000, 3)
+            .expect("static histogram bounds are valid");
+        Self(vec![histogram; Kind::ALL.len()])
+    }
+}
+
+impl Latencies {
+    fn record(&mut self, kind: Kind, ns: u64) {
+        let histogram = &mut self.0[KindCounts::slot(kind)];
+        histogram.saturating_record(ns.max(1));
+    }
+
+    /// Percentiles of every kind seen, in `Kind::ALL` order.
+    #[must_use]
+    pub fn summary(&self) -> Vec<(Kind, LatencySummary)> {
+        Kind::ALL
+            .iter()
+            .zip(&self.0)
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(kind, h)| {
+                (
+                    *kind,
+                    LatencySummary {
+                        count: h.len(),
+                        p50_ns: h.value_at_quantile(0.50),
+                        p90_ns: h.value_at_quantile(0.90),
+                        p99_ns: h.value_at_quantile(0.99),
+                        max_ns: h.max(),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
 /// Aggregation of every event seen.
 #[derive(Clone, Debug, Default)]
 pub struct Aggregate {
     pub processes: BTreeMap<u32, ProcessSummary>,
     pub events: u64,
+    pub latencies: Latencies,
 }
 
 /// A task's `comm` as text.
@@ -129,6 +181,7 @@ impl Aggregate {
         }
         process.counts.add(kind);
         process.latency_ns += event.latency_ns;
+        self.latencies.record(kind, event.latency_ns);
     }
 
     /// Counts summed over processes.
@@ -294,6 +347,11 @@ mod tests {
         assert_eq!(p1.counts.copies(), 2);
         assert_eq!(p1.counts.cow_total(), 3);
         assert_eq!(p1.latency_ns, 30);
+        let latency = agg.latencies.summary();
+        assert_eq!(latency.len(), 3, "three kinds seen");
+        assert_eq!(latency[0].0, Kind::CowCopyAnon);
+        assert_eq!(latency[0].1.count, 2);
+        assert_eq!(latency[0].1.p50_ns, 10);
         let totals = agg.totals();
         assert_eq!(totals.get(Kind::WriteNotify), 1);
         assert_eq!(totals.cow_total(), 3);

@@ -5,7 +5,7 @@ use cowprof_common::Kind;
 use serde::Serialize;
 
 use crate::{
-    collect::{Collected, KindCounts, ProcessSummary},
+    collect::{Collected, KindCounts, LatencySummary, ProcessSummary},
     probe::{ProbeStats, Strategy},
 };
 
@@ -30,6 +30,8 @@ pub struct Summary {
     pub command_exit: Option<i32>,
     pub processes: Vec<ProcessSummary>,
     pub totals: KindCounts,
+    /// Per-fault latency percentiles per kind.
+    pub latency: std::collections::BTreeMap<&'static str, LatencySummary>,
     pub total_cow: u64,
     pub total_copies: u64,
     /// Events lost because the ring buffer was full. Counts per kind in
@@ -53,6 +55,13 @@ impl Summary {
         collected: Collected,
     ) -> Self {
         let totals = collected.aggregate.totals();
+        let latency = collected
+            .aggregate
+            .latencies
+            .summary()
+            .into_iter()
+            .map(|(kind, summary)| (kind.name(), summary))
+            .collect();
         let mut processes: Vec<ProcessSummary> =
             collected.aggregate.processes.into_values().collect();
         processes.sort_by(|a, b| {
@@ -67,6 +76,7 @@ impl Summary {
             duration_s,
             command_exit,
             processes,
+            latency,
             total_cow: totals.cow_total(),
             total_copies: totals.copies(),
             totals,
@@ -115,6 +125,20 @@ impl Summary {
         }
         let latency = self.processes.iter().map(|p| p.latency_ns).sum();
         row(&mut out, "", "total", &self.totals, latency);
+        if !self.latency.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n{:<16} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                "LATENCY", "COUNT", "P50_NS", "P90_NS", "P99_NS", "MAX_NS"
+            );
+            for (kind, l) in &self.latency {
+                let _ = writeln!(
+                    out,
+                    "{kind:<16} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                    l.count, l.p50_ns, l.p90_ns, l.p99_ns, l.max_ns
+                );
+            }
+        }
         let _ = writeln!(
             out,
             "\n{} processes, {} COW faults ({} copies), {} lost events, strategy {}, {:.2}s, stopped: {:?}",

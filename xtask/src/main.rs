@@ -6,6 +6,7 @@ mod lint;
 mod run;
 mod setup;
 mod test;
+mod vm;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -42,6 +43,16 @@ enum Task {
         #[arg(long, default_value_t = 131_072)]
         pages: usize,
     },
+    /// Boot Debian's 6.1 and 6.12 cloud kernels under qemu and run the live
+    /// suite under every probe strategy in each.
+    VmTest {
+        /// Only this kernel series (6.1 or 6.12).
+        #[arg(long)]
+        kernel: Option<String>,
+        /// Boot even when these exact inputs passed before.
+        #[arg(long)]
+        fresh: bool,
+    },
     /// rustfmt and clippy (pedantic) on the host crates and the eBPF crate.
     Lint,
 }
@@ -52,6 +63,10 @@ fn main() -> Result<()> {
         Task::Run { args } => run::run(&args),
         Task::Test { no_lint } => test::run(!no_lint),
         Task::Bench { pairs, pages } => bench::run(pairs, pages),
+        Task::VmTest { kernel, fresh } => {
+            let env = setup::run()?;
+            vm::run(&env, kernel.as_deref(), fresh)
+        }
         Task::Lint => {
             let env = setup::run()?;
             lint::run(&env)

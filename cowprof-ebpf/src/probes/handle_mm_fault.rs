@@ -81,11 +81,16 @@ pub fn fentry_handle_mm_fault(ctx: FEntryContext) -> i32 {
     0
 }
 
+/// The return value is read from the context slot after the four
+/// arguments, as libbpf's `BPF_PROG` does. `bpf_get_func_ret` is avoided:
+/// on v6.1 the verifier's scalar precision tracking took its result for 0
+/// and dropped the `VM_FAULT_RETRY` branch, so retried faults were counted
+/// twice.
 #[fexit(function = "handle_mm_fault")]
 pub fn fexit_handle_mm_fault(ctx: FExitContext) -> i32 {
-    if let Ok(ret) = ctx.ret::<u32>() {
-        on_return(ret);
-    }
+    let ret: u64 = ctx.arg(4);
+    #[expect(clippy::cast_possible_truncation, reason = "vm_fault_t is 32 bits")]
+    on_return(ret as u32);
     0
 }
 

@@ -16,7 +16,7 @@
 //! copied was a page-cache page, not an anon page shared after fork.
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 
-use crate::pending::active;
+use crate::{maps::config, pending::active};
 
 /// `MM_FILEPAGES` and `MM_SHMEMPAGES` of `enum` in include/linux/mm_types_task.h.
 const MM_FILEPAGES: i32 = 0;
@@ -29,6 +29,12 @@ pub fn rss_stat(ctx: BtfTracePointContext) -> i32 {
 }
 
 fn try_rss_stat(ctx: &BtfTracePointContext) {
+    // Before v6.2 (SPLIT_RSS_COUNTING) the tracepoint fires when a task's
+    // cached counters are synced at the start of a fault, not when a page
+    // moves, so it says nothing about the page copied.
+    if config().offsets.rss_stat_exact == 0 {
+        return;
+    }
     let Some(state) = active() else {
         return;
     };

@@ -119,7 +119,9 @@ impl Probes {
         if let Err(err) = kernel::tracefs::ensure_mounted() {
             log::warn!("tracefs is not mounted and mounting it failed: {err}");
         }
+        let started = std::time::Instant::now();
         let facts = KernelFacts::read();
+        log::info!("kernel facts read in {:?}", started.elapsed());
         let offsets = facts
             .btf
             .as_ref()
@@ -134,6 +136,7 @@ impl Probes {
         };
         let aya_btf =
             aya::Btf::from_sys_fs().map_err(|e| ProbeError::Load(format!("kernel BTF: {e}")))?;
+        log::info!("aya BTF parsed at {:?}", started.elapsed());
         let candidates: &[Strategy] = match &options.strategy {
             Some(forced) => std::slice::from_ref(forced),
             None => &Strategy::BY_PRIORITY,
@@ -157,8 +160,12 @@ impl Probes {
                 .map_max_entries("EVENTS", bytes)
                 .load(EBPF_OBJECT)
                 .map_err(|e| load_error(&e))?;
+            log::info!("object loaded at {:?}", started.elapsed());
             match attach::strategy(&mut ebpf, strategy, &facts, &aya_btf) {
-                Ok(attached) => return Self::finish(ebpf, strategy, attached, options.debug),
+                Ok(attached) => {
+                    log::info!("{strategy} attached at {:?}", started.elapsed());
+                    return Self::finish(ebpf, strategy, attached, options.debug);
+                }
                 Err(err) => {
                     log::info!("{err}");
                     failures.push(err);

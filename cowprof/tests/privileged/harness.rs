@@ -30,12 +30,33 @@ pub fn bpf_available() -> bool {
     }
 }
 
+/// The cowprof binary: `COWPROF_BIN` (the VM matrix sets it), else cargo's.
 pub fn cowprof() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_cowprof"))
+    std::env::var_os("COWPROF_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_cowprof")),
+        PathBuf::from,
+    )
 }
 
-/// The workload example, built by `cargo test` next to this test binary.
+/// The strategy forced with `COWPROF_PROBE` (the VM matrix runs the suite once
+/// per strategy), or `None` for cowprof's own choice.
+pub fn forced_probe() -> Option<String> {
+    std::env::var("COWPROF_PROBE")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Whether the suite runs inside the VM matrix's minimal guest.
+pub fn in_vm() -> bool {
+    std::env::var_os("COWPROF_VM").is_some()
+}
+
+/// The workload example: `COWPROF_WORKLOAD`, else the one `cargo test`
+/// built next to this test binary.
 pub fn workload() -> PathBuf {
+    if let Some(path) = std::env::var_os("COWPROF_WORKLOAD") {
+        return PathBuf::from(path);
+    }
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
         .parent()
@@ -53,7 +74,9 @@ pub fn workload() -> PathBuf {
 /// A scratch directory on a disk filesystem (not tmpfs, which has no
 /// write-notify), removed on drop.
 pub fn scratch() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("scratch dir")
+    let base = std::env::var_os("COWPROF_SCRATCH")
+        .map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from);
+    tempfile::tempdir_in(base).expect("scratch dir")
 }
 
 /// One line of the workload's `--report`.
@@ -161,8 +184,10 @@ impl Files {
 }
 
 fn record_args(files: &Files) -> Vec<String> {
+    let probe = forced_probe().map(|p| format!("--probe={p}"));
     vec![
         "record".into(),
+        probe.unwrap_or_else(|| "--probe=auto".into()),
         "--json".into(),
         "-o".into(),
         files.summary.display().to_string(),

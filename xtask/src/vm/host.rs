@@ -1,0 +1,295 @@
+//! Host side of the VM matrix: packages, kernels, static binaries, qemu.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::{cache, setup};
+
+const BACKPORTS: &str = "/etc/apt/sources.list.d/cowprof-backports.sources";
+const MUSL: &str = "x86_64-unknown-linux-musl";
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// qemu 10 from bookworm-backports (beside the preinstalled qemu-utils of
+/// the same suite), static busybox, cpio, and the musl target.
+pub fn ensure_packages() -> Result<()> {
+    let needed =
+        !have("qemu-system-x86_64") || !Path::new("/bin/busybox").exists() || !have("cpio");
+    if needed {
+        if !Path::new(BACKPORTS).exists() {
+            fs::write(
+                BACKPORTS,
+                "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+            )
+            .with_context(|| format!("writing {BACKPORTS} (needs root)"))?;
+        }
+        eprintln!("xtask: installing qemu-system-x86 (bookworm-backports), busybox-static, cpio");
+        setup::status(Command::new("apt-get").args(["update", "-qq"]))?;
+        setup::status(
+            Command::new("apt-get")
+                .args([
+                    "install",
+                    "-y",
+                    "-qq",
+                    "--no-install-recommends",
+                    "-t",
+                    "bookworm-backports",
+                ])
+                .args([
+                    "qemu-system-x86",
+                    "busybox-static",
+                    "cpio",
+                    "e2fsprogs",
+                    "xz-utils",
+                ])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+    }
+    let installed = String::from_utf8(
+        Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .output()?
+            .stdout,
+    )?;
+    if !installed.lines().any(|l| l.trim() == MUSL) {
+        setup::status(Command::new("rustup").args(["target", "add", MUSL]))?;
+    }
+    Ok(())
+}
+
+/// A Debian cloud kernel, extracted in the cache.
+pub struct Kernel {
+    pub release: String,
+    pub vmlinuz: PathBuf,
+    pub modules: PathBuf,
+}
+
+/// The newest package whose name matches `pattern` (a regex for
+/// `apt-cache search --names-only`).
+fn newest(pattern: &str) -> Result<String> {
+    let search = |update: bool| -> Result<Vec<String>> {
+        if update {
+            setup::status(Command::new("apt-get").args(["update", "-qq"]))?;
+        }
+        let out = Command::new("apt-cache")
+            .args(["search", "--names-only", pattern])
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect())
+    };
+    let mut names = search(false)?;
+    if names.is_empty() {
+        names = search(true)?;
+    }
+    // Sort by the numbers in the name: 6.12.117 after 6.12.95.
+    let key = |name: &String| -> Vec<u64> {
+        name.split(|c: char| !c.is_ascii_digit())
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    };
+    names.sort_by_key(key);
+    names
+        .pop()
+        .with_context(|| format!("apt offers no package matching {pattern}"))
+}
+
+/// Downloads (once) and extracts the current 6.1 and 6.12 cloud kernels.
+pub fn ensure_kernels(only: Option<&str>) -> Result<Vec<Kernel>> {
+    let patterns = [
+        ("6.1", r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$"),
+        (
+            "6.12",
+            r"^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$",
+        ),
+    ];
+    let dir = cache::dir().join("vm").join("kernels");
+    fs::create_dir_all(&dir)?;
+    let mut kernels = Vec::new();
+    for (series, pattern) in patterns {
+        if only.is_some_and(|o| o != series) {
+            continue;
+        }
+        let package = newest(pattern)?;
+        let root = dir.join(&package);
+        if !root.join("boot").is_dir() {
+            eprintln!("xtask: downloading {package}");
+            let download = dir.join("download");
+            let _ = fs::remove_dir_all(&download);
+            fs::create_dir_all(&download)?;
+            setup::status(
+                Command::new("apt-get")
+                    .args(["download", &package])
+                    .current_dir(&download),
+            )?;
+            let deb = fs::read_dir(&download)?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|e| e == "deb"))
+                .context("apt-get download produced no .deb")?;
+            let partial = dir.join(format!("{package}.partial"));
+            let _ = fs::remove_dir_all(&partial);
+            setup::status(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&partial))?;
+            fs::rename(&partial, &root)?;
+            let _ = fs::remove_dir_all(&download);
+        }
+        let vmlinuz = fs::read_dir(root.join("boot"))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("vmlinuz-"))
+            })
+            .context("no vmlinuz in the kernel package")?;
+        let release = vmlinuz
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("vmlinuz-"))
+            .context("vmlinuz name")?
+            .to_owned();
+        let modules = root.join("lib/modules").join(&release);
+        kernels.push(Kernel {
+            release,
+            vmlinuz,
+            modules,
+        });
+    }
+    Ok(kernels)
+}
+
+/// Statically linked binaries for the guest.
+pub struct StaticBins {
+    pub cowprof: PathBuf,
+    pub workload: PathBuf,
+    pub suite: PathBuf,
+}
+
+/// Builds cowprof, the workload and the privileged suite for musl.
+pub fn build_static(env: &setup::Env) -> Result<StaticBins> {
+    let common = ["--release", "--target", MUSL, "--package", "cowprof"];
+    setup::status(
+        env.cargo()
+            .arg("build")
+            .args(common)
+            .args(["--bins", "--examples"]),
+    )?;
+    let out = env
+        .cargo()
+        .arg("test")
+        .args(common)
+        .args(["--test", "privileged", "--no-run", "--message-format=json"])
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        bail!("building the privileged suite for {MUSL} failed");
+    }
+    let suite = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("\"executable\":\"") && l.contains("privileged"))
+        .find_map(|l| {
+            let start = l.find("\"executable\":\"")? + "\"executable\":\"".len();
+            let end = l[start..].find('"')? + start;
+            Some(PathBuf::from(&l[start..end]))
+        })
+        .context("cargo did not report the privileged test binary")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| cache::workspace().join("target"), PathBuf::from);
+    let release = target.join(MUSL).join("release");
+    Ok(StaticBins {
+        cowprof: release.join("cowprof"),
+        workload: release.join("examples").join("cow-workload"),
+        suite,
+    })
+}
+
+/// Boots `kernel` with `initramfs` and returns what the console printed.
+pub fn boot(kernel: &Kernel, initramfs: &Path) -> Result<String> {
+    let out = Command::new("timeout")
+        .args(["--kill-after=10", "900", "qemu-system-x86_64"])
+        .args([
+            "-accel",
+            "tcg",
+            "-cpu",
+            "max",
+            "-m",
+            "1G",
+            "-smp",
+            "2",
+            "-nographic",
+            "-no-reboot",
+        ])
+        .arg("-kernel")
+        .arg(&kernel.vmlinuz)
+        .arg("-initrd")
+        .arg(initramfs)
+        .args(["-append", "console=ttyS0 quiet panic=-1"])
+        .stdin(Stdio::null())
+        .output()
+        .context("running qemu-system-x86_64")?;
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    let log_path = cache::dir()
+        .join("vm")
+        .join(format!("{}.log", kernel.release));
+    fs::write(&log_path, &log)?;
+    eprintln!("xtask: guest console log: {}", log_path.display());
+    Ok(log)
+}
+
+/// A key for everything a guest run depends on: the kernel image and the
+/// initramfs (binaries, init script, module, scratch image).
+pub fn input_key(kernel: &Kernel, initramfs: &super::guest::Initramfs) -> Result<String> {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    kernel.release.hash(&mut hasher);
+    fs::read(&kernel.vmlinuz)?.hash(&mut hasher);
+    // The cpio records mtimes; hash the files inside instead.
+    let root = &initramfs.root;
+    let mut files: Vec<PathBuf> = walk(root)?;
+    files.sort();
+    for file in files {
+        file.strip_prefix(root).unwrap_or(&file).hash(&mut hasher);
+        fs::read(&file)?.hash(&mut hasher);
+    }
+    Ok(format!("{}-{:016x}", kernel.release, hasher.finish()))
+}
+
+fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            out.extend(walk(&path)?);
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+fn passes_dir() -> PathBuf {
+    cache::dir().join("vm").join("passed")
+}
+
+/// The console log of an earlier passing run with the same inputs.
+pub fn cached_pass(key: &str) -> Option<String> {
+    fs::read_to_string(passes_dir().join(format!("{key}.log"))).ok()
+}
+
+/// Remembers a passing run's console log under its input key.
+pub fn remember_pass(key: &str, log: &str) -> Result<()> {
+    fs::create_dir_all(passes_dir())?;
+    fs::write(passes_dir().join(format!("{key}.log")), log)?;
+    Ok(())
+}
