@@ -95,13 +95,25 @@ impl VmaCache {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TaskState {
     pub pending: Pending,
+    /// The mapping last written to.
     pub cache: VmaCache,
+    /// The mapping of the last writing instruction.
+    pub code_cache: VmaCache,
 }
+
+/// Ring buffer record tags: every record starts with one.
+pub const TAG_FAULT: u32 = 1;
+pub const TAG_FILE: u32 = 2;
 
 /// One classified fault, as sent through the ring buffer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FaultEvent {
+    /// [`TAG_FAULT`].
+    pub tag: u32,
+    /// A [`crate::Kind`] discriminant.
+    pub kind: u8,
+    pub _pad: [u8; 3],
     /// `bpf_ktime_get_ns()` at completion.
     pub ts_ns: u64,
     /// Fault entry to completion, in ns.
@@ -110,15 +122,48 @@ pub struct FaultEvent {
     pub addr: u64,
     /// The instruction that wrote (user `ip`).
     pub ip: u64,
+    /// The mapping written to.
     pub vma: VmaInfo,
+    /// The mapping of the writing instruction (`vm_start` 0 when unknown),
+    /// so the writer can be symbolized after the process is gone.
+    pub code: VmaInfo,
     /// Process (tgid) and thread (pid) of the writer.
     pub pid: u32,
     pub tid: u32,
     pub error_code: u32,
-    /// A [`crate::Kind`] discriminant.
-    pub kind: u8,
-    pub _pad: [u8; 3],
+    pub _pad2: u32,
     pub comm: [u8; COMM_LEN],
+}
+
+/// Path components kept per file: the name and up to this many ancestors.
+pub const PATH_DEPTH: usize = 8;
+/// Bytes kept per path component (NUL included).
+pub const NAME_LEN: usize = 64;
+
+/// A file's path, sent once per (dev, inode) the first time a mapping of it
+/// is seen, so a process that exits at once is still attributed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FileRecord {
+    /// [`TAG_FILE`].
+    pub tag: u32,
+    /// Components filled in `names`; the last reached the file system root
+    /// when `depth < PATH_DEPTH`.
+    pub depth: u32,
+    pub ino: u64,
+    pub dev: u32,
+    pub _pad: u32,
+    /// `names[0]` is the file's own name, then its parent's, and so on.
+    pub names: [[u8; NAME_LEN]; PATH_DEPTH],
+}
+
+/// Key of the in-kernel set of files already announced.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    pub ino: u64,
+    pub dev: u32,
+    pub _pad: u32,
 }
 
 /// Byte offsets of kernel struct fields, read from the running kernel's BTF
@@ -150,6 +195,11 @@ pub struct Offsets {
     /// without `SPLIT_RSS_COUNTING`), so it can tell a page-cache copy from
     /// an anon one. Otherwise a copy in a file mapping counts as a file copy.
     pub rss_stat_exact: u32,
+    /// `file.f_path.dentry`, `dentry.d_name.name` and `dentry.d_parent`.
+    pub file_dentry: u32,
+    pub dentry_name: u32,
+    pub dentry_parent: u32,
+    pub _pad: u32,
 }
 
 /// Program configuration, set as a global before load.
@@ -197,15 +247,17 @@ pub const MAX_TARGETS: u32 = 65_536;
 
 const _: () = assert!(core::mem::size_of::<VmaInfo>() == 48);
 const _: () = assert!(core::mem::size_of::<Pending>() == 104);
-const _: () = assert!(core::mem::size_of::<FaultEvent>() == 112);
-const _: () = assert!(core::mem::size_of::<TaskState>() == 160);
-const _: () = assert!(core::mem::size_of::<Offsets>() == 64);
-const _: () = assert!(core::mem::size_of::<Config>() == 80);
+const _: () = assert!(core::mem::size_of::<FaultEvent>() == 168);
+const _: () = assert!(core::mem::size_of::<TaskState>() == 216);
+const _: () = assert!(core::mem::size_of::<FileRecord>() == 536);
+const _: () = assert!(core::mem::size_of::<Offsets>() == 80);
+const _: () = assert!(core::mem::size_of::<Config>() == 96);
 
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all are repr(C) structs of integers with explicit padding.
     unsafe impl aya::Pod for super::FaultEvent {}
+    unsafe impl aya::Pod for super::FileRecord {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::Offsets {}
 }

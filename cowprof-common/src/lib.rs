@@ -10,4 +10,7 @@ pub mod classify;
 pub mod event;
 
 pub use classify::{classify, FaultFacts, Kind};
-pub use event::{Config, FaultEvent, Offsets, Pending, Stat, TaskState, VmaCache, VmaInfo};
+pub use event::{
+    Config, FaultEvent, FileKey, FileRecord, Offsets, Pending, Stat, TaskState, VmaCache, VmaInfo,
+    TAG_FAULT, TAG_FILE,
+};

@@ -6,9 +6,10 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
 };
-use cowprof_common::{classify, FaultEvent, Pending, Stat, TaskState};
+use cowprof_common::{classify, FaultEvent, Pending, Stat, TaskState, VmaInfo, TAG_FAULT};
 
 use crate::{
+    files,
     maps::{bump, config, count, is_target, EVENTS, KIND_COUNTS, TASK_STATE},
     pending::{current_task, resolve_vma},
     vma,
@@ -65,8 +66,34 @@ pub fn try_cache(state: &mut TaskState) {
 /// Sets the mapping from a `struct vm_area_struct *` the probe was given.
 #[inline(always)]
 pub fn set_vma(state: &mut TaskState, vma_ptr: *const c_void) {
-    vma::read_vma(vma_ptr, &config().offsets, &mut state.pending.vma);
+    let file = vma::read_vma(vma_ptr, &config().offsets, &mut state.pending.vma);
     state.pending.vma_found = 1;
+    files::announce(file, &state.pending.vma);
+}
+
+/// The mapping of the writing instruction, from the task's code cache or a
+/// lookup (which also announces the code's file).
+#[inline(always)]
+fn code_vma(state: &mut TaskState) -> VmaInfo {
+    let ip = state.pending.ip;
+    let task = current_task();
+    let seq = vma::lock_seq(task);
+    if let Some(seq) = seq {
+        if let Some(info) = state.code_cache.hit(ip, seq) {
+            return info;
+        }
+    }
+    count(Stat::VmaLookups);
+    let Some(info) = vma::find(task, ip) else {
+        count(Stat::VmaLookupFailed);
+        return VmaInfo::default();
+    };
+    if let Some(seq) = seq {
+        state.code_cache.vma = info;
+        state.code_cache.seq = seq;
+        state.code_cache.valid = 1;
+    }
+    info
 }
 
 /// An order-0 movable page was allocated inside the fault.
@@ -98,6 +125,7 @@ pub fn complete(state: &mut TaskState) {
         return;
     };
     bump(&KIND_COUNTS, u32::from(kind as u8));
+    let code = code_vma(state);
     let pending = &state.pending;
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
@@ -108,16 +136,19 @@ pub fn complete(state: &mut TaskState) {
     };
     #[expect(clippy::cast_possible_truncation, reason = "pid_tgid packs two u32")]
     entry.write(FaultEvent {
+        tag: TAG_FAULT,
+        kind: kind as u8,
+        _pad: [0; 3],
         ts_ns: now,
         latency_ns: now.saturating_sub(pending.start_ns),
         addr: pending.addr,
         ip: pending.ip,
         vma: pending.vma,
+        code,
         pid: (pid_tgid >> 32) as u32,
         tid: pid_tgid as u32,
         error_code: pending.error_code,
-        kind: kind as u8,
-        _pad: [0; 3],
+        _pad2: 0,
         comm: bpf_get_current_comm().unwrap_or_default(),
     });
     // Wake the reader only when a quarter of the buffer is waiting; it polls

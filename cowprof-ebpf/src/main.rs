@@ -10,6 +10,7 @@
 #![no_main]
 
 mod fault;
+mod files;
 mod maps;
 mod pending;
 mod probes;

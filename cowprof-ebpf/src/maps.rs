@@ -6,9 +6,9 @@ use aya_ebpf::{
     bindings::{bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE, task_struct, BPF_F_NO_PREALLOC},
     helpers::generated::bpf_task_storage_get,
     macros::{btf_map, map},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
-use cowprof_common::{event::MAX_TARGETS, Config, Stat, TaskState};
+use cowprof_common::{event::MAX_TARGETS, Config, FileKey, Stat, TaskState};
 
 /// Processes (tgids) to follow when not system-wide. Userspace seeds it; the
 /// fork probe adds every descendant.
@@ -18,6 +18,10 @@ pub static TARGETS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_TARGETS, 0)
 /// Classified faults. Userspace sizes it at load time.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
+
+/// Files whose path was already sent to userspace.
+#[map]
+pub static SEEN_FILES: LruHashMap<FileKey, u8> = LruHashMap::with_max_entries(16_384, 0);
 
 /// Counters indexed by [`Stat`].
 #[map]
@@ -101,6 +105,10 @@ static CONFIG: Config = Config {
         vmf_page: 0,
         page_mapping: 0,
         rss_stat_exact: 0,
+        file_dentry: 0,
+        dentry_name: 0,
+        dentry_parent: 0,
+        _pad: 0,
     },
 };
 

@@ -16,27 +16,29 @@ pub fn read_at<T>(base: *const c_void, offset: u32) -> Option<T> {
     unsafe { bpf_probe_read_kernel(base.cast::<u8>().add(offset as usize).cast::<T>()) }.ok()
 }
 
-/// Fills `info` from `vma`.
+/// Fills `info` from `vma`; returns the mapping's `struct file *` (null for
+/// anon memory).
 #[inline(always)]
-pub fn read_vma(vma: *const c_void, off: &Offsets, info: &mut VmaInfo) {
+pub fn read_vma(vma: *const c_void, off: &Offsets, info: &mut VmaInfo) -> *const c_void {
     info.vm_start = read_at(vma, off.vma_vm_start).unwrap_or(0);
     info.vm_end = read_at(vma, off.vma_vm_end).unwrap_or(0);
     info.vm_pgoff = read_at(vma, off.vma_vm_pgoff).unwrap_or(0);
     info.vm_flags = read_at(vma, off.vma_vm_flags).unwrap_or(0);
     let file: *const c_void = read_at(vma, off.vma_vm_file).unwrap_or(core::ptr::null());
     if file.is_null() {
-        return;
+        return file;
     }
     info.file_backed = 1;
     let inode: *const c_void = read_at(file, off.file_f_inode).unwrap_or(core::ptr::null());
     if inode.is_null() {
-        return;
+        return file;
     }
     info.ino = read_at(inode, off.inode_i_ino).unwrap_or(0);
     let sb: *const c_void = read_at(inode, off.inode_i_sb).unwrap_or(core::ptr::null());
     if !sb.is_null() {
         info.dev = read_at(sb, off.sb_s_dev).unwrap_or(0);
     }
+    file
 }
 
 /// The current `mm->mm_lock_seq` of `task`, when the kernel has one.
@@ -59,7 +61,9 @@ pub fn lock_seq(task: *mut task_struct) -> Option<u32> {
 extern "C" fn on_vma(_task: *mut task_struct, vma: *mut c_void, ctx: *mut c_void) -> i64 {
     // SAFETY: ctx is the VmaInfo on the caller's stack.
     let info = unsafe { &mut *ctx.cast::<VmaInfo>() };
-    read_vma(vma, &config().offsets, info);
+    let file = read_vma(vma, &config().offsets, info);
+    // The vma (and so its file) is pinned by the mmap lock held here.
+    crate::files::announce(file, info);
     0
 }
 

@@ -4,6 +4,7 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
+    attrib::views::View,
     probe::{Strategy, DEFAULT_RINGBUF_BYTES},
     target::Target,
 };
@@ -108,6 +109,10 @@ pub struct RecordArgs {
     /// Forward the eBPF programs' diagnostics (aya-log) to the log.
     #[arg(long)]
     pub debug_bpf: bool,
+    /// Also aggregate by this dimension (image, section, symbol and page add
+    /// the writable pages never written).
+    #[arg(long, value_enum, default_value_t = View::Process)]
+    pub by: View,
     /// Probe strategy: the best available (auto), or force one.
     #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
     pub probe: ProbeChoice,

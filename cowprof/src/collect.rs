@@ -14,7 +14,10 @@ use std::{
 use cowprof_common::{FaultEvent, Kind};
 use serde::Serialize;
 
-use crate::probe::{ProbeError, ProbeStats, Probes};
+use crate::{
+    attrib::{views::Views, Attributor},
+    probe::{ProbeError, ProbeStats, Probes, Record},
+};
 
 /// How often the collector drains the ring buffer when the programs have not
 /// woken it (they wake it only when the buffer is a quarter full).
@@ -147,11 +150,22 @@ impl Latencies {
 }
 
 /// Aggregation of every event seen.
-#[derive(Clone, Debug, Default)]
+#[derive(Default)]
 pub struct Aggregate {
     pub processes: BTreeMap<u32, ProcessSummary>,
     pub events: u64,
     pub latencies: Latencies,
+    pub attributor: Attributor,
+    pub views: Views,
+}
+
+impl std::fmt::Debug for Aggregate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aggregate")
+            .field("processes", &self.processes)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A task's `comm` as text.
@@ -162,6 +176,23 @@ pub fn comm_str(comm: &[u8]) -> String {
 }
 
 impl Aggregate {
+    /// An aggregate that resolves paths against this machine's mounts.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            attributor: Attributor::new(),
+            ..Self::default()
+        }
+    }
+
+    /// Accounts one ring buffer record.
+    pub fn add_record(&mut self, record: Record<'_>) {
+        match record {
+            Record::Fault(event) => self.add(event),
+            Record::File(file) => self.attributor.add_file(file),
+        }
+    }
+
     /// Accounts one event.
     pub fn add(&mut self, event: &FaultEvent) {
         let Some(kind) = Kind::from_u8(event.kind) else {
@@ -181,7 +212,9 @@ impl Aggregate {
         }
         process.counts.add(kind);
         process.latency_ns += event.latency_ns;
+        let comm = process.comm.clone();
         self.latencies.record(kind, event.latency_ns);
+        self.views.add(&mut self.attributor, event, kind, &comm);
     }
 
     /// Counts summed over processes.
@@ -213,6 +246,10 @@ struct EventLine<'a> {
     vm_flags: u64,
     dev: u32,
     ino: u64,
+    code_vm_start: u64,
+    code_vm_pgoff: u64,
+    code_dev: u32,
+    code_ino: u64,
 }
 
 fn write_event(out: &mut dyn Write, event: &FaultEvent) -> io::Result<()> {
@@ -233,6 +270,10 @@ fn write_event(out: &mut dyn Write, event: &FaultEvent) -> io::Result<()> {
         vm_flags: event.vma.vm_flags,
         dev: event.vma.dev,
         ino: event.vma.ino,
+        code_vm_start: event.code.vm_start,
+        code_vm_pgoff: event.code.vm_pgoff,
+        code_dev: event.code.dev,
+        code_ino: event.code.ino,
     };
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")
@@ -265,7 +306,7 @@ impl Collector {
         let thread = std::thread::Builder::new()
             .name("cowprof-collector".into())
             .spawn(move || {
-                let mut aggregate = Aggregate::default();
+                let mut aggregate = Aggregate::new();
                 let mut events_error = None;
                 loop {
                     // Read the flag before draining, so the last drain runs
@@ -274,9 +315,9 @@ impl Collector {
                     if !stopping {
                         let _ = probes.wait(POLL_INTERVAL);
                     }
-                    probes.drain(|event| {
-                        aggregate.add(event);
-                        if let Some(out) = events_out.as_mut() {
+                    probes.drain(|record| {
+                        aggregate.add_record(record);
+                        if let (Record::Fault(event), Some(out)) = (record, events_out.as_mut()) {
                             if let Err(err) = write_event(out.as_mut(), event) {
                                 events_error = Some(err.to_string());
                                 events_out = None;
@@ -335,6 +376,7 @@ mod tests {
     #[test]
     fn aggregates_per_process_and_kind() {
         let mut agg = Aggregate::default();
+        // Anon events need no files.
         agg.add(&event(1, Kind::CowCopyAnon));
         agg.add(&event(1, Kind::CowCopyAnon));
         agg.add(&event(1, Kind::CowReuse));

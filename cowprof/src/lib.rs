@@ -2,6 +2,7 @@
 //!
 //! The library holds everything; `main.rs` only parses arguments and maps
 //! errors to exit codes.
+pub mod attrib;
 pub mod cli;
 pub mod collect;
 pub mod doctor;

@@ -89,6 +89,7 @@ fn run_record(args: RecordArgs) -> ExitCode {
         target,
         duration: args.duration,
         events: args.events,
+        by: args.by,
         probe: ProbeOptions {
             system_wide: false,
             ringbuf_bytes: args.ringbuf_size,

@@ -12,6 +12,7 @@ use std::{
 };
 
 use crate::{
+    attrib::views::View,
     collect::Collector,
     probe::{ProbeError, ProbeOptions, Probes, Strategy},
     report::{StopReason, Summary},
@@ -36,6 +37,8 @@ pub struct RecordOptions {
     /// Write every event as a JSON line to this file.
     pub events: Option<PathBuf>,
     pub probe: ProbeOptions,
+    /// The view to report besides the per-process summary.
+    pub by: View,
 }
 
 /// Polling interval of the stop conditions.
@@ -115,6 +118,7 @@ pub fn record(
         stop_reason,
         started.elapsed().as_secs_f64(),
         command_exit,
+        options.by,
         collected,
     ))
 }

@@ -5,6 +5,7 @@ use cowprof_common::Kind;
 use serde::Serialize;
 
 use crate::{
+    attrib::views::{ImageWaste, Row, View},
     collect::{Collected, KindCounts, LatencySummary, ProcessSummary},
     probe::{ProbeStats, Strategy},
 };
@@ -29,6 +30,15 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command_exit: Option<i32>,
     pub processes: Vec<ProcessSummary>,
+    /// The view asked for with `--by`, and its rows (none for `process`,
+    /// which `processes` is).
+    pub by: View,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<Row>,
+    /// Writable image pages never written (image, section, symbol and page
+    /// views).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waste: Vec<ImageWaste>,
     pub totals: KindCounts,
     /// Per-fault latency percentiles per kind.
     pub latency: std::collections::BTreeMap<&'static str, LatencySummary>,
@@ -52,9 +62,21 @@ impl Summary {
         stop_reason: StopReason,
         duration_s: f64,
         command_exit: Option<i32>,
-        collected: Collected,
+        by: View,
+        mut collected: Collected,
     ) -> Self {
         let totals = collected.aggregate.totals();
+        let aggregate = &mut collected.aggregate;
+        let rows = if by == View::Process {
+            Vec::new()
+        } else {
+            aggregate.views.rows(by)
+        };
+        let waste = if matches!(by, View::Image | View::Section | View::Symbol | View::Page) {
+            aggregate.views.waste(&mut aggregate.attributor)
+        } else {
+            Vec::new()
+        };
         let latency = collected
             .aggregate
             .latencies
@@ -76,6 +98,9 @@ impl Summary {
             duration_s,
             command_exit,
             processes,
+            by,
+            rows,
+            waste,
             latency,
             total_cow: totals.cow_total(),
             total_copies: totals.copies(),
@@ -125,6 +150,7 @@ impl Summary {
         }
         let latency = self.processes.iter().map(|p| p.latency_ns).sum();
         row(&mut out, "", "total", &self.totals, latency);
+        self.views_text(&mut out);
         if !self.latency.is_empty() {
             let _ = writeln!(
                 out,
@@ -162,5 +188,57 @@ impl Summary {
             let _ = writeln!(out, "warning: the events file is partial: {err}");
         }
         out
+    }
+
+    fn views_text(&self, out: &mut String) {
+        if !self.rows.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n{:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5}  {:<60} FIRST WRITER",
+                "COPY_A", "COPY_F", "FILL_F", "ZERO", "REUSE", "NOTIFY", "COPIES", "PROCS", "BY"
+            );
+            for r in &self.rows {
+                let c = &r.counts;
+                let _ = writeln!(
+                    out,
+                    "{:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5}  {:<60} {}",
+                    c.get(Kind::CowCopyAnon),
+                    c.get(Kind::CowCopyFile),
+                    c.get(Kind::CowFillFile),
+                    c.get(Kind::CowZero),
+                    c.get(Kind::CowReuse),
+                    c.get(Kind::WriteNotify),
+                    r.copies,
+                    r.processes,
+                    r.key,
+                    r.first_writer
+                );
+            }
+        }
+        for image in &self.waste {
+            let t = &image.total;
+            let _ = writeln!(
+                out,
+                "\n{}: {} writable pages, {} written, {} never written ({} KiB)",
+                t.name,
+                t.writable_pages,
+                t.touched_pages,
+                t.untouched_pages,
+                t.untouched_bytes / 1024
+            );
+            for s in &image.sections {
+                let _ = writeln!(
+                    out,
+                    "  {:<20} {:>6} writable {:>6} written {:>6} never written",
+                    s.name, s.writable_pages, s.touched_pages, s.untouched_pages
+                );
+            }
+            for (pid, touched, untouched) in &image.per_process {
+                let _ = writeln!(
+                    out,
+                    "  pid {pid:<8} wrote {touched} pages, left {untouched} untouched"
+                );
+            }
+        }
     }
 }

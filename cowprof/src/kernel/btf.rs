@@ -138,6 +138,12 @@ impl KernelBtf {
             // v6.2 removed SPLIT_RSS_COUNTING and its per-task `rss_stat`
             // cache, which updated counters without the tracepoint.
             rss_stat_exact: u32::from(self.field_offset("task_struct", "rss_stat").is_err()),
+            file_dentry: self.field_offset("file", "f_path")?
+                + self.field_offset("path", "dentry")?,
+            dentry_name: self.field_offset("dentry", "d_name")?
+                + self.field_offset("qstr", "name")?,
+            dentry_parent: self.field_offset("dentry", "d_parent")?,
+            _pad: 0,
         })
     }
 

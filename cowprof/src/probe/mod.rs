@@ -12,7 +12,7 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     Ebpf, EbpfLoader,
 };
-use cowprof_common::{Config, FaultEvent};
+use cowprof_common::{Config, FaultEvent, FileRecord, TAG_FAULT, TAG_FILE};
 
 use self::strategy::KernelFacts;
 pub use self::{stats::ProbeStats, strategy::Strategy};
@@ -83,6 +83,13 @@ impl Default for ProbeOptions {
             strategy: None,
         }
     }
+}
+
+/// One record from the ring buffer.
+#[derive(Clone, Copy, Debug)]
+pub enum Record<'a> {
+    Fault(&'a FaultEvent),
+    File(&'a FileRecord),
 }
 
 /// Loaded and attached probes.
@@ -262,15 +269,29 @@ impl Probes {
     }
 
     /// Hands every queued event to `sink`. Returns how many there were.
-    pub fn drain(&mut self, mut sink: impl FnMut(&FaultEvent)) -> usize {
+    pub fn drain(&mut self, mut sink: impl FnMut(Record<'_>)) -> usize {
         let mut n = 0;
         while let Some(item) = self.events.next() {
-            if item.len() >= size_of::<FaultEvent>() {
-                // SAFETY: the kernel wrote a FaultEvent; read unaligned.
-                let event = unsafe { item.as_ptr().cast::<FaultEvent>().read_unaligned() };
-                sink(&event);
-                n += 1;
+            let tag = item
+                .get(..4)
+                .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+            match tag {
+                Some(TAG_FAULT) if item.len() >= size_of::<FaultEvent>() => {
+                    // SAFETY: the kernel wrote a FaultEvent; read unaligned.
+                    let event = unsafe { item.as_ptr().cast::<FaultEvent>().read_unaligned() };
+                    sink(Record::Fault(&event));
+                }
+                Some(TAG_FILE) if item.len() >= size_of::<FileRecord>() => {
+                    // SAFETY: the kernel wrote a FileRecord; read unaligned.
+                    let file = unsafe { item.as_ptr().cast::<FileRecord>().read_unaligned() };
+                    sink(Record::File(&file));
+                }
+                _ => log::warn!(
+                    "ignoring a ring buffer record of {} bytes with tag {tag:?}",
+                    item.len()
+                ),
             }
+            n += 1;
         }
         if let Some(logger) = self.logger.as_mut() {
             logger.flush();

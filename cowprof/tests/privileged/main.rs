@@ -4,6 +4,7 @@
 //! root. Without BPF the tests skip with a one-line reason, unless
 //! `COWPROF_REQUIRE_BPF=1`, where they fail instead.
 mod accounting;
+mod attribution;
 mod doctor;
 mod harness;
 mod kinds;

@@ -1,0 +1,169 @@
+//! Attribution: which mapping, image, section, symbol and page each fault
+//! hit, and which code wrote. Runs in the collector thread, on the fly, so
+//! memory grows with distinct pages and symbols, not with events.
+pub mod elf;
+mod paths;
+pub mod views;
+
+use std::{collections::HashMap, path::PathBuf, sync::Arc};
+
+use cowprof_common::{FaultEvent, FileKey, FileRecord, VmaInfo};
+
+pub use self::{elf::Image, paths::Mounts};
+
+/// Where one fault landed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// The mapping: a file path, or an anon label.
+    pub mapping: String,
+    /// The image (an ELF file) when the mapping is one.
+    pub image: Option<FileKey>,
+    /// The section and data symbol, when known.
+    pub section: Option<String>,
+    pub symbol: Option<String>,
+    /// The page: its virtual address in the image for image pages, else its
+    /// address in the process.
+    pub page: u64,
+}
+
+/// Resolves events to places and writers, parsing each image once.
+#[derive(Default)]
+pub struct Attributor {
+    mounts: Mounts,
+    paths: HashMap<FileKey, PathBuf>,
+    images: HashMap<FileKey, Option<Arc<Image>>>,
+}
+
+fn key_of(vma: &VmaInfo) -> FileKey {
+    FileKey {
+        ino: vma.ino,
+        dev: vma.dev,
+        _pad: 0,
+    }
+}
+
+const PAGE: u64 = 4096;
+
+impl Attributor {
+    /// An attributor that resolves mount points from this process's view.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            mounts: Mounts::read(),
+            ..Self::default()
+        }
+    }
+
+    /// Learns a file's path from the kernel.
+    pub fn add_file(&mut self, record: &FileRecord) {
+        let path = self.mounts.path_of(record);
+        self.paths.insert(
+            FileKey {
+                ino: record.ino,
+                dev: record.dev,
+                _pad: 0,
+            },
+            path,
+        );
+    }
+
+    /// The path of a file, or `dev:ino` when its record was lost.
+    #[must_use]
+    pub fn path(&self, key: &FileKey) -> String {
+        self.paths.get(key).map_or_else(
+            || {
+                format!(
+                    "[dev {}:{} ino {}]",
+                    key.dev >> 20,
+                    key.dev & 0xf_ffff,
+                    key.ino
+                )
+            },
+            |p| p.display().to_string(),
+        )
+    }
+
+    /// The parsed image of a file, if it is an ELF file that can be read.
+    pub fn image(&mut self, key: &FileKey) -> Option<Arc<Image>> {
+        if let Some(image) = self.images.get(key) {
+            return image.clone();
+        }
+        let image = self
+            .paths
+            .get(key)
+            .and_then(|p| Image::open(p))
+            .map(Arc::new);
+        self.images.insert(*key, image.clone());
+        image
+    }
+
+    /// Where `event` wrote.
+    pub fn place(&mut self, event: &FaultEvent) -> Place {
+        let vma = &event.vma;
+        let page = event.addr & !(PAGE - 1);
+        if vma.file_backed == 0 {
+            return Place {
+                mapping: "[anon]".to_owned(),
+                image: None,
+                section: None,
+                symbol: None,
+                page,
+            };
+        }
+        let key = key_of(vma);
+        let mapping = self.path(&key);
+        let offset = page - vma.vm_start + vma.vm_pgoff * PAGE;
+        let Some(image) = self.image(&key) else {
+            return Place {
+                mapping,
+                image: None,
+                section: None,
+                symbol: None,
+                page: offset,
+            };
+        };
+        let Some(vaddr) = image.vaddr_of_offset(offset) else {
+            return Place {
+                mapping,
+                image: Some(key),
+                section: None,
+                symbol: None,
+                page: offset,
+            };
+        };
+        let exact = vaddr + (event.addr & (PAGE - 1));
+        let section = image.section_at(exact).map(|s| s.name.clone());
+        let symbol = Image::symbol_at(&image.data, exact).map(|(s, _)| s.name.clone());
+        Place {
+            mapping,
+            image: Some(key),
+            section,
+            symbol,
+            page: vaddr & !(PAGE - 1),
+        }
+    }
+
+    /// The writing code: ``image`function+0xoff``, or the image and offset
+    /// when it has no symbols.
+    pub fn writer(&mut self, event: &FaultEvent) -> String {
+        let code = &event.code;
+        if code.vm_start == 0 {
+            return format!("[unknown] {:#x}", event.ip);
+        }
+        if code.file_backed == 0 {
+            return format!("[anon code] {:#x}", event.ip);
+        }
+        let key = key_of(code);
+        let path = self.path(&key);
+        let name = path.rsplit('/').next().unwrap_or(&path).to_owned();
+        let offset = event.ip - code.vm_start + code.vm_pgoff * PAGE;
+        let function = self.image(&key).and_then(|image| {
+            let vaddr = image.any_vaddr_of_offset(offset)?;
+            Image::symbol_at(&image.functions, vaddr).map(|(s, off)| format!("{}+{off:#x}", s.name))
+        });
+        match function {
+            Some(f) => format!("{name}`{f}"),
+            None => format!("{name}+{offset:#x}"),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Attribution of image pages to sections, symbols and writers, with a C
+//! fixture library and executable built here with `cc`.
+use std::{path::Path, process::Command};
+
+use object::{Object as _, ObjectSymbol as _};
+use serde_json::Value;
+
+use crate::harness::{bpf_available, cowprof, forced_probe, in_vm, scratch};
+
+const PAGE: u64 = 4096;
+
+/// Builds the fixture library and executable into `dir`.
+fn build_fixture(dir: &Path) -> bool {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let lib = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(dir.join("libhotcold.so"))
+        .arg(src.join("hotcold.c"))
+        .status();
+    let exe = Command::new("cc")
+        .args(["-O1", "-o"])
+        .arg(dir.join("fixture"))
+        .arg(src.join("fixture.c"))
+        .arg(format!("-L{}", dir.display()))
+        .args(["-lhotcold", "-Wl,-rpath,$ORIGIN"])
+        .status();
+    matches!((lib, exe), (Ok(a), Ok(b)) if a.success() && b.success())
+}
+
+fn symbol_addr(path: &Path, name: &str) -> u64 {
+    let data = std::fs::read(path).expect("fixture binary");
+    let file = object::File::parse(&*data).expect("ELF");
+    file.symbols()
+        .find(|s| s.name() == Ok(name))
+        .map_or_else(|| panic!("{name} in {}", path.display()), |s| s.address())
+}
+
+fn record(dir: &Path, by: &str) -> Value {
+    let out = Command::new(cowprof())
+        .args(["record", "--json", "--by", by])
+        .args(forced_probe().map(|p| format!("--probe={p}")))
+        .arg("--")
+        .arg(dir.join("fixture"))
+        .output()
+        .expect("cowprof record");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("summary JSON")
+}
+
+fn rows(summary: &Value) -> &Vec<Value> {
+    summary["rows"].as_array().expect("rows")
+}
+
+fn copies(row: &Value) -> u64 {
+    row["counts"]["cow_copy_file"].as_u64().unwrap_or(0)
+        + row["counts"]["cow_fill_file"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn library_pages_are_attributed_to_sections_symbols_and_writers() {
+    if !bpf_available() {
+        return;
+    }
+    if in_vm() {
+        eprintln!("skipping: the VM guest has no C compiler");
+        return;
+    }
+    let dir = scratch();
+    assert!(build_fixture(dir.path()), "cc could not build the fixture");
+    let lib = dir.path().join("libhotcold.so");
+    let by_symbol = record(dir.path(), "symbol");
+    let hot = rows(&by_symbol)
+        .iter()
+        .find(|r| {
+            r["key"]
+                .as_str()
+                .is_some_and(|k| k.contains("libhotcold.so .data hot"))
+        })
+        .unwrap_or_else(|| panic!("a row for hot: {by_symbol}"));
+    assert_eq!(copies(hot), 32, "{hot}");
+    assert_eq!(hot["processes"], 1);
+    assert!(
+        hot["first_writer"]
+            .as_str()
+            .is_some_and(|w| w.contains("libhotcold.so`write_hot")),
+        "{hot}"
+    );
+    assert!(
+        !rows(&by_symbol)
+            .iter()
+            .any(|r| r["key"].as_str().is_some_and(|k| k.ends_with(" cold"))),
+        "cold is never written"
+    );
+    let exe_data = rows(&by_symbol)
+        .iter()
+        .find(|r| {
+            r["key"]
+                .as_str()
+                .is_some_and(|k| k.contains("fixture .data exe_data"))
+        })
+        .unwrap_or_else(|| panic!("a row for exe_data: {by_symbol}"));
+    assert_eq!(copies(exe_data), 4, "{exe_data}");
+    assert!(exe_data["first_writer"]
+        .as_str()
+        .is_some_and(|w| w.contains("fixture`write_exe_data")));
+
+    // Page by page: exactly every other page of hot, and none of cold, which
+    // the touch map reports as written never.
+    let by_page = record(dir.path(), "page");
+    let hot_addr = symbol_addr(&lib, "hot");
+    let cold_addr = symbol_addr(&lib, "cold");
+    let written: Vec<u64> = rows(&by_page)
+        .iter()
+        .filter_map(|r| {
+            let key = r["key"].as_str()?;
+            key.contains("libhotcold.so .data ").then(|| {
+                let hex = key
+                    .rsplit(' ')
+                    .next()
+                    .expect("page")
+                    .trim_start_matches("0x");
+                u64::from_str_radix(hex, 16).expect("page address")
+            })
+        })
+        .collect();
+    let expected: Vec<u64> = (0..64).step_by(2).map(|i| hot_addr + i * PAGE).collect();
+    let mut sorted = written.clone();
+    sorted.sort_unstable();
+    let hot_written: Vec<u64> = sorted
+        .iter()
+        .copied()
+        .filter(|p| (hot_addr..hot_addr + 64 * PAGE).contains(p))
+        .collect();
+    assert_eq!(hot_written, expected);
+    assert!(!written
+        .iter()
+        .any(|p| (cold_addr..cold_addr + 64 * PAGE).contains(p)));
+    let waste = by_page["waste"].as_array().expect("waste");
+    let lib_waste = waste
+        .iter()
+        .find(|w| {
+            w["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("libhotcold.so"))
+        })
+        .expect("touch map of the library");
+    let data = lib_waste["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .find(|s| s["name"] == ".data")
+        .expect(".data");
+    // 128 pages of arrays plus a page of other data, which the dynamic
+    // loader may write while relocating; 32 pages of hot are written.
+    let touched = data["touched_pages"].as_u64().expect("n");
+    assert!((32..=33).contains(&touched), "{data}");
+    assert!(data["untouched_pages"].as_u64().expect("n") >= 96, "{data}");
+}
+
+#[test]
+fn a_process_that_exits_at_once_is_attributed_to_its_file() {
+    if !bpf_available() {
+        return;
+    }
+    if in_vm() {
+        eprintln!("skipping: the VM guest has no C compiler");
+        return;
+    }
+    let dir = scratch();
+    assert!(build_fixture(dir.path()), "cc could not build the fixture");
+    // The child writes and exits within microseconds; its mappings are gone
+    // before userspace reads the events, so the path must come from the
+    // kernel.
+    let summary = record(dir.path(), "image");
+    let lib = dir
+        .path()
+        .join("libhotcold.so")
+        .canonicalize()
+        .expect("path");
+    assert!(
+        rows(&summary)
+            .iter()
+            .any(|r| r["key"] == lib.display().to_string()),
+        "{lib:?} in {summary}"
+    );
+}
