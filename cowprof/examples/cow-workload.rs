@@ -26,6 +26,9 @@
 //!
 //! With `--wait` the workload reports its pid and then blocks until a line
 //! arrives on stdin, so a profiler can attach with `-p` first.
+//!
+//! With `--stop`, the `fork-anon` child reports itself and stops (SIGSTOP)
+//! before and after its writes, so a test can read its smaps in between.
 use std::{
     fs::{File, OpenOptions},
     io::{BufRead as _, Write as _},
@@ -43,6 +46,7 @@ struct Args {
     file: Option<PathBuf>,
     report: Option<PathBuf>,
     wait: bool,
+    stop: bool,
 }
 
 fn parse() -> Args {
@@ -55,6 +59,7 @@ fn parse() -> Args {
         file: None,
         report: None,
         wait: false,
+        stop: false,
     };
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -67,6 +72,7 @@ fn parse() -> Args {
             "--file" => parsed.file = Some(value().into()),
             "--report" => parsed.report = Some(value().into()),
             "--wait" => parsed.wait = true,
+            "--stop" => parsed.stop = true,
             other => usage(&format!("unknown flag {other}")),
         }
     }
@@ -145,6 +151,10 @@ fn report(args: &Args, base: *mut u8, child: Option<i32>) {
         base as usize,
         base as usize + args.pages * PAGE
     );
+    report_line(args, &line);
+}
+
+fn report_line(args: &Args, line: &str) {
     if let Some(path) = &args.report {
         let mut file = OpenOptions::new()
             .create(true)
@@ -219,7 +229,27 @@ fn main() {
             let base = map(n, anon, -1);
             no_huge(base, n);
             write_pages(base, 0..n, 1);
-            let child = fork_child(|| write_pages(base, 0..n, 2));
+            let child = fork_child(|| {
+                if args.stop {
+                    // SAFETY: getppid and raise have no preconditions.
+                    let parent = unsafe { libc::getppid() };
+                    report_line(
+                        &args,
+                        &format!(
+                            "{{\"pid\":{parent},\"child\":{},\"start\":{},\"end\":{}}}\n",
+                            std::process::id(),
+                            base as usize,
+                            base as usize + n * PAGE
+                        ),
+                    );
+                    unsafe { libc::raise(libc::SIGSTOP) };
+                }
+                write_pages(base, 0..n, 2);
+                if args.stop {
+                    // SAFETY: as above.
+                    unsafe { libc::raise(libc::SIGSTOP) };
+                }
+            });
             report(&args, base, Some(child));
             write_pages(base, 0..n, 3);
         }

@@ -8,5 +8,6 @@ mod attribution;
 mod doctor;
 mod harness;
 mod kinds;
+mod smaps;
 mod targets;
 mod unprivileged;
