@@ -26,6 +26,21 @@ pub struct VmaInfo {
     pub file_backed: u32,
 }
 
+/// For an anon mapping that starts where an image's writable file mapping
+/// ends (that image's `.bss`, as Android's showmap labels it): the image,
+/// and `base = prev.vm_start - prev.vm_pgoff * PAGE_SIZE`, the address file
+/// offset 0 of that segment's mapping would have. `addr - base` is then a
+/// file offset in the segment's memory image, `.bss` included.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BssInfo {
+    pub base: u64,
+    pub ino: u64,
+    pub dev: u32,
+    /// Non-zero when the anon mapping follows an image.
+    pub found: u32,
+}
+
 /// Per-task state of a fault in progress, kept in task storage between the
 /// fault's entry and its completion.
 #[repr(C)]
@@ -48,6 +63,7 @@ pub struct Pending {
     /// was a page-cache page (fentry and kprobe strategies on v6.1).
     pub copy_seen: u32,
     pub vma: VmaInfo,
+    pub bss: BssInfo,
 }
 
 impl Pending {
@@ -72,6 +88,7 @@ impl Pending {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct VmaCache {
     pub vma: VmaInfo,
+    pub bss: BssInfo,
     pub seq: u32,
     /// Non-zero when `vma` and `seq` hold a lookup.
     pub valid: u32,
@@ -124,6 +141,8 @@ pub struct FaultEvent {
     pub ip: u64,
     /// The mapping written to.
     pub vma: VmaInfo,
+    /// The image whose `.bss` an anon mapping is, if any.
+    pub bss: BssInfo,
     /// The mapping of the writing instruction (`vm_start` 0 when unknown),
     /// so the writer can be symbolized after the process is gone.
     pub code: VmaInfo,
@@ -235,20 +254,23 @@ pub enum Stat {
     TargetInsertFailed = 4,
     /// Mapping lookups made (`bpf_find_vma` calls); the rest hit the cache.
     VmaLookups = 5,
+    /// File path records that did not fit in the ring buffer; those files
+    /// are reported by device and inode.
+    FileRecordLost = 6,
 }
 
 impl Stat {
     /// Number of statistics slots.
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 7;
 }
 
 /// Maximum number of processes followed at once (size of `TARGETS`).
 pub const MAX_TARGETS: u32 = 65_536;
 
 const _: () = assert!(core::mem::size_of::<VmaInfo>() == 48);
-const _: () = assert!(core::mem::size_of::<Pending>() == 104);
-const _: () = assert!(core::mem::size_of::<FaultEvent>() == 168);
-const _: () = assert!(core::mem::size_of::<TaskState>() == 216);
+const _: () = assert!(core::mem::size_of::<Pending>() == 128);
+const _: () = assert!(core::mem::size_of::<FaultEvent>() == 192);
+const _: () = assert!(core::mem::size_of::<TaskState>() == 288);
 const _: () = assert!(core::mem::size_of::<FileRecord>() == 536);
 const _: () = assert!(core::mem::size_of::<Offsets>() == 80);
 const _: () = assert!(core::mem::size_of::<Config>() == 96);
@@ -274,6 +296,7 @@ mod tests {
                 vm_end: 0x3000,
                 ..VmaInfo::default()
             },
+            bss: BssInfo::default(),
             seq: 7,
             valid: 1,
         };

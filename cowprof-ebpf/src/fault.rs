@@ -11,7 +11,7 @@ use cowprof_common::{classify, FaultEvent, Pending, Stat, TaskState, VmaInfo, TA
 use crate::{
     files,
     maps::{bump, config, count, is_target, EVENTS, KIND_COUNTS, TASK_STATE},
-    pending::{current_task, resolve_vma},
+    pending::{bss_of, current_task, resolve_vma},
     vma,
 };
 
@@ -58,17 +58,36 @@ pub fn try_cache(state: &mut TaskState) {
     if let Some(seq) = vma::lock_seq(current_task()) {
         if let Some(info) = state.cache.hit(state.pending.addr, seq) {
             state.pending.vma = info;
+            state.pending.bss = state.cache.bss;
             state.pending.vma_found = 1;
         }
     }
 }
 
-/// Sets the mapping from a `struct vm_area_struct *` the probe was given.
+/// Sets the mapping from a `struct vm_area_struct *` the probe was given,
+/// or from the task's cache, which also holds the `.bss` lookup.
 #[inline(always)]
 pub fn set_vma(state: &mut TaskState, vma_ptr: *const c_void) {
+    let task = current_task();
+    let seq = vma::lock_seq(task);
+    if let Some(seq) = seq {
+        if let Some(info) = state.cache.hit(state.pending.addr, seq) {
+            state.pending.vma = info;
+            state.pending.bss = state.cache.bss;
+            state.pending.vma_found = 1;
+            return;
+        }
+    }
     let file = vma::read_vma(vma_ptr, &config().offsets, &mut state.pending.vma);
     state.pending.vma_found = 1;
     files::announce(file, &state.pending.vma);
+    state.pending.bss = bss_of(task, &state.pending.vma);
+    if let Some(seq) = seq {
+        state.cache.vma = state.pending.vma;
+        state.cache.bss = state.pending.bss;
+        state.cache.seq = seq;
+        state.cache.valid = 1;
+    }
 }
 
 /// The mapping of the writing instruction, from the task's code cache or a
@@ -144,6 +163,7 @@ pub fn complete(state: &mut TaskState) {
         addr: pending.addr,
         ip: pending.ip,
         vma: pending.vma,
+        bss: pending.bss,
         code,
         pid: (pid_tgid >> 32) as u32,
         tid: pid_tgid as u32,

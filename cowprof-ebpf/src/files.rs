@@ -30,7 +30,7 @@ pub fn announce(file: *const c_void, info: &VmaInfo) {
     }
     let _ = SEEN_FILES.insert(&key, &1, 0);
     let Some(mut entry) = EVENTS.reserve::<FileRecord>(0) else {
-        count(Stat::RingbufLost);
+        count(Stat::FileRecordLost);
         return;
     };
     let record = entry.as_mut_ptr();

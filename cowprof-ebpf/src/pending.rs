@@ -2,7 +2,7 @@
 //! cache.
 
 use aya_ebpf::{bindings::task_struct, helpers::generated::bpf_get_current_task_btf};
-use cowprof_common::{Stat, TaskState};
+use cowprof_common::{BssInfo, Stat, TaskState, VmaInfo};
 
 use crate::{
     maps::{count, TASK_STATE},
@@ -44,9 +44,39 @@ pub fn resolve_vma(state: &mut TaskState) {
     };
     state.pending.vma = info;
     state.pending.vma_found = 1;
+    state.pending.bss = bss_of(task, &info);
     if let Some(seq) = seq {
         state.cache.vma = info;
+        state.cache.bss = state.pending.bss;
         state.cache.seq = seq;
         state.cache.valid = 1;
+    }
+}
+
+/// `VM_WRITE` from include/linux/mm.h.
+const VM_WRITE: u64 = 0x2;
+
+/// For an anon mapping, the image whose writable file mapping ends where it
+/// starts (its `.bss`), found with one more lookup.
+#[inline(always)]
+pub fn bss_of(task: *mut task_struct, info: &VmaInfo) -> BssInfo {
+    if info.file_backed != 0 || info.vm_start == 0 {
+        return BssInfo::default();
+    }
+    count(Stat::VmaLookups);
+    match vma::find(task, info.vm_start - 1) {
+        Some(prev)
+            if prev.file_backed != 0
+                && prev.vm_end == info.vm_start
+                && prev.vm_flags & VM_WRITE != 0 =>
+        {
+            BssInfo {
+                base: prev.vm_start.wrapping_sub(prev.vm_pgoff * 4096),
+                ino: prev.ino,
+                dev: prev.dev,
+                found: 1,
+            }
+        }
+        _ => BssInfo::default(),
     }
 }

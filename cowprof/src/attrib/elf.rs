@@ -161,19 +161,25 @@ impl Image {
         (off < s.size.max(1)).then_some((s, off))
     }
 
-    /// Every file-backed page (by virtual address) of the writable
-    /// segments. The `.bss` tail past the file lives in an anon mapping,
-    /// which is not attributed to the image yet, so it is left out rather
-    /// than reported as never written.
-    pub fn writable_pages(&self) -> impl Iterator<Item = u64> + '_ {
+    /// The virtual address of `offset` in the memory image of a writable
+    /// segment, past its file contents too (`.bss`).
+    #[must_use]
+    pub fn vaddr_of_memory_offset(&self, offset: u64) -> Option<u64> {
         self.segments
             .iter()
-            .filter(|s| s.writable && s.file_size > 0)
-            .flat_map(|s| {
-                let first = s.vaddr & !0xfff;
-                let end = (s.vaddr + s.file_size + 0xfff) & !0xfff;
-                (first..end).step_by(4096)
-            })
+            .filter(|s| s.writable)
+            .find(|s| (s.offset..s.offset + s.mem_size).contains(&offset))
+            .map(|s| s.vaddr + (offset - s.offset))
+    }
+
+    /// Every page (by virtual address) of the writable segments in memory,
+    /// `.bss` included.
+    pub fn writable_pages(&self) -> impl Iterator<Item = u64> + '_ {
+        self.segments.iter().filter(|s| s.writable).flat_map(|s| {
+            let first = s.vaddr & !0xfff;
+            let end = (s.vaddr + s.mem_size + 0xfff) & !0xfff;
+            (first..end).step_by(4096)
+        })
     }
 }
 

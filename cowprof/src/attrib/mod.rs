@@ -101,6 +101,11 @@ impl Attributor {
     pub fn place(&mut self, event: &FaultEvent) -> Place {
         let vma = &event.vma;
         let page = event.addr & !(PAGE - 1);
+        if vma.file_backed == 0 && event.bss.found != 0 {
+            if let Some(place) = self.bss_place(event) {
+                return place;
+            }
+        }
         if vma.file_backed == 0 {
             return Place {
                 mapping: "[anon]".to_owned(),
@@ -141,6 +146,24 @@ impl Attributor {
             symbol,
             page: vaddr & !(PAGE - 1),
         }
+    }
+
+    /// An anon page of an image's `.bss` mapping.
+    fn bss_place(&mut self, event: &FaultEvent) -> Option<Place> {
+        let key = FileKey {
+            ino: event.bss.ino,
+            dev: event.bss.dev,
+            _pad: 0,
+        };
+        let image = self.image(&key)?;
+        let vaddr = image.vaddr_of_memory_offset(event.addr.wrapping_sub(event.bss.base))?;
+        Some(Place {
+            mapping: self.path(&key),
+            image: Some(key),
+            section: image.section_at(vaddr).map(|s| s.name.clone()),
+            symbol: Image::symbol_at(&image.data, vaddr).map(|(s, _)| s.name.clone()),
+            page: vaddr & !(PAGE - 1),
+        })
     }
 
     /// The writing code: ``image`function+0xoff``, or the image and offset

@@ -15,6 +15,8 @@ pub struct ProbeStats {
     /// `bpf_find_vma` calls; every other fault's mapping came from the
     /// per-task cache.
     pub vma_lookups: u64,
+    /// File path records lost; those files show as device and inode.
+    pub file_records_lost: u64,
     /// Faults per kind counted in the kernel, indexed like `Kind::ALL`.
     #[serde(skip)]
     pub kernel_counts: [u64; 6],
@@ -39,6 +41,7 @@ impl ProbeStats {
             completion_unmatched: sum(stats, Stat::CompletionUnmatched as u32)?,
             target_insert_failed: sum(stats, Stat::TargetInsertFailed as u32)?,
             vma_lookups: sum(stats, Stat::VmaLookups as u32)?,
+            file_records_lost: sum(stats, Stat::FileRecordLost as u32)?,
             kernel_counts,
         })
     }

@@ -71,7 +71,6 @@ fn library_pages_are_attributed_to_sections_symbols_and_writers() {
     }
     let dir = scratch();
     assert!(build_fixture(dir.path()), "cc could not build the fixture");
-    let lib = dir.path().join("libhotcold.so");
     let by_symbol = record(dir.path(), "symbol");
     let hot = rows(&by_symbol)
         .iter()
@@ -95,6 +94,21 @@ fn library_pages_are_attributed_to_sections_symbols_and_writers() {
             .any(|r| r["key"].as_str().is_some_and(|k| k.ends_with(" cold"))),
         "cold is never written"
     );
+    let bss = rows(&by_symbol)
+        .iter()
+        .find(|r| {
+            r["key"]
+                .as_str()
+                .is_some_and(|k| k.contains("libhotcold.so .bss lib_bss"))
+        })
+        .unwrap_or_else(|| panic!("a row for lib_bss: {by_symbol}"));
+    assert_eq!(bss["counts"]["cow_zero"], 3, "{bss}");
+    assert!(
+        bss["first_writer"]
+            .as_str()
+            .is_some_and(|w| w.contains("libhotcold.so`write_lib_bss")),
+        "{bss}"
+    );
     let exe_data = rows(&by_symbol)
         .iter()
         .find(|r| {
@@ -107,7 +121,20 @@ fn library_pages_are_attributed_to_sections_symbols_and_writers() {
     assert!(exe_data["first_writer"]
         .as_str()
         .is_some_and(|w| w.contains("fixture`write_exe_data")));
+}
 
+#[test]
+fn library_touch_map_has_every_other_hot_page_and_no_cold_page() {
+    if !bpf_available() {
+        return;
+    }
+    if in_vm() {
+        eprintln!("skipping: the VM guest has no C compiler");
+        return;
+    }
+    let dir = scratch();
+    assert!(build_fixture(dir.path()), "cc could not build the fixture");
+    let lib = dir.path().join("libhotcold.so");
     // Page by page: exactly every other page of hot, and none of cold, which
     // the touch map reports as written never.
     let by_page = record(dir.path(), "page");
