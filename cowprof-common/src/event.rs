@@ -24,7 +24,22 @@ pub struct VmaInfo {
     pub dev: u32,
     /// Non-zero when the mapping has a file.
     pub file_backed: u32,
+    /// For anon mappings: one of the `ANON_*` labels.
+    pub anon_kind: u32,
+    pub _pad: u32,
 }
+
+/// `VmaInfo::anon_kind`: an anon mapping without a label.
+pub const ANON_PLAIN: u32 = 0;
+/// The mapping holds `mm->brk` (`[heap]`).
+pub const ANON_HEAP: u32 = 1;
+/// The mapping holds `mm->start_stack` (`[stack]`).
+pub const ANON_STACK: u32 = 2;
+/// Named with `PR_SET_VMA_ANON_NAME` (`[anon:NAME]`); `ino` then identifies
+/// the name, sent as a [`FileRecord`] with `dev == ANON_NAME_DEV`.
+pub const ANON_NAMED: u32 = 3;
+/// The `dev` of name records of named anon mappings.
+pub const ANON_NAME_DEV: u32 = u32::MAX;
 
 /// For an anon mapping that starts where an image's writable file mapping
 /// ends (that image's `.bss`, as Android's showmap labels it): the image,
@@ -218,7 +233,14 @@ pub struct Offsets {
     pub file_dentry: u32,
     pub dentry_name: u32,
     pub dentry_parent: u32,
-    pub _pad: u32,
+    /// `vm_area_struct.vm_mm`, `mm_struct.start_brk`, `.brk`,
+    /// `.start_stack`, and `vm_area_struct.anon_name` (0 when the kernel
+    /// lacks `CONFIG_ANON_VMA_NAME`).
+    pub vma_vm_mm: u32,
+    pub mm_start_brk: u32,
+    pub mm_brk: u32,
+    pub mm_start_stack: u32,
+    pub vma_anon_name: u32,
 }
 
 /// Program configuration, set as a global before load.
@@ -267,13 +289,13 @@ impl Stat {
 /// Maximum number of processes followed at once (size of `TARGETS`).
 pub const MAX_TARGETS: u32 = 65_536;
 
-const _: () = assert!(core::mem::size_of::<VmaInfo>() == 48);
-const _: () = assert!(core::mem::size_of::<Pending>() == 128);
-const _: () = assert!(core::mem::size_of::<FaultEvent>() == 192);
-const _: () = assert!(core::mem::size_of::<TaskState>() == 288);
+const _: () = assert!(core::mem::size_of::<VmaInfo>() == 56);
+const _: () = assert!(core::mem::size_of::<Pending>() == 136);
+const _: () = assert!(core::mem::size_of::<FaultEvent>() == 208);
+const _: () = assert!(core::mem::size_of::<TaskState>() == 312);
 const _: () = assert!(core::mem::size_of::<FileRecord>() == 536);
-const _: () = assert!(core::mem::size_of::<Offsets>() == 80);
-const _: () = assert!(core::mem::size_of::<Config>() == 96);
+const _: () = assert!(core::mem::size_of::<Offsets>() == 96);
+const _: () = assert!(core::mem::size_of::<Config>() == 112);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -80,3 +80,47 @@ pub fn announce(file: *const c_void, info: &VmaInfo) {
     };
     entry.submit(0);
 }
+
+/// `struct anon_vma_name { struct kref kref; char name[]; }`: the name
+/// follows the 4-byte refcount.
+const ANON_NAME_OFFSET: u64 = 4;
+
+/// Announces the name of a named anon mapping (`PR_SET_VMA_ANON_NAME`),
+/// keyed by its `struct anon_vma_name *`, unless already announced.
+#[inline(always)]
+pub fn announce_anon_name(name_ptr: u64, info: &VmaInfo) {
+    let key = FileKey {
+        ino: name_ptr,
+        dev: info.dev,
+        _pad: 0,
+    };
+    // SAFETY: presence test only.
+    if unsafe { SEEN_FILES.get(&key).is_some() } {
+        return;
+    }
+    let _ = SEEN_FILES.insert(&key, &1, 0);
+    let Some(mut entry) = EVENTS.reserve::<FileRecord>(0) else {
+        count(Stat::FileRecordLost);
+        return;
+    };
+    let record = entry.as_mut_ptr();
+    // SAFETY: `record` points at the reserved entry; every field read by
+    // userspace (depth 1: names[0]) is written.
+    unsafe {
+        (*record).tag = TAG_FILE;
+        (*record).ino = name_ptr;
+        (*record).dev = info.dev;
+        (*record)._pad = 0;
+        (*record).depth = 1;
+        let slot = (*record).names[0].as_mut_ptr();
+        let n = bpf_probe_read_kernel_str(
+            slot.cast(),
+            NAME_LEN as u32,
+            (name_ptr + ANON_NAME_OFFSET) as *const c_void,
+        );
+        if n <= 0 {
+            *slot = 0;
+        }
+    }
+    entry.submit(0);
+}

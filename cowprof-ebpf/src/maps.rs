@@ -108,7 +108,11 @@ static CONFIG: Config = Config {
         file_dentry: 0,
         dentry_name: 0,
         dentry_parent: 0,
-        _pad: 0,
+        vma_vm_mm: 0,
+        mm_start_brk: 0,
+        mm_brk: 0,
+        mm_start_stack: 0,
+        vma_anon_name: 0,
     },
 };
 

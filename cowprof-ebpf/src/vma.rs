@@ -5,7 +5,10 @@ use core::ffi::c_void;
 use aya_ebpf::{
     bindings::task_struct, helpers::bpf_probe_read_kernel, helpers::generated::bpf_find_vma,
 };
-use cowprof_common::{Offsets, VmaInfo};
+use cowprof_common::{
+    event::{ANON_HEAP, ANON_NAMED, ANON_NAME_DEV, ANON_STACK},
+    Offsets, VmaInfo,
+};
 
 use crate::maps::config;
 
@@ -26,6 +29,7 @@ pub fn read_vma(vma: *const c_void, off: &Offsets, info: &mut VmaInfo) -> *const
     info.vm_flags = read_at(vma, off.vma_vm_flags).unwrap_or(0);
     let file: *const c_void = read_at(vma, off.vma_vm_file).unwrap_or(core::ptr::null());
     if file.is_null() {
+        label_anon(vma, off, info);
         return file;
     }
     info.file_backed = 1;
@@ -39,6 +43,35 @@ pub fn read_vma(vma: *const c_void, off: &Offsets, info: &mut VmaInfo) -> *const
         info.dev = read_at(sb, off.sb_s_dev).unwrap_or(0);
     }
     file
+}
+
+/// Labels an anon mapping: `[heap]`, `[stack]` or `[anon:NAME]`, as
+/// /proc/PID/maps does.
+#[inline(always)]
+fn label_anon(vma: *const c_void, off: &Offsets, info: &mut VmaInfo) {
+    if off.vma_anon_name != 0 {
+        let name: u64 = read_at(vma, off.vma_anon_name).unwrap_or(0);
+        if name != 0 {
+            info.anon_kind = ANON_NAMED;
+            info.ino = name;
+            info.dev = ANON_NAME_DEV;
+            crate::files::announce_anon_name(name, info);
+            return;
+        }
+    }
+    let mm: *const c_void = read_at(vma, off.vma_vm_mm).unwrap_or(core::ptr::null());
+    if mm.is_null() {
+        return;
+    }
+    let within = |addr: u64| info.vm_start <= addr && addr < info.vm_end;
+    let start_brk: u64 = read_at(mm, off.mm_start_brk).unwrap_or(0);
+    let brk: u64 = read_at(mm, off.mm_brk).unwrap_or(0);
+    let start_stack: u64 = read_at(mm, off.mm_start_stack).unwrap_or(0);
+    if start_brk != 0 && info.vm_start <= brk && start_brk < info.vm_end {
+        info.anon_kind = ANON_HEAP;
+    } else if within(start_stack) {
+        info.anon_kind = ANON_STACK;
+    }
 }
 
 /// The current `mm->mm_lock_seq` of `task`, when the kernel has one.

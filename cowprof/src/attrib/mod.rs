@@ -7,7 +7,10 @@ pub mod views;
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
-use cowprof_common::{FaultEvent, FileKey, FileRecord, VmaInfo};
+use cowprof_common::{
+    event::{ANON_HEAP, ANON_NAMED, ANON_STACK},
+    FaultEvent, FileKey, FileRecord, VmaInfo,
+};
 
 pub use self::{elf::Image, paths::Mounts};
 
@@ -108,7 +111,7 @@ impl Attributor {
         }
         if vma.file_backed == 0 {
             return Place {
-                mapping: "[anon]".to_owned(),
+                mapping: self.anon_label(vma),
                 image: None,
                 section: None,
                 symbol: None,
@@ -145,6 +148,16 @@ impl Attributor {
             section,
             symbol,
             page: vaddr & !(PAGE - 1),
+        }
+    }
+
+    /// `[heap]`, `[stack]`, `[anon:NAME]` or `[anon]`.
+    fn anon_label(&self, vma: &VmaInfo) -> String {
+        match vma.anon_kind {
+            ANON_HEAP => "[heap]".to_owned(),
+            ANON_STACK => "[stack]".to_owned(),
+            ANON_NAMED => self.path(&key_of(vma)),
+            _ => "[anon]".to_owned(),
         }
     }
 

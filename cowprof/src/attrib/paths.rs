@@ -47,6 +47,12 @@ impl Mounts {
     /// under the mount point of its device.
     #[must_use]
     pub fn path_of(&self, record: &FileRecord) -> PathBuf {
+        if record.dev == cowprof_common::event::ANON_NAME_DEV {
+            return PathBuf::from(format!(
+                "[anon:{}]",
+                crate::collect::comm_str(&record.names[0])
+            ));
+        }
         let truncated = record.depth & 0x8000_0000 != 0;
         let depth = (record.depth & 0x7fff_ffff) as usize;
         let mut parts: Vec<String> = record.names[..depth.min(record.names.len())]

@@ -130,8 +130,8 @@ impl Views {
             place.mapping.clone()
         } else {
             format!(
-                "[anon {:#x}-{:#x}] pid {pid}",
-                event.vma.vm_start, event.vma.vm_end
+                "{} {:#x}-{:#x} pid {pid}",
+                place.mapping, event.vma.vm_start, event.vma.vm_end
             )
         };
         self.row(View::Mapping, mapping).add(kind, pid, &writer);

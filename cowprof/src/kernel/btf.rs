@@ -143,7 +143,13 @@ impl KernelBtf {
             dentry_name: self.field_offset("dentry", "d_name")?
                 + self.field_offset("qstr", "name")?,
             dentry_parent: self.field_offset("dentry", "d_parent")?,
-            _pad: 0,
+            vma_vm_mm: self.field_offset("vm_area_struct", "vm_mm")?,
+            mm_start_brk: self.field_offset("mm_struct", "start_brk")?,
+            mm_brk: self.field_offset("mm_struct", "brk")?,
+            mm_start_stack: self.field_offset("mm_struct", "start_stack")?,
+            vma_anon_name: self
+                .field_offset("vm_area_struct", "anon_name")
+                .unwrap_or(0),
         })
     }
 

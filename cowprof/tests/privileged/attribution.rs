@@ -215,3 +215,66 @@ fn a_process_that_exits_at_once_is_attributed_to_its_file() {
         "{lib:?} in {summary}"
     );
 }
+
+/// The interpreter behind `python3`, resolved past any wrapper script.
+fn python() -> Option<String> {
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()?;
+    let path = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !path.is_empty()).then_some(path)
+}
+
+#[test]
+fn a_forking_python_program_is_attributed_to_python_and_its_heap() {
+    if !bpf_available() {
+        return;
+    }
+    let Some(python) = python().filter(|_| !in_vm()) else {
+        eprintln!("skipping: no python3 here");
+        return;
+    };
+    // A pre-fork server in miniature: the parent builds objects, the child
+    // touches them (refcounts and a list update), as CPython workers do.
+    let script = "import os\nobjs = [str(i) * 8 for i in range(200000)]\npid = os.fork()\nif pid == 0:\n    total = sum(len(o) for o in objs)\n    objs[::1000] = [None] * len(objs[::1000])\n    os._exit(0)\nos.waitpid(pid, 0)\n";
+    let run = |by: &str| -> Value {
+        let out = Command::new(cowprof())
+            .args(["record", "--json", "--by", by])
+            .args(forced_probe().map(|p| format!("--probe={p}")))
+            .args(["--", &python, "-c", script])
+            .output()
+            .expect("cowprof record");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("summary")
+    };
+    let by_section = run("section");
+    let python_sections: Vec<&Value> = rows(&by_section)
+        .iter()
+        .filter(|r| r["key"].as_str().is_some_and(|k| k.contains("python3")))
+        .filter(|r| r["copies"].as_u64().unwrap_or(0) > 0)
+        .collect();
+    assert!(
+        python_sections.iter().any(|r| {
+            let key = r["key"].as_str().unwrap_or("");
+            [".data", ".bss", ".got", ".data.rel.ro"]
+                .iter()
+                .any(|s| key.ends_with(&format!(" {s}")))
+        }),
+        "copies in the python binary's or libpython's sections: {python_sections:?}"
+    );
+    let by_mapping = run("mapping");
+    assert!(
+        rows(&by_mapping).iter().any(|r| {
+            r["key"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("[heap]") || k.starts_with("[anon"))
+                && r["counts"]["cow_copy_anon"].as_u64().unwrap_or(0) > 100
+        }),
+        "the child's copies of the object heap: {by_mapping}"
+    );
+}
