@@ -2,9 +2,7 @@
 //! symbols, parsed once per (dev, inode) with the `object` crate.
 use std::path::Path;
 
-use object::{
-    Object as _, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _, SectionKind, SymbolKind,
-};
+use object::{Object as _, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _, SymbolKind};
 
 /// A `PT_LOAD` segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,8 +37,6 @@ pub struct Image {
     pub sections: Vec<Section>,
     /// Data objects, sorted by address (`.symtab`, else `.dynsym`).
     pub data: Vec<Symbol>,
-    /// Functions, sorted by address, for naming writers.
-    pub functions: Vec<Symbol>,
 }
 
 fn sorted(mut symbols: Vec<Symbol>) -> Vec<Symbol> {
@@ -114,12 +110,10 @@ impl Image {
                 full
             })
         };
-        let _ = SectionKind::Data;
         Some(Self {
             segments,
             sections,
             data: pick(SymbolKind::Data),
-            functions: pick(SymbolKind::Text),
         })
     }
 
@@ -130,15 +124,6 @@ impl Image {
             .iter()
             .filter(|s| s.writable)
             .find(|s| (s.offset..s.offset + s.file_size.max(1)).contains(&offset))
-            .map(|s| s.vaddr + (offset - s.offset))
-    }
-
-    /// The virtual address of file offset `offset` in any segment (code).
-    #[must_use]
-    pub fn any_vaddr_of_offset(&self, offset: u64) -> Option<u64> {
-        self.segments
-            .iter()
-            .find(|s| (s.offset..s.offset + s.file_size).contains(&offset))
             .map(|s| s.vaddr + (offset - s.offset))
     }
 
@@ -196,7 +181,7 @@ mod tests {
             "a writable segment"
         );
         assert!(image.sections.iter().any(|s| s.name == ".data"));
-        assert!(!image.functions.is_empty());
+        assert!(!image.data.is_empty());
         assert!(image.writable_pages().count() > 0);
     }
 

@@ -5,7 +5,12 @@ pub mod elf;
 mod paths;
 pub mod views;
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc};
+use std::{
+    collections::HashMap,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use cowprof_common::{
     event::{ANON_HEAP, ANON_NAMED, ANON_STACK},
@@ -35,6 +40,12 @@ pub struct Attributor {
     mounts: Mounts,
     paths: HashMap<FileKey, PathBuf>,
     images: HashMap<FileKey, Option<Arc<Image>>>,
+}
+
+thread_local! {
+    /// blazesym's symbolizer caches what it parsed of each file; it is not
+    /// `Send`, so each thread (in practice the collector) has its own.
+    static SYMBOLIZER: blazesym::symbolize::Symbolizer = blazesym::symbolize::Symbolizer::new();
 }
 
 fn key_of(vma: &VmaInfo) -> FileKey {
@@ -193,13 +204,41 @@ impl Attributor {
         let path = self.path(&key);
         let name = path.rsplit('/').next().unwrap_or(&path).to_owned();
         let offset = event.ip - code.vm_start + code.vm_pgoff * PAGE;
-        let function = self.image(&key).and_then(|image| {
-            let vaddr = image.any_vaddr_of_offset(offset)?;
-            Image::symbol_at(&image.functions, vaddr).map(|(s, off)| format!("{}+{off:#x}", s.name))
-        });
-        match function {
+        match self
+            .paths
+            .get(&key)
+            .and_then(|p| Self::symbolize(p.clone(), offset))
+        {
             Some(f) => format!("{name}`{f}"),
             None => format!("{name}+{offset:#x}"),
         }
+    }
+
+    /// `function+0xoff`, and ` (file:line)` where debug info has it, for a
+    /// file offset in an ELF file, with blazesym.
+    fn symbolize(path: PathBuf, offset: u64) -> Option<String> {
+        use blazesym::symbolize::{
+            source::{Elf, Source},
+            Input, Symbolized,
+        };
+        let source = Source::Elf(Elf::new(path));
+        SYMBOLIZER.with(|symbolizer| {
+            let symbolized = symbolizer
+                .symbolize_single(&source, Input::FileOffset(offset))
+                .ok()?;
+            let Symbolized::Sym(sym) = symbolized else {
+                return None;
+            };
+            let mut text = format!("{}+{:#x}", sym.name, sym.offset);
+            if let Some(code) = &sym.code_info {
+                let file = Path::new(&code.file);
+                let _ = write!(text, " ({}", file.display());
+                if let Some(line) = code.line {
+                    let _ = write!(text, ":{line}");
+                }
+                text.push(')');
+            }
+            Some(text)
+        })
     }
 }

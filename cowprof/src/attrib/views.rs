@@ -135,8 +135,13 @@ impl Views {
             )
         };
         self.row(View::Mapping, mapping).add(kind, pid, &writer);
-        self.row(View::Writer, writer.clone())
-            .add(kind, pid, &writer);
+        // The writer view groups by function; rows keep the first
+        // instruction (with file:line) as their first writer.
+        let function = writer
+            .split_once('+')
+            .map_or(writer.as_str(), |(f, _)| f)
+            .to_owned();
+        self.row(View::Writer, function).add(kind, pid, &writer);
         if let Some(image) = place.image {
             let section = place.section.as_deref().unwrap_or("?");
             self.row(View::Image, place.mapping.clone())
