@@ -165,7 +165,8 @@ pub struct FaultEvent {
     pub pid: u32,
     pub tid: u32,
     pub error_code: u32,
-    pub _pad2: u32,
+    /// The user stack's id in the `STACKS` map (`--stacks`), or -1.
+    pub stack_id: i32,
     pub comm: [u8; COMM_LEN],
 }
 
@@ -257,6 +258,9 @@ pub struct Config {
     /// below it userspace polls on a timer. One wakeup per event would cost
     /// an IPI per fault.
     pub wakeup_bytes: u32,
+    /// Non-zero to record each fault's user stack (`--stacks`).
+    pub stacks: u32,
+    pub _pad: u32,
     pub offsets: Offsets,
 }
 
@@ -295,7 +299,7 @@ const _: () = assert!(core::mem::size_of::<FaultEvent>() == 208);
 const _: () = assert!(core::mem::size_of::<TaskState>() == 312);
 const _: () = assert!(core::mem::size_of::<FileRecord>() == 536);
 const _: () = assert!(core::mem::size_of::<Offsets>() == 96);
-const _: () = assert!(core::mem::size_of::<Config>() == 112);
+const _: () = assert!(core::mem::size_of::<Config>() == 120);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -3,14 +3,15 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::{BPF_F_USER_STACK, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    programs::tracing::StackIdContext,
 };
 use cowprof_common::{classify, FaultEvent, Pending, Stat, TaskState, VmaInfo, TAG_FAULT};
 
 use crate::{
     files,
-    maps::{bump, config, count, is_target, EVENTS, KIND_COUNTS, TASK_STATE},
+    maps::{bump, config, count, is_target, EVENTS, KIND_COUNTS, STACKS, TASK_STATE},
     pending::{bss_of, current_task, resolve_vma},
     vma,
 };
@@ -124,9 +125,26 @@ pub fn note_alloc(state: &mut TaskState, zeroed: bool) {
     }
 }
 
-/// The fault completed: classify it, count it and send it to userspace.
+/// The user stack of the current task, when `--stacks` asked for it.
 #[inline(always)]
-pub fn complete(state: &mut TaskState) {
+pub fn user_stack<C: StackIdContext>(ctx: &C) -> i32 {
+    if config().stacks == 0 {
+        return -1;
+    }
+    match ctx.get_stackid(&STACKS, u64::from(BPF_F_USER_STACK)) {
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "ids index a 16384-entry map"
+        )]
+        Ok(id) => id as i32,
+        Err(_) => -1,
+    }
+}
+
+/// The fault completed: classify it, count it and send it to userspace.
+/// `stack` is asked for only when the fault is one cowprof reports.
+#[inline(always)]
+pub fn complete(state: &mut TaskState, stack: impl FnOnce() -> i32) {
     state.pending.active = 0;
     // Faults that allocated nothing (reuse, write-notify) and missed the
     // cache are looked up here.
@@ -145,6 +163,7 @@ pub fn complete(state: &mut TaskState) {
     };
     bump(&KIND_COUNTS, u32::from(kind as u8));
     let code = code_vma(state);
+    let stack_id = stack();
     let pending = &state.pending;
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
@@ -168,7 +187,7 @@ pub fn complete(state: &mut TaskState) {
         pid: (pid_tgid >> 32) as u32,
         tid: pid_tgid as u32,
         error_code: pending.error_code,
-        _pad2: 0,
+        stack_id,
         comm: bpf_get_current_comm().unwrap_or_default(),
     });
     // Wake the reader only when a quarter of the buffer is waiting; it polls

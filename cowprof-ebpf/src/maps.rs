@@ -6,7 +6,7 @@ use aya_ebpf::{
     bindings::{bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE, task_struct, BPF_F_NO_PREALLOC},
     helpers::generated::bpf_task_storage_get,
     macros::{btf_map, map},
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
 };
 use cowprof_common::{event::MAX_TARGETS, Config, FileKey, Stat, TaskState};
 
@@ -22,6 +22,10 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
 /// Files whose path was already sent to userspace.
 #[map]
 pub static SEEN_FILES: LruHashMap<FileKey, u8> = LruHashMap::with_max_entries(16_384, 0);
+
+/// User stacks of faults (`--stacks`).
+#[map]
+pub static STACKS: StackTrace = StackTrace::with_max_entries(16_384, 0);
 
 /// Counters indexed by [`Stat`].
 #[map]
@@ -88,6 +92,8 @@ static CONFIG: Config = Config {
     system_wide: 0,
     debug: 0,
     wakeup_bytes: 0,
+    stacks: 0,
+    _pad: 0,
     offsets: cowprof_common::Offsets {
         vma_vm_start: 0,
         vma_vm_end: 0,

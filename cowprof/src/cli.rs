@@ -113,6 +113,10 @@ pub struct RecordArgs {
     /// the writable pages never written).
     #[arg(long, value_enum, default_value_t = View::Process)]
     pub by: View,
+    /// Record each fault's user stack (frame pointers), aggregated per stack
+    /// (`--by stack`).
+    #[arg(long)]
+    pub stacks: bool,
     /// Probe strategy: the best available (auto), or force one.
     #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
     pub probe: ProbeChoice,

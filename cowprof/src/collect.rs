@@ -15,7 +15,7 @@ use cowprof_common::{FaultEvent, Kind};
 use serde::Serialize;
 
 use crate::{
-    attrib::{views::Views, Attributor},
+    attrib::{stacks::StackResolver, views::Views, Attributor},
     probe::{ProbeError, ProbeStats, Probes, Record},
 };
 
@@ -157,6 +157,8 @@ pub struct Aggregate {
     pub latencies: Latencies,
     pub attributor: Attributor,
     pub views: Views,
+    /// Present with `--stacks`.
+    pub stacks: Option<StackResolver>,
 }
 
 impl std::fmt::Debug for Aggregate {
@@ -215,6 +217,13 @@ impl Aggregate {
         let comm = process.comm.clone();
         self.latencies.record(kind, event.latency_ns);
         self.views.add(&mut self.attributor, event, kind, &comm);
+        if let Some(stacks) = self.stacks.as_mut() {
+            stacks.note_code(event.pid, &event.code);
+            if let Ok(id) = u32::try_from(event.stack_id) {
+                let stack = stacks.resolve(id, event.pid, &self.attributor);
+                self.views.add_stack(stack, kind, event.pid);
+            }
+        }
     }
 
     /// Counts summed over processes.
@@ -307,6 +316,7 @@ impl Collector {
             .name("cowprof-collector".into())
             .spawn(move || {
                 let mut aggregate = Aggregate::new();
+                aggregate.stacks = probes.take_stacks().map(StackResolver::new);
                 let mut events_error = None;
                 loop {
                     // Read the flag before draining, so the last drain runs

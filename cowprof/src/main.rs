@@ -95,6 +95,7 @@ fn run_record(args: RecordArgs) -> ExitCode {
             ringbuf_bytes: args.ringbuf_size,
             debug: args.debug_bpf,
             strategy: args.probe.strategy(),
+            stacks: args.stacks || args.by == cowprof::attrib::views::View::Stack,
         },
     };
     let summary = match record(&options, &interrupted) {

@@ -33,5 +33,5 @@ fn try_fault_done(ctx: &PerfEventContext) {
         count(Stat::CompletionUnmatched);
         return;
     }
-    fault::complete(state);
+    fault::complete(state, || fault::user_stack(ctx));
 }

@@ -62,7 +62,7 @@ fn on_entry(vma: *const c_void, address: u64, flags: u32, regs: *const pt_regs) 
 }
 
 #[inline(always)]
-fn on_return(ret: u32) {
+fn on_return(ret: u32, stack: impl FnOnce() -> i32) {
     let Some(state) = active() else {
         return;
     };
@@ -71,7 +71,7 @@ fn on_return(ret: u32) {
     } else if ret & VM_FAULT_ERROR != 0 {
         state.pending.active = 0;
     } else {
-        fault::complete(state);
+        fault::complete(state, stack);
     }
 }
 
@@ -90,7 +90,7 @@ pub fn fentry_handle_mm_fault(ctx: FEntryContext) -> i32 {
 pub fn fexit_handle_mm_fault(ctx: FExitContext) -> i32 {
     let ret: u64 = ctx.arg(4);
     #[expect(clippy::cast_possible_truncation, reason = "vm_fault_t is 32 bits")]
-    on_return(ret as u32);
+    on_return(ret as u32, || fault::user_stack(&ctx));
     0
 }
 
@@ -106,6 +106,6 @@ pub fn kprobe_handle_mm_fault(ctx: ProbeContext) -> u32 {
 
 #[kretprobe]
 pub fn kretprobe_handle_mm_fault(ctx: RetProbeContext) -> u32 {
-    on_return(ctx.ret());
+    on_return(ctx.ret(), || fault::user_stack(&ctx));
     0
 }

@@ -3,6 +3,7 @@
 //! memory grows with distinct pages and symbols, not with events.
 pub mod elf;
 mod paths;
+pub mod stacks;
 pub mod views;
 
 use std::{
@@ -212,6 +213,17 @@ impl Attributor {
             Some(f) => format!("{name}`{f}"),
             None => format!("{name}+{offset:#x}"),
         }
+    }
+
+    /// The function at `offset` in the file `key`, by name only.
+    #[must_use]
+    pub fn symbolize_file_offset(&self, key: &FileKey, offset: u64) -> Option<String> {
+        let text = Self::symbolize(self.paths.get(key)?.clone(), offset)?;
+        Some(
+            text.split_once('+')
+                .map_or(text.as_str(), |(f, _)| f)
+                .to_owned(),
+        )
     }
 
     /// `function+0xoff`, and ` (file:line)` where debug info has it, for a

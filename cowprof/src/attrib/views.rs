@@ -19,6 +19,8 @@ pub enum View {
     Symbol,
     Page,
     Writer,
+    /// User stacks (needs `--stacks`).
+    Stack,
 }
 
 /// One row of a view.
@@ -90,6 +92,7 @@ fn view_name(view: View) -> &'static str {
         View::Symbol => "symbol",
         View::Page => "page",
         View::Writer => "writer",
+        View::Stack => "stack",
     }
 }
 
@@ -170,6 +173,11 @@ impl Views {
             self.row(View::Page, format!("{} {:#x}", place.mapping, place.page))
                 .add(kind, pid, &writer);
         }
+    }
+
+    /// Accounts one event's user stack.
+    pub fn add_stack(&mut self, stack: String, kind: Kind, pid: u32) {
+        self.row(View::Stack, stack).add(kind, pid, "");
     }
 
     /// The rows of `view`, most COW faults first.

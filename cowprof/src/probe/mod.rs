@@ -9,7 +9,7 @@ use std::{
 };
 
 use aya::{
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{HashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
     Ebpf, EbpfLoader,
 };
 use cowprof_common::{Config, FaultEvent, FileRecord, TAG_FAULT, TAG_FILE};
@@ -72,6 +72,8 @@ pub struct ProbeOptions {
     pub debug: bool,
     /// The strategy to use; `None` picks the best available.
     pub strategy: Option<Strategy>,
+    /// Record each fault's user stack.
+    pub stacks: bool,
 }
 
 impl Default for ProbeOptions {
@@ -81,6 +83,7 @@ impl Default for ProbeOptions {
             ringbuf_bytes: DEFAULT_RINGBUF_BYTES,
             debug: false,
             strategy: None,
+            stacks: false,
         }
     }
 }
@@ -103,6 +106,7 @@ pub struct Probes {
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     strategy: Strategy,
     attached: Vec<&'static str>,
+    stacks: Option<StackTraceMap<MapData>>,
 }
 
 impl Probes {
@@ -139,6 +143,8 @@ impl Probes {
             system_wide: u32::from(options.system_wide),
             debug: u32::from(options.debug),
             wakeup_bytes: bytes / 4,
+            stacks: u32::from(options.stacks),
+            _pad: 0,
             offsets,
         };
         let aya_btf =
@@ -171,7 +177,7 @@ impl Probes {
             match attach::strategy(&mut ebpf, strategy, &facts, &aya_btf) {
                 Ok(attached) => {
                     log::info!("{strategy} attached at {:?}", started.elapsed());
-                    return Self::finish(ebpf, strategy, attached, options.debug);
+                    return Self::finish(ebpf, strategy, attached, options);
                 }
                 Err(err) => {
                     log::info!("{err}");
@@ -195,9 +201,9 @@ impl Probes {
         mut ebpf: Ebpf,
         strategy: Strategy,
         attached: Vec<&'static str>,
-        debug: bool,
+        options: ProbeOptions,
     ) -> Result<Self, ProbeError> {
-        let logger = if debug {
+        let logger = if options.debug {
             aya_log::EbpfLogger::init(&mut ebpf)
                 .inspect_err(|e| log::warn!("eBPF logging unavailable: {e}"))
                 .ok()
@@ -216,6 +222,14 @@ impl Probes {
             PerCpuArray::try_from(map("STATS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
         let kinds = PerCpuArray::try_from(map("KIND_COUNTS")?)
             .map_err(|e| ProbeError::Load(e.to_string()))?;
+        let stacks = if options.stacks {
+            Some(
+                StackTraceMap::try_from(map("STACKS")?)
+                    .map_err(|e| ProbeError::Load(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         Ok(Self {
             _ebpf: ebpf,
             events,
@@ -225,6 +239,7 @@ impl Probes {
             logger,
             strategy,
             attached,
+            stacks,
         })
     }
 
@@ -232,6 +247,11 @@ impl Probes {
     #[must_use]
     pub fn strategy(&self) -> Strategy {
         self.strategy
+    }
+
+    /// The user stack map, when `--stacks` asked for stacks.
+    pub fn take_stacks(&mut self) -> Option<StackTraceMap<MapData>> {
+        self.stacks.take()
     }
 
     /// The programs attached (optional rows the kernel lacks are absent).

@@ -13,12 +13,19 @@ const PAGE: u64 = 4096;
 fn build_fixture(dir: &Path) -> bool {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let lib = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O1", "-g", "-o"])
+        .args([
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-g",
+            "-fno-omit-frame-pointer",
+            "-o",
+        ])
         .arg(dir.join("libhotcold.so"))
         .arg(src.join("hotcold.c"))
         .status();
     let exe = Command::new("cc")
-        .args(["-O1", "-o"])
+        .args(["-O1", "-g", "-fno-omit-frame-pointer", "-o"])
         .arg(dir.join("fixture"))
         .arg(src.join("fixture.c"))
         .arg(format!("-L{}", dir.display()))
@@ -278,4 +285,27 @@ fn a_forking_python_program_is_attributed_to_python_and_its_heap() {
         }),
         "the child's copies of the object heap: {by_mapping}"
     );
+}
+
+#[test]
+fn stacks_are_aggregated_and_named_after_the_process_is_gone() {
+    if !bpf_available() {
+        return;
+    }
+    if in_vm() {
+        eprintln!("skipping: the VM guest has no C compiler");
+        return;
+    }
+    let dir = scratch();
+    assert!(build_fixture(dir.path()), "cc could not build the fixture");
+    let summary = record(dir.path(), "stack");
+    let hot = rows(&summary)
+        .iter()
+        .find(|r| {
+            r["key"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("write_hot"))
+        })
+        .unwrap_or_else(|| panic!("a stack through write_hot: {summary}"));
+    assert_eq!(hot["copies"], 32, "{hot}");
 }

@@ -1,0 +1,107 @@
+//! User stacks (`--stacks`): read from the programs' stack map by id and
+//! symbolized with blazesym. A frame is named through the code mappings the
+//! kernel reported for that process (each fault carries its writer's
+//! mapping), so stacks of processes that are already gone still resolve
+//! where those mappings cover them; otherwise through the live process.
+use std::collections::HashMap;
+
+use aya::maps::{MapData, StackTraceMap};
+use cowprof_common::{FileKey, VmaInfo};
+
+use super::Attributor;
+
+/// Resolves stack ids to `frame;frame;...` strings, innermost first.
+pub struct StackResolver {
+    map: StackTraceMap<MapData>,
+    /// Fully resolved stacks, by id.
+    cache: HashMap<u32, String>,
+    /// Code mappings seen per process.
+    code: HashMap<u32, Vec<VmaInfo>>,
+}
+
+impl StackResolver {
+    #[must_use]
+    pub fn new(map: StackTraceMap<MapData>) -> Self {
+        Self {
+            map,
+            cache: HashMap::new(),
+            code: HashMap::new(),
+        }
+    }
+
+    /// Remembers a code mapping of `pid` (a fault's writer mapping).
+    pub fn note_code(&mut self, pid: u32, code: &VmaInfo) {
+        if code.vm_start == 0 || code.file_backed == 0 {
+            return;
+        }
+        let maps = self.code.entry(pid).or_default();
+        if !maps.iter().any(|m| m.vm_start == code.vm_start) {
+            maps.push(*code);
+        }
+    }
+
+    /// The stack `id` of a fault in `pid`.
+    pub fn resolve(&mut self, id: u32, pid: u32, attr: &Attributor) -> String {
+        if let Some(stack) = self.cache.get(&id) {
+            return stack.clone();
+        }
+        let Ok(trace) = self.map.get(&id, 0) else {
+            return "[stack lost]".to_owned();
+        };
+        let ips: Vec<u64> = trace.frames().iter().map(|f| f.ip).collect();
+        let maps = self.code.get(&pid).map_or(&[][..], Vec::as_slice);
+        let live = live_names(pid, &ips);
+        let mut complete = true;
+        let frames: Vec<String> = ips
+            .iter()
+            .zip(live)
+            .map(|(ip, live)| {
+                let known = maps
+                    .iter()
+                    .find(|m| (m.vm_start..m.vm_end).contains(ip))
+                    .and_then(|m| {
+                        let key = FileKey {
+                            ino: m.ino,
+                            dev: m.dev,
+                            _pad: 0,
+                        };
+                        attr.symbolize_file_offset(&key, ip - m.vm_start + m.vm_pgoff * 4096)
+                    });
+                known.or(live).unwrap_or_else(|| {
+                    complete = false;
+                    format!("{ip:#x}")
+                })
+            })
+            .collect();
+        let stack = frames.join(";");
+        if complete {
+            self.cache.insert(id, stack.clone());
+        }
+        stack
+    }
+}
+
+thread_local! {
+    static SYMBOLIZER: blazesym::symbolize::Symbolizer = blazesym::symbolize::Symbolizer::new();
+}
+
+/// Names of `ips` through the live process's mappings, where it still lives.
+fn live_names(pid: u32, ips: &[u64]) -> Vec<Option<String>> {
+    use blazesym::symbolize::{
+        source::{Process, Source},
+        Input, Symbolized,
+    };
+    let source = Source::Process(Process::new(pid.into()));
+    SYMBOLIZER
+        .with(|s| {
+            s.symbolize(&source, Input::AbsAddr(ips)).map(|syms| {
+                syms.into_iter()
+                    .map(|sym| match sym {
+                        Symbolized::Sym(sym) => Some(sym.name.into_owned()),
+                        Symbolized::Unknown(_) => None,
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .unwrap_or_else(|_| vec![None; ips.len()])
+}
