@@ -2,16 +2,13 @@
 //! dentry chain while the mapping is known to be alive.
 use core::ffi::c_void;
 
-use aya_ebpf::helpers::generated::bpf_probe_read_kernel_str;
+use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_kernel_str};
 use cowprof_common::{
     event::{NAME_LEN, PATH_DEPTH},
     FileKey, FileRecord, Stat, VmaInfo, TAG_FILE,
 };
 
-use crate::{
-    maps::{config, count, EVENTS, SEEN_FILES},
-    vma::read_at,
-};
+use crate::maps::{config, count, EVENTS, SEEN_FILES};
 
 /// Announces the file of a mapping just read, unless already announced.
 #[inline(always)]
@@ -44,40 +41,45 @@ pub fn announce(file: *const c_void, info: &VmaInfo) {
         (*record)._pad = 0;
         (*record).depth = 0;
     }
-    let mut dentry: *const c_void = read_at(file, off.file_dentry).unwrap_or(core::ptr::null());
-    let mut depth = 0u32;
+    // Straight-line code on purpose: no branch per component, so older
+    // verifiers (v6.1) need not explore 2^n paths. The helpers zero their
+    // destination on failure, and the root is its own parent, so walking
+    // past it repeats "/", where userspace stops.
+    let mut dentry: u64 = 0;
+    // SAFETY: probe reads into locals and into the reserved entry; the
+    // helpers check every kernel address.
+    unsafe {
+        bpf_probe_read_kernel(
+            (&raw mut dentry).cast(),
+            8,
+            file.cast::<u8>().add(off.file_dentry as usize).cast(),
+        );
+    }
     for i in 0..PATH_DEPTH {
-        // SAFETY: names[i] is inside the reserved entry.
-        let slot = unsafe { (*record).names[i].as_mut_ptr() };
-        if dentry.is_null() {
-            // SAFETY: one byte inside the slot.
-            unsafe { *slot = 0 };
-            continue;
+        let mut name: u64 = 0;
+        let mut parent: u64 = 0;
+        // SAFETY: as above; names[i] is inside the entry.
+        unsafe {
+            bpf_probe_read_kernel(
+                (&raw mut name).cast(),
+                8,
+                (dentry + u64::from(off.dentry_name)) as *const c_void,
+            );
+            bpf_probe_read_kernel_str(
+                (*record).names[i].as_mut_ptr().cast(),
+                NAME_LEN as u32,
+                name as *const c_void,
+            );
+            bpf_probe_read_kernel(
+                (&raw mut parent).cast(),
+                8,
+                (dentry + u64::from(off.dentry_parent)) as *const c_void,
+            );
         }
-        let name: *const c_void = read_at(dentry, off.dentry_name).unwrap_or(core::ptr::null());
-        // SAFETY: the helper writes at most NAME_LEN bytes, NUL-terminated.
-        let n = unsafe { bpf_probe_read_kernel_str(slot.cast(), NAME_LEN as u32, name) };
-        if n <= 0 {
-            // SAFETY: as above.
-            unsafe { *slot = 0 };
-        }
-        depth += 1;
-        let parent: *const c_void = read_at(dentry, off.dentry_parent).unwrap_or(core::ptr::null());
-        // The root is its own parent.
-        dentry = if parent == dentry {
-            core::ptr::null()
-        } else {
-            parent
-        };
+        dentry = parent;
     }
     // SAFETY: inside the entry.
-    unsafe {
-        (*record).depth = if dentry.is_null() {
-            depth
-        } else {
-            depth | 0x8000_0000
-        }
-    };
+    unsafe { (*record).depth = PATH_DEPTH as u32 };
     entry.submit(0);
 }
 
@@ -112,15 +114,11 @@ pub fn announce_anon_name(name_ptr: u64, info: &VmaInfo) {
         (*record).dev = info.dev;
         (*record)._pad = 0;
         (*record).depth = 1;
-        let slot = (*record).names[0].as_mut_ptr();
-        let n = bpf_probe_read_kernel_str(
-            slot.cast(),
+        bpf_probe_read_kernel_str(
+            (*record).names[0].as_mut_ptr().cast(),
             NAME_LEN as u32,
             (name_ptr + ANON_NAME_OFFSET) as *const c_void,
         );
-        if n <= 0 {
-            *slot = 0;
-        }
     }
     entry.submit(0);
 }

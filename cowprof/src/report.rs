@@ -233,6 +233,18 @@ impl Summary {
                     s.name, s.writable_pages, s.touched_pages, s.untouched_pages
                 );
             }
+            for s in image
+                .symbols
+                .iter()
+                .filter(|s| s.untouched_pages > 0)
+                .take(10)
+            {
+                let _ = writeln!(
+                    out,
+                    "  symbol {:<20} {:>6} writable {:>6} written {:>6} never written",
+                    s.name, s.writable_pages, s.touched_pages, s.untouched_pages
+                );
+            }
             for (pid, touched, untouched) in &image.per_process {
                 let _ = writeln!(
                     out,

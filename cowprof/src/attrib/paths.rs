@@ -53,18 +53,19 @@ impl Mounts {
                 crate::collect::comm_str(&record.names[0])
             ));
         }
-        let truncated = record.depth & 0x8000_0000 != 0;
-        let depth = (record.depth & 0x7fff_ffff) as usize;
-        let mut parts: Vec<String> = record.names[..depth.min(record.names.len())]
+        // Names run from the file up; the root's name is "/", and the kernel
+        // repeats it past the root. No root within the names: truncated.
+        let depth = ((record.depth & 0x7fff_ffff) as usize).min(record.names.len());
+        let names: Vec<String> = record.names[..depth]
             .iter()
             .map(|name| crate::collect::comm_str(name))
-            .filter(|name| !name.is_empty() && name != "/")
             .collect();
+        let root = names.iter().position(|n| n == "/" || n.is_empty());
+        let mut parts: Vec<&String> = names[..root.unwrap_or(depth)].iter().collect();
         parts.reverse();
-        let mut path = if truncated {
-            PathBuf::from("...")
-        } else {
-            PathBuf::from(self.0.get(&record.dev).map_or("/", String::as_str))
+        let mut path = match root {
+            Some(_) => PathBuf::from(self.0.get(&record.dev).map_or("/", String::as_str)),
+            None => PathBuf::from("..."),
         };
         for part in parts {
             path.push(part);

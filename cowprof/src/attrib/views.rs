@@ -70,8 +70,54 @@ pub struct ImageWaste {
     #[serde(flatten)]
     pub total: Waste,
     pub sections: Vec<Waste>,
+    /// Data symbols of the writable segments, most pages never written first
+    /// (at most [`SYMBOLS_PER_IMAGE`]).
+    pub symbols: Vec<Waste>,
     /// Per process: (pid, pages it touched, writable pages it left untouched).
     pub per_process: Vec<(u32, u64, u64)>,
+}
+
+/// How many symbols each image's touch map lists.
+pub const SYMBOLS_PER_IMAGE: usize = 50;
+
+/// Writable pages of each data symbol of `image`, written or not.
+fn symbol_waste(image: &super::Image, pages: &BTreeMap<u64, BTreeSet<u32>>) -> Vec<Waste> {
+    let writable = |addr: u64| {
+        image
+            .segments
+            .iter()
+            .any(|s| s.writable && (s.vaddr..s.vaddr + s.mem_size).contains(&addr))
+    };
+    let mut out: Vec<Waste> = image
+        .data
+        .iter()
+        .filter(|s| s.size > 0 && writable(s.addr))
+        .map(|s| {
+            let first = s.addr & !0xfff;
+            let last = (s.addr + s.size - 1) & !0xfff;
+            let mut w = Waste {
+                name: s.name.clone(),
+                ..Waste::default()
+            };
+            for page in (first..=last).step_by(4096) {
+                w.writable_pages += 1;
+                if pages.contains_key(&page) {
+                    w.touched_pages += 1;
+                } else {
+                    w.untouched_pages += 1;
+                }
+            }
+            w.untouched_bytes = w.untouched_pages * 4096;
+            w
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.untouched_pages
+            .cmp(&a.untouched_pages)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    out.truncate(SYMBOLS_PER_IMAGE);
+    out
 }
 
 /// Every aggregation, fed one event at a time.
@@ -251,6 +297,7 @@ impl Views {
             out.push(ImageWaste {
                 total,
                 sections,
+                symbols: symbol_waste(&image, pages),
                 per_process,
             });
         }

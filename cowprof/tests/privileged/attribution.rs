@@ -189,6 +189,22 @@ fn library_touch_map_has_every_other_hot_page_and_no_cold_page() {
         .iter()
         .find(|s| s["name"] == ".data")
         .expect(".data");
+    // Every page of cold is listed as writable and never written.
+    let cold = lib_waste["symbols"]
+        .as_array()
+        .expect("symbols")
+        .iter()
+        .find(|s| s["name"] == "cold")
+        .expect("cold in the touch map");
+    assert_eq!(cold["writable_pages"], 64, "{cold}");
+    assert_eq!(cold["untouched_pages"], 64, "{cold}");
+    let hot = lib_waste["symbols"]
+        .as_array()
+        .expect("symbols")
+        .iter()
+        .find(|s| s["name"] == "hot")
+        .expect("hot in the touch map");
+    assert_eq!(hot["touched_pages"], 32, "{hot}");
     // 128 pages of arrays plus a page of other data, which the dynamic
     // loader may write while relocating; 32 pages of hot are written.
     let touched = data["touched_pages"].as_u64().expect("n");
