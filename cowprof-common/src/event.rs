@@ -260,7 +260,11 @@ pub struct Config {
     pub wakeup_bytes: u32,
     /// Non-zero to record each fault's user stack (`--stacks`).
     pub stacks: u32,
-    pub _pad: u32,
+    /// Non-zero to capture attribution in the kernel: file paths, the
+    /// writer's mapping, `.bss`. The programs are loaded without it where the
+    /// kernel's verifier cannot take them whole (v6.1: E2BIG); its branches
+    /// are then dead code the verifier skips, as CONFIG is read-only.
+    pub attribution: u32,
     pub offsets: Offsets,
 }
 

@@ -10,7 +10,6 @@ use aya_ebpf::{
 use cowprof_common::{classify, FaultEvent, Pending, Stat, TaskState, VmaInfo, TAG_FAULT};
 
 use crate::{
-    files,
     maps::{bump, config, count, is_target, EVENTS, KIND_COUNTS, STACKS, TASK_STATE},
     pending::{bss_of, current_task, resolve_vma},
     vma,
@@ -79,9 +78,11 @@ pub fn set_vma(state: &mut TaskState, vma_ptr: *const c_void) {
             return;
         }
     }
-    let file = vma::read_vma(vma_ptr, &config().offsets, &mut state.pending.vma);
+    let refs = vma::read_vma(vma_ptr, &config().offsets, &mut state.pending.vma);
     state.pending.vma_found = 1;
-    files::announce(file, &state.pending.vma);
+    if config().attribution != 0 {
+        refs.announce(&state.pending.vma);
+    }
     state.pending.bss = bss_of(task, &state.pending.vma);
     if let Some(seq) = seq {
         state.cache.vma = state.pending.vma;
@@ -162,7 +163,11 @@ pub fn complete(state: &mut TaskState, stack: impl FnOnce() -> i32) {
         return;
     };
     bump(&KIND_COUNTS, u32::from(kind as u8));
-    let code = code_vma(state);
+    let code = if config().attribution != 0 {
+        code_vma(state)
+    } else {
+        VmaInfo::default()
+    };
     let stack_id = stack();
     let pending = &state.pending;
     // SAFETY: no preconditions.

@@ -93,7 +93,7 @@ static CONFIG: Config = Config {
     debug: 0,
     wakeup_bytes: 0,
     stacks: 0,
-    _pad: 0,
+    attribution: 0,
     offsets: cowprof_common::Offsets {
         vma_vm_start: 0,
         vma_vm_end: 0,

@@ -5,7 +5,7 @@ use aya_ebpf::{bindings::task_struct, helpers::generated::bpf_get_current_task_b
 use cowprof_common::{BssInfo, Stat, TaskState, VmaInfo};
 
 use crate::{
-    maps::{count, TASK_STATE},
+    maps::{config, count, TASK_STATE},
     vma,
 };
 
@@ -60,7 +60,7 @@ const VM_WRITE: u64 = 0x2;
 /// starts (its `.bss`), found with one more lookup.
 #[inline(always)]
 pub fn bss_of(task: *mut task_struct, info: &VmaInfo) -> BssInfo {
-    if info.file_backed != 0 || info.vm_start == 0 {
+    if config().attribution == 0 || info.file_backed != 0 || info.vm_start == 0 {
         return BssInfo::default();
     }
     count(Stat::VmaLookups);

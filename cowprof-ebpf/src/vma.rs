@@ -19,49 +19,76 @@ pub fn read_at<T>(base: *const c_void, offset: u32) -> Option<T> {
     unsafe { bpf_probe_read_kernel(base.cast::<u8>().add(offset as usize).cast::<T>()) }.ok()
 }
 
-/// Fills `info` from `vma`; returns the mapping's `struct file *` (null for
-/// anon memory).
+/// Kernel objects a mapping refers to, announced to userspace once each,
+/// outside any `bpf_find_vma` callback.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct Refs {
+    /// `vma->vm_file` (0 for anon memory).
+    pub file: u64,
+    /// `vma->anon_name` (0 unless a named anon mapping).
+    pub anon_name: u64,
+}
+
+impl Refs {
+    /// Sends the file's path or the anon name, unless already sent.
+    #[inline(always)]
+    pub fn announce(&self, info: &VmaInfo) {
+        if self.file != 0 {
+            crate::files::announce(self.file as *const c_void, info);
+        } else if self.anon_name != 0 {
+            crate::files::announce_anon_name(self.anon_name, info);
+        }
+    }
+}
+
+/// Fills `info` from `vma` and returns what it refers to.
 #[inline(always)]
-pub fn read_vma(vma: *const c_void, off: &Offsets, info: &mut VmaInfo) -> *const c_void {
+pub fn read_vma(vma: *const c_void, off: &Offsets, info: &mut VmaInfo) -> Refs {
     info.vm_start = read_at(vma, off.vma_vm_start).unwrap_or(0);
     info.vm_end = read_at(vma, off.vma_vm_end).unwrap_or(0);
     info.vm_pgoff = read_at(vma, off.vma_vm_pgoff).unwrap_or(0);
     info.vm_flags = read_at(vma, off.vma_vm_flags).unwrap_or(0);
     let file: *const c_void = read_at(vma, off.vma_vm_file).unwrap_or(core::ptr::null());
     if file.is_null() {
-        label_anon(vma, off, info);
-        return file;
+        return Refs {
+            file: 0,
+            anon_name: label_anon(vma, off, info),
+        };
     }
     info.file_backed = 1;
+    let refs = Refs {
+        file: file as u64,
+        anon_name: 0,
+    };
     let inode: *const c_void = read_at(file, off.file_f_inode).unwrap_or(core::ptr::null());
     if inode.is_null() {
-        return file;
+        return refs;
     }
     info.ino = read_at(inode, off.inode_i_ino).unwrap_or(0);
     let sb: *const c_void = read_at(inode, off.inode_i_sb).unwrap_or(core::ptr::null());
     if !sb.is_null() {
         info.dev = read_at(sb, off.sb_s_dev).unwrap_or(0);
     }
-    file
+    refs
 }
 
 /// Labels an anon mapping: `[heap]`, `[stack]` or `[anon:NAME]`, as
-/// /proc/PID/maps does.
+/// /proc/PID/maps does. Returns the `struct anon_vma_name *`, if any.
 #[inline(always)]
-fn label_anon(vma: *const c_void, off: &Offsets, info: &mut VmaInfo) {
+fn label_anon(vma: *const c_void, off: &Offsets, info: &mut VmaInfo) -> u64 {
     if off.vma_anon_name != 0 {
         let name: u64 = read_at(vma, off.vma_anon_name).unwrap_or(0);
         if name != 0 {
             info.anon_kind = ANON_NAMED;
             info.ino = name;
             info.dev = ANON_NAME_DEV;
-            crate::files::announce_anon_name(name, info);
-            return;
+            return name;
         }
     }
     let mm: *const c_void = read_at(vma, off.vma_vm_mm).unwrap_or(core::ptr::null());
     if mm.is_null() {
-        return;
+        return 0;
     }
     let within = |addr: u64| info.vm_start <= addr && addr < info.vm_end;
     let start_brk: u64 = read_at(mm, off.mm_start_brk).unwrap_or(0);
@@ -72,6 +99,7 @@ fn label_anon(vma: *const c_void, off: &Offsets, info: &mut VmaInfo) {
     } else if within(start_stack) {
         info.anon_kind = ANON_STACK;
     }
+    0
 }
 
 /// The current `mm->mm_lock_seq` of `task`, when the kernel has one.
@@ -92,12 +120,20 @@ pub fn lock_seq(task: *mut task_struct) -> Option<u32> {
 /// vm_area_struct *, void *ctx)`. The kernel calls it with the mmap lock held.
 #[inline(never)]
 extern "C" fn on_vma(_task: *mut task_struct, vma: *mut c_void, ctx: *mut c_void) -> i64 {
-    // SAFETY: ctx is the VmaInfo on the caller's stack.
-    let info = unsafe { &mut *ctx.cast::<VmaInfo>() };
-    let file = read_vma(vma, &config().offsets, info);
-    // The vma (and so its file) is pinned by the mmap lock held here.
-    crate::files::announce(file, info);
+    // SAFETY: ctx is the Lookup on the caller's stack.
+    let lookup = unsafe { &mut *ctx.cast::<Lookup>() };
+    lookup.refs = read_vma(vma, &config().offsets, &mut lookup.info);
     0
+}
+
+/// What the callback hands back. The callback stays small and reserves no
+/// ring buffer space: on v6.1 a reservation inside it, verified at every
+/// call site, exceeded the verifier's budget.
+#[repr(C)]
+#[derive(Default)]
+struct Lookup {
+    info: VmaInfo,
+    refs: Refs,
 }
 
 /// Looks up the mapping of `addr` in `task`'s address space.
@@ -107,16 +143,25 @@ extern "C" fn on_vma(_task: *mut task_struct, vma: *mut c_void, ctx: *mut c_void
 /// (DESIGN.md §4).
 #[inline(always)]
 pub fn find(task: *mut task_struct, addr: u64) -> Option<VmaInfo> {
-    let mut info = VmaInfo::default();
-    // SAFETY: task is a trusted BTF pointer; the callback only writes `info`.
+    let mut lookup = Lookup::default();
+    // SAFETY: task is a trusted BTF pointer; the callback only writes
+    // `lookup`.
     let ret = unsafe {
         bpf_find_vma(
             task,
             addr,
             on_vma as *mut c_void,
-            core::ptr::from_mut(&mut info).cast(),
+            core::ptr::from_mut(&mut lookup).cast(),
             0,
         )
     };
-    (ret == 0).then_some(info)
+    if ret != 0 {
+        return None;
+    }
+    // The mapping was alive a moment ago; its file and dentries are read
+    // with checked reads, so a racing munmap costs at worst a wrong name.
+    if config().attribution != 0 {
+        lookup.refs.announce(&lookup.info);
+    }
+    Some(lookup.info)
 }

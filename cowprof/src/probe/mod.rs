@@ -107,6 +107,7 @@ pub struct Probes {
     strategy: Strategy,
     attached: Vec<&'static str>,
     stacks: Option<StackTraceMap<MapData>>,
+    attribution: bool,
 }
 
 impl Probes {
@@ -138,14 +139,21 @@ impl Probes {
             .as_ref()
             .ok_or(kernel::btf::BtfError::Missing)?
             .offsets()?;
-        let config = Config {
+        let full = Config {
             self_tgid: std::process::id(),
             system_wide: u32::from(options.system_wide),
             debug: u32::from(options.debug),
             wakeup_bytes: bytes / 4,
             stacks: u32::from(options.stacks),
-            _pad: 0,
+            attribution: 1,
             offsets,
+        };
+        // Where the verifier cannot take the programs whole (E2BIG on v6.1),
+        // they load again without in-kernel attribution.
+        let lite = Config {
+            attribution: 0,
+            stacks: 0,
+            ..full
         };
         let aya_btf =
             aya::Btf::from_sys_fs().map_err(|e| ProbeError::Load(format!("kernel BTF: {e}")))?;
@@ -164,20 +172,37 @@ impl Probes {
                 });
                 continue;
             }
-            let mut ebpf = EbpfLoader::new()
-                // aya has no typed wrapper for task storage (TASK_STATE); it
-                // is created from the object's BTF definition and used only
-                // by the programs.
-                .allow_unsupported_maps()
-                .override_global("CONFIG", &config, true)
-                .map_max_entries("EVENTS", bytes)
-                .load(EBPF_OBJECT)
-                .map_err(|e| load_error(&e))?;
-            log::info!("object loaded at {:?}", started.elapsed());
-            match attach::strategy(&mut ebpf, strategy, &facts, &aya_btf) {
-                Ok(attached) => {
+            let mut outcome = Err(ProbeError::Load(String::new()));
+            for config in [&full, &lite] {
+                let mut ebpf = EbpfLoader::new()
+                    // aya has no typed wrapper for task storage (TASK_STATE);
+                    // it is created from the object's BTF definition and used
+                    // only by the programs.
+                    .allow_unsupported_maps()
+                    .override_global("CONFIG", config, true)
+                    .map_max_entries("EVENTS", bytes)
+                    .load(EBPF_OBJECT)
+                    .map_err(|e| load_error(&e))?;
+                log::info!("object loaded at {:?}", started.elapsed());
+                outcome = attach::strategy(&mut ebpf, strategy, &facts, &aya_btf)
+                    .map(|attached| (ebpf, attached, config.attribution != 0));
+                match &outcome {
+                    Err(ProbeError::Unavailable { reason, .. })
+                        if reason.contains("os error 7") =>
+                    {
+                        log::warn!(
+                            "{strategy}: the verifier cannot take the programs whole here (E2BIG); loading them without in-kernel attribution"
+                        );
+                    }
+                    _ => break,
+                }
+            }
+            match outcome {
+                Ok((ebpf, attached, attribution)) => {
                     log::info!("{strategy} attached at {:?}", started.elapsed());
-                    return Self::finish(ebpf, strategy, attached, options);
+                    let mut probes = Self::finish(ebpf, strategy, attached, options)?;
+                    probes.attribution = attribution;
+                    return Ok(probes);
                 }
                 Err(err) => {
                     log::info!("{err}");
@@ -240,6 +265,7 @@ impl Probes {
             strategy,
             attached,
             stacks,
+            attribution: true,
         })
     }
 
@@ -247,6 +273,13 @@ impl Probes {
     #[must_use]
     pub fn strategy(&self) -> Strategy {
         self.strategy
+    }
+
+    /// Whether the kernel side captures attribution (paths, writers, `.bss`);
+    /// false where the verifier could only take the programs without it.
+    #[must_use]
+    pub fn attribution(&self) -> bool {
+        self.attribution
     }
 
     /// The user stack map, when `--stacks` asked for stacks.

@@ -216,35 +216,31 @@ pub fn build_static(env: &setup::Env) -> Result<StaticBins> {
 
 /// Boots `kernel` with `initramfs` and returns what the console printed.
 pub fn boot(kernel: &Kernel, initramfs: &Path) -> Result<String> {
-    let out = Command::new("timeout")
+    let log_path = cache::dir()
+        .join("vm")
+        .join(format!("{}.log", kernel.release));
+    let _ = fs::remove_file(&log_path);
+    // The console goes to a file as it happens, so a slow guest can be
+    // watched while it runs.
+    eprintln!("xtask: guest console: {}", log_path.display());
+    let status = Command::new("timeout")
         .args(["--kill-after=10", "900", "qemu-system-x86_64"])
-        .args([
-            "-accel",
-            "tcg",
-            "-cpu",
-            "max",
-            "-m",
-            "1G",
-            "-smp",
-            "2",
-            "-nographic",
-            "-no-reboot",
-        ])
+        .args(["-accel", "tcg", "-cpu", "max", "-m", "1G", "-smp", "2"])
+        .args(["-display", "none", "-no-reboot", "-monitor", "none"])
+        .arg("-serial")
+        .arg(format!("file:{}", log_path.display()))
         .arg("-kernel")
         .arg(&kernel.vmlinuz)
         .arg("-initrd")
         .arg(initramfs)
         .args(["-append", "console=ttyS0 quiet panic=-1"])
         .stdin(Stdio::null())
-        .output()
+        .status()
         .context("running qemu-system-x86_64")?;
-    let log = String::from_utf8_lossy(&out.stdout).into_owned();
-    let log_path = cache::dir()
-        .join("vm")
-        .join(format!("{}.log", kernel.release));
-    fs::write(&log_path, &log)?;
-    eprintln!("xtask: guest console log: {}", log_path.display());
-    Ok(log)
+    if !status.success() {
+        eprintln!("xtask: qemu exited with {status} (124 is the 900 s timeout)");
+    }
+    Ok(String::from_utf8_lossy(&fs::read(&log_path).unwrap_or_default()).into_owned())
 }
 
 /// A key for everything a guest run depends on: the kernel image and the
