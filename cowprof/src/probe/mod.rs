@@ -21,6 +21,11 @@ use crate::kernel;
 /// The eBPF object built by `build.rs`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cowprof"));
 
+/// Oldest kernel that gets the programs with in-kernel attribution. v6.1's
+/// verifier rejects them (E2BIG); v6.18 takes them. Between, untested, the
+/// lite programs load.
+pub const FULL_ATTRIBUTION_SINCE: (u32, u32) = (6, 13);
+
 /// Default ring buffer size: 16 MiB holds about 150,000 events.
 pub const DEFAULT_RINGBUF_BYTES: u32 = 16 << 20;
 
@@ -173,7 +178,16 @@ impl Probes {
                 continue;
             }
             let mut outcome = Err(ProbeError::Load(String::new()));
-            for config in [&full, &lite] {
+            // A rejected full load costs the verifier's whole budget (minutes
+            // under emulation), so kernels older than the newest one the
+            // full programs were verified on (6.18 here; 6.1 rejects them)
+            // load the lite set directly.
+            let configs: &[&Config] = if facts.version >= FULL_ATTRIBUTION_SINCE {
+                &[&full, &lite]
+            } else {
+                &[&lite]
+            };
+            for &config in configs {
                 let mut ebpf = EbpfLoader::new()
                     // aya has no typed wrapper for task storage (TASK_STATE);
                     // it is created from the object's BTF definition and used
