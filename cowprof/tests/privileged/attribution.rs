@@ -34,6 +34,21 @@ fn build_fixture(dir: &Path) -> bool {
     matches!((lib, exe), (Ok(a), Ok(b)) if a.success() && b.success())
 }
 
+/// A scratch directory with the fixture built, or `None` (with the reason
+/// printed) where live BPF or a C compiler is unavailable.
+fn fixture() -> Option<tempfile::TempDir> {
+    if !bpf_available() {
+        return None;
+    }
+    if in_vm() {
+        eprintln!("skipping: the VM guest has no C compiler");
+        return None;
+    }
+    let dir = scratch();
+    assert!(build_fixture(dir.path()), "cc could not build the fixture");
+    Some(dir)
+}
+
 fn symbol_addr(path: &Path, name: &str) -> u64 {
     let data = std::fs::read(path).expect("fixture binary");
     let file = object::File::parse(&*data).expect("ELF");
@@ -69,15 +84,9 @@ fn copies(row: &Value) -> u64 {
 
 #[test]
 fn library_pages_are_attributed_to_sections_symbols_and_writers() {
-    if !bpf_available() {
+    let Some(dir) = fixture() else {
         return;
-    }
-    if in_vm() {
-        eprintln!("skipping: the VM guest has no C compiler");
-        return;
-    }
-    let dir = scratch();
-    assert!(build_fixture(dir.path()), "cc could not build the fixture");
+    };
     let by_symbol = record(dir.path(), "symbol");
     let hot = rows(&by_symbol)
         .iter()
@@ -133,15 +142,9 @@ fn library_pages_are_attributed_to_sections_symbols_and_writers() {
 
 #[test]
 fn library_touch_map_has_every_other_hot_page_and_no_cold_page() {
-    if !bpf_available() {
+    let Some(dir) = fixture() else {
         return;
-    }
-    if in_vm() {
-        eprintln!("skipping: the VM guest has no C compiler");
-        return;
-    }
-    let dir = scratch();
-    assert!(build_fixture(dir.path()), "cc could not build the fixture");
+    };
     let lib = dir.path().join("libhotcold.so");
     // Page by page: exactly every other page of hot, and none of cold, which
     // the touch map reports as written never.
@@ -214,15 +217,9 @@ fn library_touch_map_has_every_other_hot_page_and_no_cold_page() {
 
 #[test]
 fn a_process_that_exits_at_once_is_attributed_to_its_file() {
-    if !bpf_available() {
+    let Some(dir) = fixture() else {
         return;
-    }
-    if in_vm() {
-        eprintln!("skipping: the VM guest has no C compiler");
-        return;
-    }
-    let dir = scratch();
-    assert!(build_fixture(dir.path()), "cc could not build the fixture");
+    };
     // The child writes and exits within microseconds; its mappings are gone
     // before userspace reads the events, so the path must come from the
     // kernel.
@@ -305,15 +302,9 @@ fn a_forking_python_program_is_attributed_to_python_and_its_heap() {
 
 #[test]
 fn stacks_are_aggregated_and_named_after_the_process_is_gone() {
-    if !bpf_available() {
+    let Some(dir) = fixture() else {
         return;
-    }
-    if in_vm() {
-        eprintln!("skipping: the VM guest has no C compiler");
-        return;
-    }
-    let dir = scratch();
-    assert!(build_fixture(dir.path()), "cc could not build the fixture");
+    };
     let summary = record(dir.path(), "stack");
     let hot = rows(&summary)
         .iter()
