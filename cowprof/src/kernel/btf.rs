@@ -152,12 +152,6 @@ impl KernelBtf {
                 .unwrap_or(0),
         })
     }
-
-    /// The underlying BTF, for callers that need more than offsets.
-    #[must_use]
-    pub fn raw(&self) -> &Btf {
-        &self.btf
-    }
 }
 
 impl std::fmt::Debug for KernelBtf {

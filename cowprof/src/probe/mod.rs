@@ -58,12 +58,6 @@ impl ProbeError {
             other => other.to_string(),
         }
     }
-
-    /// Whether the error comes from missing privileges rather than the kernel.
-    #[must_use]
-    pub fn is_privileges(&self) -> bool {
-        matches!(self, ProbeError::Privileges)
-    }
 }
 
 /// What to trace.

@@ -77,6 +77,14 @@ fn rows(summary: &Value) -> &Vec<Value> {
     summary["rows"].as_array().expect("rows")
 }
 
+/// The row whose key contains `needle`; panics with the summary otherwise.
+fn row_with<'a>(summary: &'a Value, needle: &str) -> &'a Value {
+    rows(summary)
+        .iter()
+        .find(|r| r["key"].as_str().is_some_and(|k| k.contains(needle)))
+        .unwrap_or_else(|| panic!("no row containing {needle:?}: {summary}"))
+}
+
 fn copies(row: &Value) -> u64 {
     row["counts"]["cow_copy_file"].as_u64().unwrap_or(0)
         + row["counts"]["cow_fill_file"].as_u64().unwrap_or(0)
@@ -88,14 +96,7 @@ fn library_pages_are_attributed_to_sections_symbols_and_writers() {
         return;
     };
     let by_symbol = record(dir.path(), "symbol");
-    let hot = rows(&by_symbol)
-        .iter()
-        .find(|r| {
-            r["key"]
-                .as_str()
-                .is_some_and(|k| k.contains("libhotcold.so .data hot"))
-        })
-        .unwrap_or_else(|| panic!("a row for hot: {by_symbol}"));
+    let hot = row_with(&by_symbol, "libhotcold.so .data hot");
     assert_eq!(copies(hot), 32, "{hot}");
     assert_eq!(hot["processes"], 1);
     // blazesym names the function, and the line from the debug info.
@@ -111,14 +112,7 @@ fn library_pages_are_attributed_to_sections_symbols_and_writers() {
             .any(|r| r["key"].as_str().is_some_and(|k| k.ends_with(" cold"))),
         "cold is never written"
     );
-    let bss = rows(&by_symbol)
-        .iter()
-        .find(|r| {
-            r["key"]
-                .as_str()
-                .is_some_and(|k| k.contains("libhotcold.so .bss lib_bss"))
-        })
-        .unwrap_or_else(|| panic!("a row for lib_bss: {by_symbol}"));
+    let bss = row_with(&by_symbol, "libhotcold.so .bss lib_bss");
     assert_eq!(bss["counts"]["cow_zero"], 3, "{bss}");
     assert!(
         bss["first_writer"]
@@ -126,14 +120,7 @@ fn library_pages_are_attributed_to_sections_symbols_and_writers() {
             .is_some_and(|w| w.contains("libhotcold.so`write_lib_bss")),
         "{bss}"
     );
-    let exe_data = rows(&by_symbol)
-        .iter()
-        .find(|r| {
-            r["key"]
-                .as_str()
-                .is_some_and(|k| k.contains("fixture .data exe_data"))
-        })
-        .unwrap_or_else(|| panic!("a row for exe_data: {by_symbol}"));
+    let exe_data = row_with(&by_symbol, "fixture .data exe_data");
     assert_eq!(copies(exe_data), 4, "{exe_data}");
     assert!(exe_data["first_writer"]
         .as_str()
