@@ -1,7 +1,16 @@
-//! Rebuild the eBPF object when bpf-linker changes, as aya-template does.
+//! Rebuild the eBPF object when bpf-linker changes, as aya-template does,
+//! and keep the BPF global functions global.
 use std::{env, path::PathBuf};
 
+/// Functions the verifier should check once as BPF global functions rather
+/// than at every call site. bpf-linker internalizes every other symbol.
+const GLOBAL_FUNCTIONS: &[&str] = &["cowprof_find_vma", "cowprof_announce_file"];
+
 fn main() {
+    println!(
+        "cargo:rustc-link-arg-bins=--export={}",
+        GLOBAL_FUNCTIONS.join(",")
+    );
     println!("cargo:rerun-if-env-changed=PATH");
     let cache = env::var_os("COWPROF_CACHE_DIR")
         .map(PathBuf::from)

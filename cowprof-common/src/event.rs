@@ -113,12 +113,17 @@ impl VmaCache {
     /// The cached mapping, if it still covers `addr` at sequence `seq`.
     #[must_use]
     pub const fn hit(&self, addr: u64, seq: u32) -> Option<VmaInfo> {
-        if self.valid != 0 && self.seq == seq && self.vma.vm_start <= addr && addr < self.vma.vm_end
-        {
+        if self.covers(addr, seq) {
             Some(self.vma)
         } else {
             None
         }
+    }
+
+    /// Whether the cached mapping holds `addr` and is still current.
+    #[must_use]
+    pub const fn covers(&self, addr: u64, seq: u32) -> bool {
+        self.valid != 0 && self.seq == seq && self.vma.vm_start <= addr && addr < self.vma.vm_end
     }
 }
 
@@ -265,7 +270,24 @@ pub struct Config {
     /// kernel's verifier cannot take them whole (v6.1: E2BIG); its branches
     /// are then dead code the verifier skips, as CONFIG is read-only.
     pub attribution: u32,
+    /// Zero to count faults per process in the kernel (`PROC_COUNTS`) and
+    /// send no events (`record --count-only`).
+    pub emit: u32,
+    pub _pad: u32,
     pub offsets: Offsets,
+}
+
+/// Faults of one process by kind (indexed by `Kind` discriminant), counted
+/// in the kernel when events are not sent (`Config::emit == 0`). One copy
+/// per CPU; the comm is set in the copy of the CPU that created the entry
+/// and refreshed in the one where the process exits, so the newest wins.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcCounts {
+    pub kinds: [u64; 8],
+    pub comm: [u8; COMM_LEN],
+    /// When `comm` was written (`bpf_ktime_get_ns`); 0 when never.
+    pub comm_ns: u64,
 }
 
 /// Indices of the per-CPU statistics array.
@@ -287,12 +309,18 @@ pub enum Stat {
     /// File path records that did not fit in the ring buffer; those files
     /// are reported by device and inode.
     FileRecordLost = 6,
+    /// Faults not counted per process in count-only mode because
+    /// `PROC_COUNTS` was full; the kernel totals include them.
+    ProcCountLost = 7,
 }
 
 impl Stat {
     /// Number of statistics slots.
-    pub const COUNT: u32 = 7;
+    pub const COUNT: u32 = 8;
 }
+
+/// Processes counted at once in count-only mode (size of `PROC_COUNTS`).
+pub const MAX_COUNTED: u32 = 16_384;
 
 /// Maximum number of processes followed at once (size of `TARGETS`).
 pub const MAX_TARGETS: u32 = 65_536;
@@ -303,7 +331,8 @@ const _: () = assert!(core::mem::size_of::<FaultEvent>() == 208);
 const _: () = assert!(core::mem::size_of::<TaskState>() == 312);
 const _: () = assert!(core::mem::size_of::<FileRecord>() == 536);
 const _: () = assert!(core::mem::size_of::<Offsets>() == 96);
-const _: () = assert!(core::mem::size_of::<Config>() == 120);
+const _: () = assert!(core::mem::size_of::<Config>() == 128);
+const _: () = assert!(core::mem::size_of::<ProcCounts>() == 88);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -311,6 +340,7 @@ mod pod {
     unsafe impl aya::Pod for super::FaultEvent {}
     unsafe impl aya::Pod for super::FileRecord {}
     unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::ProcCounts {}
     unsafe impl aya::Pod for super::Offsets {}
 }
 

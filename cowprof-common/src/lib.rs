@@ -11,6 +11,6 @@ pub mod event;
 
 pub use classify::{classify, FaultFacts, Kind};
 pub use event::{
-    BssInfo, Config, FaultEvent, FileKey, FileRecord, Offsets, Pending, Stat, TaskState, VmaCache,
-    VmaInfo, TAG_FAULT, TAG_FILE,
+    BssInfo, Config, FaultEvent, FileKey, FileRecord, Offsets, Pending, ProcCounts, Stat,
+    TaskState, VmaCache, VmaInfo, TAG_FAULT, TAG_FILE,
 };

@@ -3,14 +3,18 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    bindings::{BPF_F_USER_STACK, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    bindings::{
+        BPF_F_USER_STACK, BPF_NOEXIST, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP,
+    },
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated as gen},
     programs::tracing::StackIdContext,
 };
-use cowprof_common::{classify, FaultEvent, Pending, Stat, TaskState, VmaInfo, TAG_FAULT};
+use cowprof_common::{
+    classify, event::COMM_LEN, FaultEvent, Pending, ProcCounts, Stat, TaskState, VmaInfo, TAG_FAULT,
+};
 
 use crate::{
-    maps::{bump, config, count, is_target, EVENTS, KIND_COUNTS, STACKS, TASK_STATE},
+    maps::{bump, config, count, is_target, EVENTS, KIND_COUNTS, PROC_COUNTS, STACKS, TASK_STATE},
     pending::{bss_of, current_task, resolve_vma},
     vma,
 };
@@ -83,7 +87,7 @@ pub fn set_vma(state: &mut TaskState, vma_ptr: *const c_void) {
     if config().attribution != 0 {
         refs.announce(&state.pending.vma);
     }
-    state.pending.bss = bss_of(task, &state.pending.vma);
+    state.pending.bss = bss_of(&state.pending.vma);
     if let Some(seq) = seq {
         state.cache.vma = state.pending.vma;
         state.cache.bss = state.pending.bss;
@@ -92,29 +96,29 @@ pub fn set_vma(state: &mut TaskState, vma_ptr: *const c_void) {
     }
 }
 
-/// The mapping of the writing instruction, from the task's code cache or a
-/// lookup (which also announces the code's file).
+/// Makes `state.code_cache.vma` the mapping of the writing instruction:
+/// from the cache, or a lookup (which also announces the code's file). It is
+/// zeroed when the lookup fails.
 #[inline(always)]
-fn code_vma(state: &mut TaskState) -> VmaInfo {
+fn code_vma(state: &mut TaskState) {
     let ip = state.pending.ip;
-    let task = current_task();
-    let seq = vma::lock_seq(task);
+    let seq = vma::lock_seq(current_task());
     if let Some(seq) = seq {
-        if let Some(info) = state.code_cache.hit(ip, seq) {
-            return info;
+        if state.code_cache.covers(ip, seq) {
+            return;
         }
     }
     count(Stat::VmaLookups);
-    let Some(info) = vma::find(task, ip) else {
+    state.code_cache.valid = 0;
+    if !vma::find_into(ip, &mut state.code_cache.vma) {
         count(Stat::VmaLookupFailed);
-        return VmaInfo::default();
-    };
+        state.code_cache.vma = VmaInfo::default();
+        return;
+    }
     if let Some(seq) = seq {
-        state.code_cache.vma = info;
         state.code_cache.seq = seq;
         state.code_cache.valid = 1;
     }
-    info
 }
 
 /// An order-0 movable page was allocated inside the fault.
@@ -142,6 +146,40 @@ pub fn user_stack<C: StackIdContext>(ctx: &C) -> i32 {
     }
 }
 
+/// Count-only mode: one more fault of `kind` for the current process, in
+/// this CPU's copy of its `PROC_COUNTS` entry.
+#[inline(always)]
+fn count_process(kind: u8) {
+    #[expect(clippy::cast_possible_truncation, reason = "tgid is the upper half")]
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let slot = usize::from(kind & 7);
+    if let Some(counts) = PROC_COUNTS.get_ptr_mut(&tgid) {
+        // SAFETY: this CPU's copy of a valid map value; slot < 8.
+        unsafe { (*counts).kinds[slot] += 1 };
+        return;
+    }
+    let mut fresh = ProcCounts {
+        comm: bpf_get_current_comm().unwrap_or_default(),
+        // SAFETY: no preconditions.
+        comm_ns: unsafe { bpf_ktime_get_ns() },
+        ..ProcCounts::default()
+    };
+    fresh.kinds[slot] = 1;
+    // When another CPU created the entry meanwhile, the insert fails; this
+    // CPU's copy of theirs is zero, and the add goes there.
+    if PROC_COUNTS
+        .insert(&tgid, &fresh, u64::from(BPF_NOEXIST))
+        .is_ok()
+    {
+        return;
+    }
+    match PROC_COUNTS.get_ptr_mut(&tgid) {
+        // SAFETY: as above.
+        Some(counts) => unsafe { (*counts).kinds[slot] += 1 },
+        None => count(Stat::ProcCountLost),
+    }
+}
+
 /// The fault completed: classify it, count it and send it to userspace.
 /// `stack` is asked for only when the fault is one cowprof reports.
 #[inline(always)]
@@ -163,38 +201,49 @@ pub fn complete(state: &mut TaskState, stack: impl FnOnce() -> i32) {
         return;
     };
     bump(&KIND_COUNTS, u32::from(kind as u8));
-    let code = if config().attribution != 0 {
-        code_vma(state)
+    if config().emit == 0 {
+        count_process(kind as u8);
+        return;
+    }
+    if config().attribution != 0 {
+        code_vma(state);
     } else {
-        VmaInfo::default()
-    };
+        state.code_cache.vma = VmaInfo::default();
+    }
     let stack_id = stack();
-    let pending = &state.pending;
-    // SAFETY: no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
-    let pid_tgid = bpf_get_current_pid_tgid();
     let Some(mut entry) = EVENTS.reserve::<FaultEvent>(0) else {
         count(Stat::RingbufLost);
         return;
     };
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let pending = &state.pending;
+    let event = entry.as_mut_ptr();
+    // Field by field into the reserved entry: a whole `FaultEvent` built on
+    // the stack first would take 208 of the 512 bytes the verifier allows
+    // across this program and the global functions it calls. Ring buffer
+    // memory is not zeroed, so every field is written.
+    // SAFETY: `event` points at the reserved entry.
     #[expect(clippy::cast_possible_truncation, reason = "pid_tgid packs two u32")]
-    entry.write(FaultEvent {
-        tag: TAG_FAULT,
-        kind: kind as u8,
-        _pad: [0; 3],
-        ts_ns: now,
-        latency_ns: now.saturating_sub(pending.start_ns),
-        addr: pending.addr,
-        ip: pending.ip,
-        vma: pending.vma,
-        bss: pending.bss,
-        code,
-        pid: (pid_tgid >> 32) as u32,
-        tid: pid_tgid as u32,
-        error_code: pending.error_code,
-        stack_id,
-        comm: bpf_get_current_comm().unwrap_or_default(),
-    });
+    unsafe {
+        (*event).tag = TAG_FAULT;
+        (*event).kind = kind as u8;
+        (*event)._pad = [0; 3];
+        (*event).ts_ns = now;
+        (*event).latency_ns = now.saturating_sub(pending.start_ns);
+        (*event).addr = pending.addr;
+        (*event).ip = pending.ip;
+        (*event).vma = pending.vma;
+        (*event).bss = pending.bss;
+        (*event).code = state.code_cache.vma;
+        (*event).pid = (pid_tgid >> 32) as u32;
+        (*event).tid = pid_tgid as u32;
+        (*event).error_code = pending.error_code;
+        (*event).stack_id = stack_id;
+        // The helper zero-fills the rest of the buffer.
+        gen::bpf_get_current_comm((&raw mut (*event).comm).cast(), COMM_LEN as u32);
+    }
     // Wake the reader only when a quarter of the buffer is waiting; it polls
     // on a timer otherwise. A wakeup per event costs an IPI per fault.
     let waiting = EVENTS.query(BPF_RB_AVAIL_DATA.into());

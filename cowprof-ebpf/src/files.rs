@@ -10,25 +10,26 @@ use cowprof_common::{
 
 use crate::maps::{config, count, EVENTS, SEEN_FILES};
 
-/// Announces the file of a mapping just read, unless already announced.
-#[inline(always)]
-pub fn announce(file: *const c_void, info: &VmaInfo) {
-    if file.is_null() {
-        return;
+/// Announces `file` (a `struct file *`), the mapping's file with inode
+/// `ino` on `dev`, unless already announced. Returns 0.
+///
+/// A BPF global function, verified once per program (see
+/// `cowprof_find_vma`).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn cowprof_announce_file(file: u64, ino: u64, dev: u32) -> i64 {
+    if file == 0 {
+        return 0;
     }
-    let key = FileKey {
-        ino: info.ino,
-        dev: info.dev,
-        _pad: 0,
-    };
+    let key = FileKey { ino, dev, _pad: 0 };
     // SAFETY: presence test only.
     if unsafe { SEEN_FILES.get(&key).is_some() } {
-        return;
+        return 0;
     }
     let _ = SEEN_FILES.insert(&key, &1, 0);
     let Some(mut entry) = EVENTS.reserve::<FileRecord>(0) else {
         count(Stat::FileRecordLost);
-        return;
+        return 0;
     };
     let record = entry.as_mut_ptr();
     let off = config().offsets;
@@ -36,8 +37,8 @@ pub fn announce(file: *const c_void, info: &VmaInfo) {
     // not zeroed, so every field and every name slot is written below.
     unsafe {
         (*record).tag = TAG_FILE;
-        (*record).ino = info.ino;
-        (*record).dev = info.dev;
+        (*record).ino = ino;
+        (*record).dev = dev;
         (*record)._pad = 0;
         (*record).depth = 0;
     }
@@ -52,7 +53,7 @@ pub fn announce(file: *const c_void, info: &VmaInfo) {
         bpf_probe_read_kernel(
             (&raw mut dentry).cast(),
             8,
-            file.cast::<u8>().add(off.file_dentry as usize).cast(),
+            (file + u64::from(off.file_dentry)) as *const c_void,
         );
     }
     for i in 0..PATH_DEPTH {
@@ -81,6 +82,7 @@ pub fn announce(file: *const c_void, info: &VmaInfo) {
     // SAFETY: inside the entry.
     unsafe { (*record).depth = PATH_DEPTH as u32 };
     entry.submit(0);
+    0
 }
 
 /// `struct anon_vma_name { struct kref kref; char name[]; }`: the name

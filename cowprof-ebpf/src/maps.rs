@@ -6,9 +6,12 @@ use aya_ebpf::{
     bindings::{bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE, task_struct, BPF_F_NO_PREALLOC},
     helpers::generated::bpf_task_storage_get,
     macros::{btf_map, map},
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
+    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf, StackTrace},
 };
-use cowprof_common::{event::MAX_TARGETS, Config, FileKey, Stat, TaskState};
+use cowprof_common::{
+    event::{MAX_COUNTED, MAX_TARGETS},
+    Config, FileKey, ProcCounts, Stat, TaskState,
+};
 
 /// Processes (tgids) to follow when not system-wide. Userspace seeds it; the
 /// fork probe adds every descendant.
@@ -35,6 +38,11 @@ pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Stat::COUNT, 
 /// so that totals stay exact even when the ring buffer overflows.
 #[map]
 pub static KIND_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(8, 0);
+
+/// Faults per process by kind, when no events are sent (count-only mode).
+#[map]
+pub static PROC_COUNTS: PerCpuHashMap<u32, ProcCounts> =
+    PerCpuHashMap::with_max_entries(MAX_COUNTED, 0);
 
 /// `BPF_MAP_TYPE_TASK_STORAGE`, which aya-ebpf 0.2 does not define. The map's
 /// type, flags and key/value types are encoded in the field types, as libbpf's
@@ -94,6 +102,8 @@ static CONFIG: Config = Config {
     wakeup_bytes: 0,
     stacks: 0,
     attribution: 0,
+    emit: 1,
+    _pad: 0,
     offsets: cowprof_common::Offsets {
         vma_vm_start: 0,
         vma_vm_end: 0,

@@ -38,15 +38,14 @@ pub fn resolve_vma(state: &mut TaskState) {
     // address space invalidates what we cache.
     let seq = vma::lock_seq(task);
     count(Stat::VmaLookups);
-    let Some(info) = vma::find(task, state.pending.addr) else {
+    if !vma::find_into(state.pending.addr, &mut state.pending.vma) {
         count(Stat::VmaLookupFailed);
         return;
-    };
-    state.pending.vma = info;
+    }
     state.pending.vma_found = 1;
-    state.pending.bss = bss_of(task, &info);
+    state.pending.bss = bss_of(&state.pending.vma);
     if let Some(seq) = seq {
-        state.cache.vma = info;
+        state.cache.vma = state.pending.vma;
         state.cache.bss = state.pending.bss;
         state.cache.seq = seq;
         state.cache.valid = 1;
@@ -59,12 +58,12 @@ const VM_WRITE: u64 = 0x2;
 /// For an anon mapping, the image whose writable file mapping ends where it
 /// starts (its `.bss`), found with one more lookup.
 #[inline(always)]
-pub fn bss_of(task: *mut task_struct, info: &VmaInfo) -> BssInfo {
+pub fn bss_of(info: &VmaInfo) -> BssInfo {
     if config().attribution == 0 || info.file_backed != 0 || info.vm_start == 0 {
         return BssInfo::default();
     }
     count(Stat::VmaLookups);
-    match vma::find(task, info.vm_start - 1) {
+    match vma::find(info.vm_start - 1) {
         Some(prev)
             if prev.file_backed != 0
                 && prev.vm_end == info.vm_start

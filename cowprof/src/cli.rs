@@ -88,6 +88,7 @@ impl TargetArgs {
 }
 
 #[derive(Debug, Args)]
+#[expect(clippy::struct_excessive_bools, reason = "independent command-line flags")]
 pub struct RecordArgs {
     #[command(flatten)]
     pub target: TargetArgs,
@@ -117,6 +118,10 @@ pub struct RecordArgs {
     /// (`--by stack`).
     #[arg(long)]
     pub stacks: bool,
+    /// Count faults per process and kind in the kernel, and send no events:
+    /// the cheapest mode. No latency, mappings or attribution.
+    #[arg(long, conflicts_with_all = ["events", "stacks", "by"])]
+    pub count_only: bool,
     /// Probe strategy: the best available (auto), or force one.
     #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
     pub probe: ProbeChoice,

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::{
     attrib::{stacks::StackResolver, views::Views, Attributor},
-    probe::{ProbeError, ProbeStats, Probes, Record},
+    probe::{CountedProcess, ProbeError, ProbeStats, Probes, Record},
 };
 
 /// How often the collector drains the ring buffer when the programs have not
@@ -226,6 +226,22 @@ impl Aggregate {
         }
     }
 
+    /// Accounts one process's faults counted in the kernel (count-only
+    /// mode: no events, so no latency or attribution).
+    pub fn add_counted(&mut self, counted: &CountedProcess) {
+        let counts = KindCounts::from_array(counted.counts);
+        self.events += counts.0.iter().sum::<u64>();
+        let process = self
+            .processes
+            .entry(counted.pid)
+            .or_insert_with(|| ProcessSummary {
+                pid: counted.pid,
+                comm: comm_str(&counted.comm),
+                ..ProcessSummary::default()
+            });
+        process.counts.merge(&counts);
+    }
+
     /// Counts summed over processes.
     #[must_use]
     pub fn totals(&self) -> KindCounts {
@@ -342,6 +358,9 @@ impl Collector {
                     if let Err(err) = out.flush() {
                         events_error = Some(err.to_string());
                     }
+                }
+                for counted in probes.process_counts()? {
+                    aggregate.add_counted(&counted);
                 }
                 Ok(Collected {
                     aggregate,

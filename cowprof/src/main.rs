@@ -96,6 +96,7 @@ fn run_record(args: RecordArgs) -> ExitCode {
             debug: args.debug_bpf,
             strategy: args.probe.strategy(),
             stacks: args.stacks || args.by == cowprof::attrib::views::View::Stack,
+            count_only: args.count_only,
         },
     };
     let summary = match record(&options, &interrupted) {

@@ -15,7 +15,7 @@ use crate::{
     attrib::views::View,
     collect::Collector,
     probe::{ProbeError, ProbeOptions, Probes, Strategy},
-    report::{StopReason, Summary},
+    report::{SelfCost, StopReason, Summary},
     target::{HeldChild, PidWatch, Target, TargetError},
 };
 
@@ -68,6 +68,7 @@ pub fn record(
         )?))),
         None => None,
     };
+    let record_started = Instant::now();
     let mut probe_options = options.probe;
     probe_options.system_wide = options.target == Target::SystemWide;
     let mut probes = Probes::load(probe_options)?;
@@ -92,6 +93,7 @@ pub fn record(
     if let Some((held, argv0)) = child.as_mut() {
         release(held, argv0)?;
     }
+    let attach_s = record_started.elapsed().as_secs_f64();
     let deadline = options.duration.map(|d| started + d);
     let (stop_reason, command_exit) = loop {
         if interrupted.load(Ordering::Acquire) {
@@ -113,14 +115,16 @@ pub fn record(
         }
     };
     let collected = collector.finish()?;
-    Ok(Summary::new(
+    let mut summary = Summary::new(
         strategy,
         stop_reason,
         started.elapsed().as_secs_f64(),
         command_exit,
         options.by,
         collected,
-    ))
+    );
+    summary.cost = SelfCost::measure(attach_s, record_started.elapsed().as_secs_f64());
+    Ok(summary)
 }
 
 fn release(held: &mut HeldChild, argv0: &OsString) -> Result<(), RecordError> {

@@ -52,6 +52,50 @@ pub struct Summary {
     /// Set when the `--events` file is incomplete.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events_file_error: Option<String>,
+    /// What the recording cost cowprof itself.
+    pub cost: SelfCost,
+}
+
+/// cowprof's own cost: time to attach, CPU and peak memory (its threads,
+/// not the command it ran).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct SelfCost {
+    /// From the start of `record` to the probes attached and the command
+    /// released.
+    pub attach_s: f64,
+    /// User plus system CPU time.
+    pub cpu_s: f64,
+    /// `cpu_s` over the recording's wall time, in % of one core.
+    pub cpu_percent: f64,
+    /// Peak resident set size, in KiB.
+    pub peak_rss_kib: u64,
+}
+
+impl SelfCost {
+    /// Reads this process's resource usage; `wall_s` is the time since
+    /// `record` started.
+    #[must_use]
+    pub fn measure(attach_s: f64, wall_s: f64) -> Self {
+        // SAFETY: getrusage fills the struct it is given.
+        let usage = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_SELF, &raw mut usage);
+            usage
+        };
+        #[expect(clippy::cast_precision_loss, reason = "seconds for display")]
+        let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        let cpu_s = seconds(usage.ru_utime) + seconds(usage.ru_stime);
+        Self {
+            attach_s,
+            cpu_s,
+            cpu_percent: if wall_s > 0.0 {
+                100.0 * cpu_s / wall_s
+            } else {
+                0.0
+            },
+            peak_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        }
+    }
 }
 
 impl Summary {
@@ -109,6 +153,7 @@ impl Summary {
             kernel_totals: KindCounts::from_array(collected.stats.kernel_counts),
             probe_stats: collected.stats,
             events_file_error: collected.events_error,
+            cost: SelfCost::default(),
         }
     }
 
@@ -182,6 +227,13 @@ impl Summary {
                 "warning: {} events were lost; per-process counts are low by that much (kernel totals: {} COW). Raise --ringbuf-size.",
                 self.lost_events,
                 self.kernel_totals.cow_total()
+            );
+        }
+        if self.probe_stats.process_counts_lost > 0 {
+            let _ = writeln!(
+                out,
+                "warning: {} faults were not counted per process (more than 16384 processes); the kernel totals include them.",
+                self.probe_stats.process_counts_lost
             );
         }
         if let Some(err) = &self.events_file_error {

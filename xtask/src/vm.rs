@@ -61,28 +61,50 @@ pub fn run(env: &Env, only: Option<&str>, fresh: bool) -> Result<()> {
     host::ensure_packages()?;
     let kernels = host::ensure_kernels(only)?;
     let bins = host::build_static(env)?;
-    let mut results = Vec::new();
+    // Both guests boot at once: each is one qemu process, and the host has
+    // nothing else to do meanwhile.
+    let mut prepared = Vec::new();
     for kernel in &kernels {
-        let boot = Instant::now();
         let initramfs = guest::initramfs(kernel, &bins)?;
         let key = host::input_key(kernel, &initramfs)?;
-        let log = match host::cached_pass(&key) {
-            Some(log) if !fresh => {
-                eprintln!("xtask: {} passed with these exact inputs before; reusing that run (--fresh boots again)", kernel.release);
-                log
-            }
-            _ => {
-                eprintln!("xtask: booting {} under qemu (TCG)", kernel.release);
-                host::boot(kernel, &initramfs.image)?
-            }
-        };
-        let mut result = guest::parse(&kernel.release, &log);
-        if result.passed() {
-            host::remember_pass(&key, &log)?;
-        }
-        result.seconds = boot.elapsed().as_secs_f64();
-        results.push(result);
+        prepared.push((kernel, initramfs, key));
     }
+    let results = std::thread::scope(|scope| {
+        let runs: Vec<_> = prepared
+            .iter()
+            .map(|(kernel, initramfs, key)| {
+                scope.spawn(move || -> Result<KernelResult> {
+                    let boot = Instant::now();
+                    let log = match host::cached_pass(key) {
+                        Some(log) if !fresh => {
+                            eprintln!("xtask: {} passed with these exact inputs before; reusing that run (--fresh boots again)", kernel.release);
+                            log
+                        }
+                        _ => {
+                            eprintln!("xtask: booting {} under qemu (TCG)", kernel.release);
+                            host::boot(kernel, &initramfs.image)?
+                        }
+                    };
+                    let mut result = guest::parse(&kernel.release, &log);
+                    if result.passed() {
+                        host::remember_pass(key, &log)?;
+                    }
+                    result.seconds = boot.elapsed().as_secs_f64();
+                    eprintln!(
+                        "xtask: {} done in {:.0} s",
+                        kernel.release, result.seconds
+                    );
+                    Ok(result)
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|run| {
+                run.join()
+                    .map_err(|_| anyhow::anyhow!("a guest thread panicked"))?
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
     let table = table(&results);
     print!("{table}");
     for result in &results {

@@ -12,13 +12,15 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
 };
 use aya_log_ebpf::warn;
 use cowprof_common::Stat;
 
 use crate::{
-    maps::{config, count, TARGETS},
+    maps::{config, count, PROC_COUNTS, TARGETS},
     vma::read_at,
 };
 
@@ -40,8 +42,8 @@ fn try_sched_process_fork(ctx: &BtfTracePointContext) -> Result<(), Stat> {
         return Ok(());
     }
     let child: *const c_void = ctx.arg(1);
-    let pid: u32 = read_at(child, config.offsets.task_pid).unwrap_or(0);
-    let tgid: u32 = read_at(child, config.offsets.task_tgid).unwrap_or(0);
+    let pid: u32 = read_at(child, config.offsets.task_pid);
+    let tgid: u32 = read_at(child, config.offsets.task_tgid);
     if pid == 0 || pid != tgid {
         return Ok(());
     }
@@ -64,8 +66,24 @@ pub fn sched_process_exit(_ctx: BtfTracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     #[expect(clippy::cast_possible_truncation, reason = "pid_tgid packs two u32")]
     let (tgid, pid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    if pid == tgid && config().system_wide == 0 {
+    if pid != tgid {
+        return 0;
+    }
+    if config().system_wide == 0 {
         let _ = TARGETS.remove(&pid);
+    }
+    if config().emit == 0 {
+        // Count-only mode: name the process after what it ran last (its
+        // first fault may predate an exec).
+        if let Some(counts) = PROC_COUNTS.get_ptr_mut(&tgid) {
+            if let Ok(comm) = bpf_get_current_comm() {
+                // SAFETY: this CPU's copy of a valid map value.
+                unsafe {
+                    (*counts).comm = comm;
+                    (*counts).comm_ns = bpf_ktime_get_ns();
+                }
+            }
+        }
     }
     0
 }

@@ -17,7 +17,11 @@ use aya_ebpf::{
     programs::{FEntryContext, ProbeContext},
 };
 
-use crate::{maps::config, pending::active, vma::read_at};
+use crate::{
+    maps::config,
+    pending::active,
+    vma::{read_at, try_read_at},
+};
 
 /// `PAGE_MAPPING_ANON` in include/linux/page-flags.h.
 const PAGE_MAPPING_ANON: u64 = 0x1;
@@ -28,12 +32,12 @@ fn on_copy(vmf: *const c_void) {
         return;
     };
     let off = config().offsets;
-    let page: *const c_void = read_at(vmf, off.vmf_page).unwrap_or(core::ptr::null());
+    let page: *const c_void = read_at(vmf, off.vmf_page);
     state.pending.copy_seen = 1;
     if page.is_null() {
         state.pending.alloc_zeroed = 1;
     } else {
-        let mapping: u64 = read_at(page, off.page_mapping).unwrap_or(PAGE_MAPPING_ANON);
+        let mapping: u64 = try_read_at(page, off.page_mapping).unwrap_or(PAGE_MAPPING_ANON);
         if mapping & PAGE_MAPPING_ANON == 0 {
             state.pending.file_to_anon = 1;
         }

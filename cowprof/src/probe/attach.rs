@@ -51,7 +51,18 @@ pub(super) fn strategy(
             );
             continue;
         }
-        match one(ebpf, spec, btf, &cpus) {
+        let started = std::time::Instant::now();
+        let result = one(ebpf, spec, btf, &cpus);
+        log::debug!(
+            "{}: {} took {:?}, {:?} instructions verified",
+            spec.program,
+            spec.hook,
+            started.elapsed(),
+            ebpf.program(spec.program)
+                .and_then(|p| p.info().ok())
+                .and_then(|i| i.verified_instruction_count())
+        );
+        match result {
             Ok(()) => attached.push(spec.program),
             Err(reason) if spec.required => return Err(unavailable(spec, reason)),
             Err(reason) => log::info!("{strategy}: optional {} failed: {reason}", spec.hook),

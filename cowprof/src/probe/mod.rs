@@ -9,22 +9,20 @@ use std::{
 };
 
 use aya::{
-    maps::{HashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
+    maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf, StackTraceMap},
     Ebpf, EbpfLoader,
 };
-use cowprof_common::{Config, FaultEvent, FileRecord, TAG_FAULT, TAG_FILE};
+use cowprof_common::{Config, FaultEvent, FileRecord, ProcCounts, TAG_FAULT, TAG_FILE};
 
 use self::strategy::KernelFacts;
-pub use self::{stats::ProbeStats, strategy::Strategy};
+pub use self::{
+    stats::{CountedProcess, ProbeStats},
+    strategy::Strategy,
+};
 use crate::kernel;
 
 /// The eBPF object built by `build.rs`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cowprof"));
-
-/// Oldest kernel that gets the programs with in-kernel attribution. v6.1's
-/// verifier rejects them (E2BIG); v6.18 takes them. Between, untested, the
-/// lite programs load.
-pub const FULL_ATTRIBUTION_SINCE: (u32, u32) = (6, 13);
 
 /// Default ring buffer size: 16 MiB holds about 150,000 events.
 pub const DEFAULT_RINGBUF_BYTES: u32 = 16 << 20;
@@ -62,6 +60,10 @@ impl ProbeError {
 
 /// What to trace.
 #[derive(Clone, Copy, Debug)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent switches of the kernel programs"
+)]
 pub struct ProbeOptions {
     /// Trace every process instead of the follow set.
     pub system_wide: bool,
@@ -73,6 +75,8 @@ pub struct ProbeOptions {
     pub strategy: Option<Strategy>,
     /// Record each fault's user stack.
     pub stacks: bool,
+    /// Count per process in the kernel and send no fault events.
+    pub count_only: bool,
 }
 
 impl Default for ProbeOptions {
@@ -83,6 +87,7 @@ impl Default for ProbeOptions {
             debug: false,
             strategy: None,
             stacks: false,
+            count_only: false,
         }
     }
 }
@@ -107,6 +112,8 @@ pub struct Probes {
     attached: Vec<&'static str>,
     stacks: Option<StackTraceMap<MapData>>,
     attribution: bool,
+    /// Per-process counts, in count-only mode.
+    proc_counts: Option<PerCpuHashMap<MapData, u32, ProcCounts>>,
 }
 
 impl Probes {
@@ -145,6 +152,8 @@ impl Probes {
             wakeup_bytes: bytes / 4,
             stacks: u32::from(options.stacks),
             attribution: 1,
+            emit: u32::from(!options.count_only),
+            _pad: 0,
             offsets,
         };
         // Where the verifier cannot take the programs whole (E2BIG on v6.1),
@@ -172,16 +181,10 @@ impl Probes {
                 continue;
             }
             let mut outcome = Err(ProbeError::Load(String::new()));
-            // A rejected full load costs the verifier's whole budget (minutes
-            // under emulation), so kernels older than the newest one the
-            // full programs were verified on (6.18 here; 6.1 rejects them)
-            // load the lite set directly.
-            let configs: &[&Config] = if facts.version >= FULL_ATTRIBUTION_SINCE {
-                &[&full, &lite]
-            } else {
-                &[&lite]
-            };
-            for &config in configs {
+            // Where the verifier cannot take the full programs (E2BIG), the
+            // lite set loads instead.
+            let configs = [&full, &lite];
+            for config in configs {
                 let mut ebpf = EbpfLoader::new()
                     // aya has no typed wrapper for task storage (TASK_STATE);
                     // it is created from the object's BTF definition and used
@@ -263,8 +266,17 @@ impl Probes {
         } else {
             None
         };
+        let proc_counts = if options.count_only {
+            Some(
+                PerCpuHashMap::try_from(map("PROC_COUNTS")?)
+                    .map_err(|e| ProbeError::Load(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         Ok(Self {
             _ebpf: ebpf,
+            proc_counts,
             events,
             targets,
             stats,
@@ -288,6 +300,23 @@ impl Probes {
     #[must_use]
     pub fn attribution(&self) -> bool {
         self.attribution
+    }
+
+    /// Whether the kernel counts per process and sends no fault events.
+    #[must_use]
+    pub fn count_only(&self) -> bool {
+        self.proc_counts.is_some()
+    }
+
+    /// The per-process counts kept in the kernel (count-only mode; empty
+    /// otherwise).
+    ///
+    /// # Errors
+    /// When the map cannot be read.
+    pub fn process_counts(&self) -> Result<Vec<CountedProcess>, ProbeError> {
+        self.proc_counts.as_ref().map_or(Ok(Vec::new()), |map| {
+            stats::process_counts(map).map_err(|e| ProbeError::Load(e.to_string()))
+        })
     }
 
     /// The user stack map, when `--stacks` asked for stacks.

@@ -1,6 +1,6 @@
 //! The programs' in-kernel counters.
-use aya::maps::{MapData, MapError, PerCpuArray};
-use cowprof_common::{Kind, Stat};
+use aya::maps::{MapData, MapError, PerCpuArray, PerCpuHashMap};
+use cowprof_common::{Kind, ProcCounts, Stat};
 use serde::Serialize;
 
 /// Counters from the kernel side, summed over CPUs.
@@ -17,6 +17,9 @@ pub struct ProbeStats {
     pub vma_lookups: u64,
     /// File path records lost; those files show as device and inode.
     pub file_records_lost: u64,
+    /// Count-only mode: faults not counted per process (the table of
+    /// processes was full); the kernel totals include them.
+    pub process_counts_lost: u64,
     /// Faults per kind counted in the kernel, indexed like `Kind::ALL`.
     #[serde(skip)]
     pub kernel_counts: [u64; 6],
@@ -42,7 +45,39 @@ impl ProbeStats {
             target_insert_failed: sum(stats, Stat::TargetInsertFailed as u32)?,
             vma_lookups: sum(stats, Stat::VmaLookups as u32)?,
             file_records_lost: sum(stats, Stat::FileRecordLost as u32)?,
+            process_counts_lost: sum(stats, Stat::ProcCountLost as u32)?,
             kernel_counts,
         })
     }
+}
+
+/// One process's faults, counted in the kernel (count-only mode).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CountedProcess {
+    pub pid: u32,
+    pub comm: [u8; 16],
+    /// Indexed like `Kind::ALL`.
+    pub counts: [u64; 6],
+}
+
+/// Each process's counts, summed over CPUs, with its newest comm.
+pub(super) fn process_counts(
+    map: &PerCpuHashMap<MapData, u32, ProcCounts>,
+) -> Result<Vec<CountedProcess>, MapError> {
+    map.iter()
+        .map(|entry| {
+            let (pid, per_cpu) = entry?;
+            let mut counts = [0; 6];
+            for cpu in per_cpu.iter() {
+                for (slot, kind) in counts.iter_mut().zip(Kind::ALL) {
+                    *slot += cpu.kinds[usize::from(kind as u8)];
+                }
+            }
+            let comm = per_cpu
+                .iter()
+                .max_by_key(|cpu| cpu.comm_ns)
+                .map_or([0; 16], |cpu| cpu.comm);
+            Ok(CountedProcess { pid, comm, counts })
+        })
+        .collect()
 }

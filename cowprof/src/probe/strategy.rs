@@ -1,7 +1,7 @@
 //! The one declarative table of what each probe strategy needs, and the
 //! checks that decide what this kernel offers. Startup picks from it by
 //! priority; `cowprof doctor` prints it.
-use std::{fmt, fs, path::Path};
+use std::{cell::OnceCell, fmt, fs, path::Path};
 
 use serde::Serialize;
 
@@ -362,9 +362,11 @@ pub struct KernelFacts {
     pub release: String,
     pub version: (u32, u32),
     pub btf: Option<KernelBtf>,
-    kallsyms: String,
+    /// Read on first use: both files are large, and the kernel generates
+    /// them slowly (a second each under emulation).
+    kallsyms: OnceCell<String>,
     /// `None` when `available_filter_functions` cannot be read.
-    filter_functions: Option<String>,
+    filter_functions: OnceCell<Option<String>>,
     pub kprobe_pmu: bool,
 }
 
@@ -379,15 +381,17 @@ impl KernelFacts {
             version: parse_version(&release),
             release,
             btf: KernelBtf::open().ok(),
-            kallsyms: fs::read_to_string("/proc/kallsyms").unwrap_or_default(),
-            filter_functions: fs::read_to_string("/sys/kernel/tracing/available_filter_functions")
-                .ok(),
+            kallsyms: OnceCell::new(),
+            filter_functions: OnceCell::new(),
             kprobe_pmu: Path::new("/sys/bus/event_source/devices/kprobe/type").exists(),
         }
     }
 
     fn in_kallsyms(&self, name: &str) -> bool {
-        self.kallsyms.lines().any(|line| {
+        let kallsyms = self
+            .kallsyms
+            .get_or_init(|| fs::read_to_string("/proc/kallsyms").unwrap_or_default());
+        kallsyms.lines().any(|line| {
             let mut fields = line.split_whitespace();
             let (_, kind, sym) = (fields.next(), fields.next(), fields.next());
             sym == Some(name) && kind.is_some_and(|k| k.eq_ignore_ascii_case("t"))
@@ -395,7 +399,10 @@ impl KernelFacts {
     }
 
     fn traceable(&self, name: &str) -> Option<bool> {
-        self.filter_functions.as_ref().map(|list| {
+        let list = self.filter_functions.get_or_init(|| {
+            fs::read_to_string("/sys/kernel/tracing/available_filter_functions").ok()
+        });
+        list.as_ref().map(|list| {
             list.lines()
                 .any(|line| line.split_whitespace().next() == Some(name))
         })

@@ -9,7 +9,8 @@ use crate::harness::{bpf_available, cowprof, forced_probe, in_vm, scratch};
 
 const PAGE: u64 = 4096;
 
-/// Builds the fixture library and executable into `dir`.
+/// Builds the fixture library and executable into `dir` (xtask/src/vm/guest.rs
+/// builds the guest's copy with the same flags).
 fn build_fixture(dir: &Path) -> bool {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let lib = Command::new("cc")
@@ -35,16 +36,25 @@ fn build_fixture(dir: &Path) -> bool {
 }
 
 /// A scratch directory with the fixture built, or `None` (with the reason
-/// printed) where live BPF or a C compiler is unavailable.
+/// printed) where live BPF or a C compiler is unavailable. The VM guest has
+/// no compiler: `cargo xtask vm-test` builds the fixture on the host and
+/// names it in `COWPROF_FIXTURE`.
 fn fixture() -> Option<tempfile::TempDir> {
     if !bpf_available() {
         return None;
     }
+    let dir = scratch();
+    if let Some(prebuilt) = std::env::var_os("COWPROF_FIXTURE") {
+        for file in ["libhotcold.so", "fixture"] {
+            std::fs::copy(Path::new(&prebuilt).join(file), dir.path().join(file))
+                .expect("copying the prebuilt fixture");
+        }
+        return Some(dir);
+    }
     if in_vm() {
-        eprintln!("skipping: the VM guest has no C compiler");
+        eprintln!("skipping: the VM guest has no C compiler and no COWPROF_FIXTURE");
         return None;
     }
-    let dir = scratch();
     assert!(build_fixture(dir.path()), "cc could not build the fixture");
     Some(dir)
 }

@@ -127,7 +127,7 @@ impl Recording {
     }
 }
 
-fn read_ranges(path: &Path) -> Vec<Range> {
+pub fn read_ranges(path: &Path) -> Vec<Range> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .map(|line| {

@@ -5,6 +5,7 @@
 //! `COWPROF_REQUIRE_BPF=1`, where they fail instead.
 mod accounting;
 mod attribution;
+mod count_only;
 mod doctor;
 mod harness;
 mod kinds;

@@ -29,7 +29,7 @@ mount -t tmpfs tmp /tmp
 insmod /lib/loop.ko
 losetup /dev/loop0 /scratch.img && mount -t ext4 /dev/loop0 /scratch || echo "VMERROR no ext4 scratch"
 export COWPROF_BIN=/bin/cowprof COWPROF_WORKLOAD=/bin/cow-workload COWPROF_SCRATCH=/scratch
-export COWPROF_REQUIRE_BPF=1 COWPROF_VM=1 RUST_BACKTRACE=1
+export COWPROF_REQUIRE_BPF=1 COWPROF_VM=1 COWPROF_FIXTURE=/fixture RUST_BACKTRACE=1
 echo "VMKERNEL $(uname -r)"
 cowprof doctor
 cowprof doctor --json > /tmp/doctor.json
@@ -91,6 +91,50 @@ fn loop_module(kernel: &Kernel, dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The attribution tests' C fixture (cowprof/tests/fixtures, built with the
+/// flags the tests use), in `root/fixture`, with the host's C library and
+/// loader at their own paths: the guest has no compiler.
+fn fixture(root: &Path) -> Result<()> {
+    let src = cache::workspace().join("cowprof/tests/fixtures");
+    let out = root.join("fixture");
+    fs::create_dir_all(&out)?;
+    let flags = ["-O1", "-g", "-fno-omit-frame-pointer", "-o"];
+    setup::status(
+        Command::new("cc")
+            .args(["-shared", "-fPIC"])
+            .args(flags)
+            .arg(out.join("libhotcold.so"))
+            .arg(src.join("hotcold.c")),
+    )?;
+    setup::status(
+        Command::new("cc")
+            .args(flags)
+            .arg(out.join("fixture"))
+            .arg(src.join("fixture.c"))
+            .arg(format!("-L{}", out.display()))
+            .args(["-lhotcold", "-Wl,-rpath,$ORIGIN"]),
+    )?;
+    let ldd = Command::new("ldd")
+        .arg(out.join("fixture"))
+        .output()
+        .context("running ldd")?;
+    // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" and
+    // "/lib64/ld-linux-x86-64.so.2 (0x...)"; libhotcold.so is beside it.
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let path = line
+            .split_whitespace()
+            .find(|word| word.starts_with('/'))
+            .map(Path::new);
+        let Some(path) = path.filter(|p| !p.starts_with(&out)) else {
+            continue;
+        };
+        let dest = root.join(path.strip_prefix("/")?);
+        fs::create_dir_all(dest.parent().context("library path")?)?;
+        fs::copy(path, &dest).with_context(|| format!("copying {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// A guest's initramfs: its tree and the compressed image made from it.
 pub struct Initramfs {
     pub root: PathBuf,
@@ -115,6 +159,7 @@ pub fn initramfs(kernel: &Kernel, bins: &StaticBins) -> Result<Initramfs> {
     copy(&bins.workload, "bin/cow-workload")?;
     copy(&bins.suite, "bin/suite")?;
     loop_module(kernel, &root.join("lib/loop.ko"))?;
+    fixture(&root)?;
     fs::copy(scratch_image()?, root.join("scratch.img"))?;
     let init = INIT.replace("STRATEGIES", &STRATEGIES.join(" "));
     fs::write(root.join("init"), init)?;
