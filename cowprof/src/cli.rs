@@ -88,7 +88,10 @@ impl TargetArgs {
 }
 
 #[derive(Debug, Args)]
-#[expect(clippy::struct_excessive_bools, reason = "independent command-line flags")]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent command-line flags"
+)]
 pub struct RecordArgs {
     #[command(flatten)]
     pub target: TargetArgs,

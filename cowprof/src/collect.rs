@@ -15,7 +15,11 @@ use cowprof_common::{FaultEvent, Kind};
 use serde::Serialize;
 
 use crate::{
-    attrib::{stacks::StackResolver, views::Views, Attributor},
+    attrib::{
+        stacks::StackResolver,
+        views::{View, Views},
+        Attributor,
+    },
     probe::{CountedProcess, ProbeError, ProbeStats, Probes, Record},
 };
 
@@ -170,19 +174,26 @@ impl std::fmt::Debug for Aggregate {
     }
 }
 
+/// A task's `comm` up to its NUL.
+fn comm_bytes(comm: &[u8]) -> &[u8] {
+    let end = comm.iter().position(|b| *b == 0).unwrap_or(comm.len());
+    &comm[..end]
+}
+
 /// A task's `comm` as text.
 #[must_use]
 pub fn comm_str(comm: &[u8]) -> String {
-    let end = comm.iter().position(|b| *b == 0).unwrap_or(comm.len());
-    String::from_utf8_lossy(&comm[..end]).into_owned()
+    String::from_utf8_lossy(comm_bytes(comm)).into_owned()
 }
 
 impl Aggregate {
-    /// An aggregate that resolves paths against this machine's mounts.
+    /// An aggregate by process and by `by`, that resolves paths against
+    /// this machine's mounts.
     #[must_use]
-    pub fn new() -> Self {
+    pub fn new(by: View) -> Self {
         Self {
             attributor: Attributor::new(),
+            views: Views::new(by),
             ..Self::default()
         }
     }
@@ -209,19 +220,20 @@ impl Aggregate {
                 ..ProcessSummary::default()
             });
         // The last comm wins: after an exec it names the new program.
-        if process.comm.is_empty() || event.tid == event.pid {
+        if (process.comm.is_empty() || event.tid == event.pid)
+            && process.comm.as_bytes() != comm_bytes(&event.comm)
+        {
             process.comm = comm_str(&event.comm);
         }
         process.counts.add(kind);
         process.latency_ns += event.latency_ns;
-        let comm = process.comm.clone();
         self.latencies.record(kind, event.latency_ns);
-        self.views.add(&mut self.attributor, event, kind, &comm);
+        self.views.add(&mut self.attributor, event, kind);
         if let Some(stacks) = self.stacks.as_mut() {
             stacks.note_code(event.pid, &event.code);
             if let Ok(id) = u32::try_from(event.stack_id) {
                 let stack = stacks.resolve(id, event.pid, &self.attributor);
-                self.views.add_stack(stack, kind, event.pid);
+                self.views.add_stack(&stack, kind, event.pid);
             }
         }
     }
@@ -325,13 +337,17 @@ impl Collector {
     /// # Panics
     /// When the OS cannot create a thread.
     #[must_use]
-    pub fn spawn(mut probes: Probes, mut events_out: Option<Box<dyn Write + Send>>) -> Self {
+    pub fn spawn(
+        mut probes: Probes,
+        by: View,
+        mut events_out: Option<Box<dyn Write + Send>>,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let stop_flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("cowprof-collector".into())
             .spawn(move || {
-                let mut aggregate = Aggregate::new();
+                let mut aggregate = Aggregate::new(by);
                 aggregate.stacks = probes.take_stacks().map(StackResolver::new);
                 let mut events_error = None;
                 loop {

@@ -83,7 +83,7 @@ pub fn record(
         Target::Pid(pid) => probes.follow(*pid)?,
         Target::SystemWide => {}
     }
-    let collector = Collector::spawn(probes, events_out);
+    let collector = Collector::spawn(probes, options.by, events_out);
     let started = Instant::now();
     announce(
         &options.target,

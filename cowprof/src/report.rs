@@ -114,7 +114,7 @@ impl Summary {
         let rows = if by == View::Process {
             Vec::new()
         } else {
-            aggregate.views.rows(by)
+            aggregate.views.rows(&mut aggregate.attributor)
         };
         let waste = if matches!(by, View::Image | View::Section | View::Symbol | View::Page) {
             aggregate.views.waste(&mut aggregate.attributor)

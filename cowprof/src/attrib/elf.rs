@@ -135,6 +135,25 @@ impl Image {
             .find(|s| (s.addr..s.addr + s.size).contains(&vaddr))
     }
 
+    /// The index of the section holding `vaddr`.
+    #[must_use]
+    pub fn section_index_at(&self, vaddr: u64) -> Option<usize> {
+        self.sections
+            .iter()
+            .position(|s| (s.addr..s.addr + s.size).contains(&vaddr))
+    }
+
+    /// The index of the data symbol covering `vaddr`.
+    #[must_use]
+    pub fn symbol_index_at(&self, vaddr: u64) -> Option<usize> {
+        let i = self
+            .data
+            .partition_point(|s| s.addr <= vaddr)
+            .checked_sub(1)?;
+        let s = &self.data[i];
+        (vaddr - s.addr < s.size.max(1)).then_some(i)
+    }
+
     /// The symbol covering `vaddr` in `symbols`, and the offset into it.
     #[must_use]
     pub fn symbol_at(symbols: &[Symbol], vaddr: u64) -> Option<(&Symbol, u64)> {

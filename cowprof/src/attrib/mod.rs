@@ -20,18 +20,29 @@ use cowprof_common::{
 
 pub use self::{elf::Image, paths::Mounts};
 
-/// Where one fault landed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Place {
-    /// The mapping: a file path, or an anon label.
-    pub mapping: String,
+/// A mapping, by identity; named only when a view is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MapKey {
+    File(FileKey),
+    Heap,
+    Stack,
+    /// A `PR_SET_VMA_ANON_NAME` mapping; the key names its name record.
+    Named(FileKey),
+    Anon,
+}
+
+/// Where one fault landed, by identity: no strings, so it costs no
+/// allocation per event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loc {
+    pub mapping: MapKey,
     /// The image (an ELF file) when the mapping is one.
     pub image: Option<FileKey>,
-    /// The section and data symbol, when known.
-    pub section: Option<String>,
-    pub symbol: Option<String>,
+    /// Indices into the image's sections and data symbols, when known.
+    pub section: Option<u32>,
+    pub symbol: Option<u32>,
     /// The page: its virtual address in the image for image pages, else its
-    /// address in the process.
+    /// address in the process (or its file offset in a non-ELF file).
     pub page: u64,
 }
 
@@ -113,17 +124,33 @@ impl Attributor {
     }
 
     /// Where `event` wrote.
-    pub fn place(&mut self, event: &FaultEvent) -> Place {
+    pub fn locate(&mut self, event: &FaultEvent) -> Loc {
         let vma = &event.vma;
         let page = event.addr & !(PAGE - 1);
         if vma.file_backed == 0 && event.bss.found != 0 {
-            if let Some(place) = self.bss_place(event) {
-                return place;
+            let key = FileKey {
+                ino: event.bss.ino,
+                dev: event.bss.dev,
+                _pad: 0,
+            };
+            let offset = event.addr.wrapping_sub(event.bss.base);
+            let found = self.with_image(&key, |image| {
+                let vaddr = image.vaddr_of_memory_offset(offset)?;
+                Some(Self::in_image(image, key, vaddr))
+            });
+            if let Some(Some(loc)) = found {
+                return loc;
             }
         }
         if vma.file_backed == 0 {
-            return Place {
-                mapping: self.anon_label(vma),
+            let mapping = match vma.anon_kind {
+                ANON_HEAP => MapKey::Heap,
+                ANON_STACK => MapKey::Stack,
+                ANON_NAMED => MapKey::Named(key_of(vma)),
+                _ => MapKey::Anon,
+            };
+            return Loc {
+                mapping,
                 image: None,
                 section: None,
                 symbol: None,
@@ -131,64 +158,79 @@ impl Attributor {
             };
         }
         let key = key_of(vma);
-        let mapping = self.path(&key);
         let offset = page - vma.vm_start + vma.vm_pgoff * PAGE;
-        let Some(image) = self.image(&key) else {
-            return Place {
-                mapping,
-                image: None,
-                section: None,
-                symbol: None,
-                page: offset,
-            };
+        let in_file = Loc {
+            mapping: MapKey::File(key),
+            image: None,
+            section: None,
+            symbol: None,
+            page: offset,
         };
-        let Some(vaddr) = image.vaddr_of_offset(offset) else {
-            return Place {
-                mapping,
+        let found = self.with_image(&key, |image| match image.vaddr_of_offset(offset) {
+            Some(vaddr) => Self::in_image(image, key, vaddr + (event.addr & (PAGE - 1))),
+            None => Loc {
                 image: Some(key),
-                section: None,
-                symbol: None,
-                page: offset,
-            };
-        };
-        let exact = vaddr + (event.addr & (PAGE - 1));
-        let section = image.section_at(exact).map(|s| s.name.clone());
-        let symbol = Image::symbol_at(&image.data, exact).map(|(s, _)| s.name.clone());
-        Place {
-            mapping,
+                ..in_file
+            },
+        });
+        found.unwrap_or(in_file)
+    }
+
+    fn in_image(image: &Image, key: FileKey, vaddr: u64) -> Loc {
+        let index = |i: usize| u32::try_from(i).ok();
+        Loc {
+            mapping: MapKey::File(key),
             image: Some(key),
-            section,
-            symbol,
+            section: image.section_index_at(vaddr).and_then(index),
+            symbol: image.symbol_index_at(vaddr).and_then(index),
             page: vaddr & !(PAGE - 1),
         }
     }
 
-    /// `[heap]`, `[stack]`, `[anon:NAME]` or `[anon]`.
-    fn anon_label(&self, vma: &VmaInfo) -> String {
-        match vma.anon_kind {
-            ANON_HEAP => "[heap]".to_owned(),
-            ANON_STACK => "[stack]".to_owned(),
-            ANON_NAMED => self.path(&key_of(vma)),
-            _ => "[anon]".to_owned(),
+    /// Runs `f` on the parsed image of `key`, parsing it on first use;
+    /// `None` when the file is not a readable ELF file.
+    fn with_image<R>(&mut self, key: &FileKey, f: impl FnOnce(&Image) -> R) -> Option<R> {
+        if !self.images.contains_key(key) {
+            let image = self
+                .paths
+                .get(key)
+                .and_then(|p| Image::open(p))
+                .map(Arc::new);
+            self.images.insert(*key, image);
+        }
+        self.images.get(key)?.as_deref().map(f)
+    }
+
+    /// A mapping's name: its file's path, or `[heap]`, `[stack]`,
+    /// `[anon:NAME]` or `[anon]`.
+    #[must_use]
+    pub fn mapping_name(&self, mapping: &MapKey) -> String {
+        match mapping {
+            MapKey::File(key) | MapKey::Named(key) => self.path(key),
+            MapKey::Heap => "[heap]".to_owned(),
+            MapKey::Stack => "[stack]".to_owned(),
+            MapKey::Anon => "[anon]".to_owned(),
         }
     }
 
-    /// An anon page of an image's `.bss` mapping.
-    fn bss_place(&mut self, event: &FaultEvent) -> Option<Place> {
-        let key = FileKey {
-            ino: event.bss.ino,
-            dev: event.bss.dev,
-            _pad: 0,
-        };
-        let image = self.image(&key)?;
-        let vaddr = image.vaddr_of_memory_offset(event.addr.wrapping_sub(event.bss.base))?;
-        Some(Place {
-            mapping: self.path(&key),
-            image: Some(key),
-            section: image.section_at(vaddr).map(|s| s.name.clone()),
-            symbol: Image::symbol_at(&image.data, vaddr).map(|(s, _)| s.name.clone()),
-            page: vaddr & !(PAGE - 1),
+    /// The name of section `index` of `image` ("?" when unknown).
+    pub fn section_name(&mut self, image: &FileKey, index: Option<u32>) -> String {
+        index
+            .and_then(|i| {
+                self.with_image(image, |img| {
+                    img.sections.get(i as usize).map(|s| s.name.clone())
+                })
+            })
+            .flatten()
+            .unwrap_or_else(|| "?".to_owned())
+    }
+
+    /// The name of data symbol `index` of `image`.
+    pub fn symbol_name(&mut self, image: &FileKey, index: u32) -> Option<String> {
+        self.with_image(image, |img| {
+            img.data.get(index as usize).map(|s| s.name.clone())
         })
+        .flatten()
     }
 
     /// The writing code: ``image`function+0xoff``, or the image and offset

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use cowprof_common::{FaultEvent, FileKey, Kind};
 use serde::Serialize;
 
-use super::{Attributor, Place};
+use super::{Attributor, Loc, MapKey};
 use crate::collect::KindCounts;
 
 /// A dimension to aggregate by (`record --by`).
@@ -23,7 +23,7 @@ pub enum View {
     Stack,
 }
 
-/// One row of a view.
+/// One row of a view, as reported.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Row {
     pub key: String,
@@ -33,26 +33,72 @@ pub struct Row {
     pub processes: usize,
     /// The code that wrote first.
     pub first_writer: String,
-    #[serde(skip)]
-    pids: BTreeSet<u32>,
 }
 
-impl Row {
-    fn add(&mut self, kind: Kind, pid: u32, writer: &str) {
+/// A row's identity: small integers, named only when the view is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum RowKey {
+    /// Anon mappings are told apart by range and process.
+    Mapping(MapKey, u64, u64, u32),
+    Writer(u32),
+    Image(FileKey),
+    Section(FileKey, Option<u32>),
+    Symbol(FileKey, Option<u32>, u32),
+    ImagePage(FileKey, Option<u32>, u64),
+    Page(MapKey, u64),
+    Stack(u32),
+}
+
+/// What a row has counted.
+#[derive(Clone, Debug, Default)]
+struct Tally {
+    counts: KindCounts,
+    copies: u64,
+    /// Distinct writers, sorted: four bytes per (row, process).
+    pids: Vec<u32>,
+    /// Interned name of the first writing instruction.
+    first_writer: u32,
+}
+
+impl Tally {
+    fn add(&mut self, kind: Kind, pid: u32) {
         self.counts.add(kind);
         if kind.is_copy() {
             self.copies += 1;
         }
-        if self.pids.insert(pid) {
-            self.processes = self.pids.len();
-        }
-        if self.first_writer.is_empty() {
-            writer.clone_into(&mut self.first_writer);
+        if let Err(at) = self.pids.binary_search(&pid) {
+            // Grow by a quarter, not double: with 10 million (page, process)
+            // pairs the doubling slack alone was tens of MiB.
+            if self.pids.len() == self.pids.capacity() {
+                self.pids.reserve_exact((self.pids.len() / 4).max(2));
+            }
+            self.pids.insert(at, pid);
         }
     }
 }
 
-type Table = HashMap<String, Row>;
+/// Strings stored once, referred to by index.
+#[derive(Default)]
+struct Interner {
+    strings: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Interner {
+    fn intern(&mut self, text: &str) -> u32 {
+        if let Some(&id) = self.index.get(text) {
+            return id;
+        }
+        let id = u32::try_from(self.strings.len()).unwrap_or(u32::MAX);
+        self.strings.push(text.to_owned());
+        self.index.insert(text.to_owned(), id);
+        id
+    }
+
+    fn get(&self, id: u32) -> &str {
+        self.strings.get(id as usize).map_or("", String::as_str)
+    }
+}
 
 /// Writable pages of one image, or of one of its sections.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -120,120 +166,162 @@ fn symbol_waste(image: &super::Image, pages: &BTreeMap<u64, BTreeSet<u32>>) -> V
     out
 }
 
-/// Every aggregation, fed one event at a time.
+/// The aggregation asked for with `--by`, fed one event at a time. Only
+/// that view is built: its rows are keyed by identity, so an event costs a
+/// few hash lookups and no allocation once its row exists.
 #[derive(Default)]
 pub struct Views {
-    tables: HashMap<&'static str, Table>,
-    /// Image pages touched: image → vaddr page → pids.
+    by: Option<View>,
+    rows: HashMap<RowKey, Tally>,
+    /// Image pages touched: image → vaddr page → pids (image views only).
     touched: HashMap<FileKey, BTreeMap<u64, BTreeSet<u32>>>,
-    writers: HashMap<(u32, u64, u64), String>,
-}
-
-fn view_name(view: View) -> &'static str {
-    match view {
-        View::Process => "process",
-        View::Mapping => "mapping",
-        View::Image => "image",
-        View::Section => "section",
-        View::Symbol => "symbol",
-        View::Page => "page",
-        View::Writer => "writer",
-        View::Stack => "stack",
-    }
+    /// Writer of each code location (dev, inode, file offset): the
+    /// interned instruction and function.
+    writers: HashMap<(u32, u64, u64), (u32, u32)>,
+    names: Interner,
 }
 
 impl Views {
-    fn row(&mut self, view: View, key: String) -> &mut Row {
-        let row = self
-            .tables
-            .entry(view_name(view))
-            .or_default()
-            .entry(key.clone())
-            .or_default();
-        if row.key.is_empty() {
-            row.key = key;
+    /// Views that aggregate by `by` (the process view is the summary's own
+    /// table and needs nothing here).
+    #[must_use]
+    pub fn new(by: View) -> Self {
+        Self {
+            by: (by != View::Process).then_some(by),
+            ..Self::default()
         }
-        row
     }
 
-    /// Accounts one classified event.
-    pub fn add(&mut self, attr: &mut Attributor, event: &FaultEvent, kind: Kind, comm: &str) {
+    /// The interned writing instruction and its function.
+    fn writer(&mut self, attr: &mut Attributor, event: &FaultEvent) -> (u32, u32) {
         let code = &event.code;
-        let writer_key = (
+        let key = (
             code.dev,
             code.ino,
             event.ip.wrapping_sub(code.vm_start) + code.vm_pgoff * 4096,
         );
-        let writer = if let Some(w) = self.writers.get(&writer_key) {
-            w.clone()
-        } else {
-            let w = attr.writer(event);
-            self.writers.insert(writer_key, w.clone());
-            w
-        };
-        let place: Place = attr.place(event);
-        let pid = event.pid;
-        self.row(View::Process, format!("{pid} {comm}"))
-            .add(kind, pid, &writer);
-        let mapping = if place.image.is_some() || event.vma.file_backed != 0 {
-            place.mapping.clone()
-        } else {
-            format!(
-                "{} {:#x}-{:#x} pid {pid}",
-                place.mapping, event.vma.vm_start, event.vma.vm_end
-            )
-        };
-        self.row(View::Mapping, mapping).add(kind, pid, &writer);
+        if let Some(&ids) = self.writers.get(&key) {
+            return ids;
+        }
+        let text = attr.writer(event);
         // The writer view groups by function; rows keep the first
         // instruction (with file:line) as their first writer.
-        let function = writer
-            .split_once('+')
-            .map_or(writer.as_str(), |(f, _)| f)
-            .to_owned();
-        self.row(View::Writer, function).add(kind, pid, &writer);
-        if let Some(image) = place.image {
-            let section = place.section.as_deref().unwrap_or("?");
-            self.row(View::Image, place.mapping.clone())
-                .add(kind, pid, &writer);
-            self.row(View::Section, format!("{} {section}", place.mapping))
-                .add(kind, pid, &writer);
-            if let Some(symbol) = &place.symbol {
-                self.row(
-                    View::Symbol,
-                    format!("{} {section} {symbol}", place.mapping),
-                )
-                .add(kind, pid, &writer);
+        let function = text.split_once('+').map_or(text.as_str(), |(f, _)| f);
+        let ids = (self.names.intern(&text), self.names.intern(function));
+        self.writers.insert(key, ids);
+        ids
+    }
+
+    fn tally(&mut self, attr: &mut Attributor, key: RowKey, event: &FaultEvent, kind: Kind) {
+        if let Some(tally) = self.rows.get_mut(&key) {
+            tally.add(kind, event.pid);
+            return;
+        }
+        let mut tally = Tally {
+            first_writer: self.writer(attr, event).0,
+            ..Tally::default()
+        };
+        tally.add(kind, event.pid);
+        self.rows.insert(key, tally);
+    }
+
+    /// Accounts one classified event.
+    pub fn add(&mut self, attr: &mut Attributor, event: &FaultEvent, kind: Kind) {
+        let Some(by) = self.by else {
+            return;
+        };
+        let key = match by {
+            View::Process | View::Stack => return,
+            View::Writer => RowKey::Writer(self.writer(attr, event).1),
+            _ => {
+                let loc = attr.locate(event);
+                if let Some(image) = loc.image {
+                    self.touched
+                        .entry(image)
+                        .or_default()
+                        .entry(loc.page)
+                        .or_default()
+                        .insert(event.pid);
+                }
+                let Some(key) = Self::key(by, &loc, event) else {
+                    return;
+                };
+                key
             }
-            self.row(
-                View::Page,
-                format!("{} {section} {:#x}", place.mapping, place.page),
-            )
-            .add(kind, pid, &writer);
-            self.touched
-                .entry(image)
-                .or_default()
-                .entry(place.page)
-                .or_default()
-                .insert(pid);
-        } else {
-            self.row(View::Page, format!("{} {:#x}", place.mapping, place.page))
-                .add(kind, pid, &writer);
+        };
+        self.tally(attr, key, event, kind);
+    }
+
+    /// The row of `loc` in the place views, if it has one there.
+    fn key(by: View, loc: &Loc, event: &FaultEvent) -> Option<RowKey> {
+        let anon = loc.image.is_none() && event.vma.file_backed == 0;
+        Some(match (by, loc.image) {
+            (View::Mapping, _) if anon => {
+                RowKey::Mapping(loc.mapping, event.vma.vm_start, event.vma.vm_end, event.pid)
+            }
+            (View::Mapping, _) => RowKey::Mapping(loc.mapping, 0, 0, 0),
+            (View::Image, Some(image)) => RowKey::Image(image),
+            (View::Section, Some(image)) => RowKey::Section(image, loc.section),
+            (View::Symbol, Some(image)) => RowKey::Symbol(image, loc.section, loc.symbol?),
+            (View::Page, Some(image)) => RowKey::ImagePage(image, loc.section, loc.page),
+            (View::Page, None) => RowKey::Page(loc.mapping, loc.page),
+            _ => return None,
+        })
+    }
+
+    /// Accounts one event's user stack (`--by stack`).
+    pub fn add_stack(&mut self, stack: &str, kind: Kind, pid: u32) {
+        let key = RowKey::Stack(self.names.intern(stack));
+        self.rows.entry(key).or_default().add(kind, pid);
+    }
+
+    /// A row's key as text.
+    fn name(&self, attr: &mut Attributor, key: &RowKey) -> String {
+        match key {
+            RowKey::Mapping(mapping, 0, 0, 0) => attr.mapping_name(mapping),
+            RowKey::Mapping(mapping, start, end, pid) => {
+                format!(
+                    "{} {start:#x}-{end:#x} pid {pid}",
+                    attr.mapping_name(mapping)
+                )
+            }
+            RowKey::Writer(id) | RowKey::Stack(id) => self.names.get(*id).to_owned(),
+            RowKey::Image(image) => attr.path(image),
+            RowKey::Section(image, section) => {
+                format!(
+                    "{} {}",
+                    attr.path(image),
+                    attr.section_name(image, *section)
+                )
+            }
+            RowKey::Symbol(image, section, symbol) => format!(
+                "{} {} {}",
+                attr.path(image),
+                attr.section_name(image, *section),
+                attr.symbol_name(image, *symbol).unwrap_or_default()
+            ),
+            RowKey::ImagePage(image, section, page) => format!(
+                "{} {} {page:#x}",
+                attr.path(image),
+                attr.section_name(image, *section)
+            ),
+            RowKey::Page(mapping, page) => format!("{} {page:#x}", attr.mapping_name(mapping)),
         }
     }
 
-    /// Accounts one event's user stack.
-    pub fn add_stack(&mut self, stack: String, kind: Kind, pid: u32) {
-        self.row(View::Stack, stack).add(kind, pid, "");
-    }
-
-    /// The rows of `view`, most COW faults first.
-    #[must_use]
-    pub fn rows(&self, view: View) -> Vec<Row> {
+    /// The rows of the view, most COW faults first.
+    pub fn rows(&self, attr: &mut Attributor) -> Vec<Row> {
         let mut rows: Vec<Row> = self
-            .tables
-            .get(view_name(view))
-            .map(|t| t.values().cloned().collect())
-            .unwrap_or_default();
+            .rows
+            .iter()
+            .map(|(key, tally)| Row {
+                key: self.name(attr, key),
+                counts: tally.counts,
+                copies: tally.copies,
+                processes: tally.pids.len(),
+                first_writer: self.names.get(tally.first_writer).to_owned(),
+            })
+            .collect();
         rows.sort_by(|a, b| {
             b.counts
                 .cow_total()
@@ -303,5 +391,83 @@ impl Views {
         }
         out.sort_by_key(|w| std::cmp::Reverse(w.total.untouched_pages));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cowprof_common::VmaInfo;
+
+    use super::*;
+
+    /// An anon write at `addr` by `pid` in the mapping [0x10000, 0x20000).
+    fn anon(pid: u32, addr: u64, kind: Kind) -> FaultEvent {
+        FaultEvent {
+            pid,
+            tid: pid,
+            kind: kind as u8,
+            addr,
+            vma: VmaInfo {
+                vm_start: 0x10000,
+                vm_end: 0x20000,
+                ..VmaInfo::default()
+            },
+            ..FaultEvent::default()
+        }
+    }
+
+    fn feed(by: View, events: &[FaultEvent]) -> Vec<Row> {
+        let mut attr = Attributor::default();
+        let mut views = Views::new(by);
+        for e in events {
+            views.add(&mut attr, e, Kind::from_u8(e.kind).expect("kind"));
+        }
+        views.rows(&mut attr)
+    }
+
+    #[test]
+    fn pages_of_anon_memory_aggregate_across_processes() {
+        let events = [
+            anon(7, 0x10008, Kind::CowCopyAnon),
+            anon(8, 0x10010, Kind::CowCopyAnon),
+            anon(8, 0x10ff0, Kind::CowReuse),
+            anon(7, 0x11000, Kind::CowCopyAnon),
+        ];
+        let rows = feed(View::Page, &events);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].key, "[anon] 0x10000");
+        assert_eq!(rows[0].counts.cow_total(), 3);
+        assert_eq!(rows[0].copies, 2);
+        assert_eq!(rows[0].processes, 2, "pids 7 and 8, each counted once");
+        assert_eq!(rows[0].first_writer, "[unknown] 0x0");
+        assert_eq!(rows[1].key, "[anon] 0x11000");
+        assert_eq!(rows[1].processes, 1);
+    }
+
+    #[test]
+    fn anon_mappings_are_told_apart_by_process() {
+        let events = [
+            anon(7, 0x10008, Kind::CowCopyAnon),
+            anon(8, 0x10010, Kind::CowCopyAnon),
+        ];
+        let keys: Vec<String> = feed(View::Mapping, &events)
+            .into_iter()
+            .map(|r| r.key)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "[anon] 0x10000-0x20000 pid 7",
+                "[anon] 0x10000-0x20000 pid 8"
+            ]
+        );
+    }
+
+    #[test]
+    fn only_the_chosen_view_is_built() {
+        let events = [anon(7, 0x10008, Kind::CowCopyAnon)];
+        assert!(feed(View::Process, &events).is_empty());
+        assert!(feed(View::Image, &events).is_empty(), "anon is no image");
+        assert_eq!(feed(View::Writer, &events)[0].key, "[unknown] 0x0");
     }
 }

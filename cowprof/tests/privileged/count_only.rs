@@ -11,7 +11,7 @@ const N: u64 = 4096;
 /// (its stack, libc's data): a handful, bounded generously.
 const SLACK: u64 = 64;
 
-fn process<'a>(summary: &'a Value, pid: u32) -> &'a Value {
+fn process(summary: &Value, pid: u32) -> &Value {
     summary["processes"]
         .as_array()
         .expect("processes")
