@@ -18,7 +18,8 @@
 //! - `fresh-anon`: write N fresh anon pages (no COW at all).
 //! - `zero`: read N fresh anon pages (mapping the zero page), then write
 //!   them (N `cow_zero`).
-//! - `fork-storm`: fork, the child writes N pages, repeated `--read` times
+//! - `fork-storm`: fork, the child writes N pages, repeated `--read` times;
+//!   prints the mean wall time per fork and child as `ns_per_fork=<ns>`
 //!   (used by benchmarks).
 //! - `fork-time`: like `fork-anon` without the parent's rewrite; the child
 //!   times its N writes and the parent prints `ns_per_fault=<ns>` (used by
@@ -297,9 +298,14 @@ fn main() {
             no_huge(base, n);
             write_pages(base, 0..n, 1);
             report(&args, base, None);
-            for _ in 0..args.read.max(1) {
+            let forks = args.read.max(1);
+            let start = std::time::Instant::now();
+            for _ in 0..forks {
                 fork_child(|| write_pages(base, 0..n, 2));
             }
+            #[expect(clippy::cast_precision_loss, reason = "a mean for display")]
+            let mean = start.elapsed().as_nanos() as f64 / forks as f64;
+            println!("ns_per_fork={mean:.1}");
         }
         "fork-time" => {
             let base = map(n, anon, -1);

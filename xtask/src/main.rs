@@ -3,6 +3,7 @@
 mod bench;
 mod cache;
 mod lint;
+mod readme;
 mod run;
 mod setup;
 mod test;
@@ -34,14 +35,19 @@ enum Task {
         #[arg(long)]
         no_lint: bool,
     },
-    /// Measure cowprof's overhead per COW fault against no profiler.
+    /// Measure cowprof's overhead on three workloads against nothing
+    /// attached and bpftrace, its sustained rate, CPU, memory and attach
+    /// time; writes bench/results.{md,json}.
     Bench {
-        /// Interleaved A/B pairs.
+        /// Interleaved rounds per workload.
         #[arg(long, default_value_t = 7)]
         pairs: usize,
-        /// Pages the child writes after fork.
+        /// Pages the fork-write storm's child writes.
         #[arg(long, default_value_t = 131_072)]
         pages: usize,
+        /// COW faults in the two-writer recording.
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
     },
     /// Boot Debian's 6.1 and 6.12 cloud kernels under qemu and run the live
     /// suite under every probe strategy in each.
@@ -62,7 +68,15 @@ fn main() -> Result<()> {
         Task::Setup => setup::run().map(|_| ()),
         Task::Run { args } => run::run(&args),
         Task::Test { no_lint } => test::run(!no_lint),
-        Task::Bench { pairs, pages } => bench::run(pairs, pages),
+        Task::Bench {
+            pairs,
+            pages,
+            events,
+        } => bench::run(&bench::Options {
+            pairs,
+            pages,
+            events,
+        }),
         Task::VmTest { kernel, fresh } => {
             let env = setup::run()?;
             vm::run(&env, kernel.as_deref(), fresh)
