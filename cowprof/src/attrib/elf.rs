@@ -39,6 +39,29 @@ pub struct Image {
     pub data: Vec<Symbol>,
 }
 
+/// A symbol's name as people read it: Rust (legacy and v0) and C++
+/// manglings are decoded, Rust's hash suffix dropped; others are kept.
+#[must_use]
+pub fn demangle(name: &str) -> String {
+    if let Ok(rust) = rustc_demangle::try_demangle(name) {
+        // The legacy decoder accepts any `_Z` name and then prints it
+        // unchanged when it is not Rust's; C++ gets its turn below.
+        let text = format!("{rust:#}");
+        if text != name {
+            return text;
+        }
+    }
+    if name.starts_with("_Z") {
+        if let Some(text) = cpp_demangle::Symbol::new(name)
+            .ok()
+            .and_then(|s| s.demangle().ok())
+        {
+            return text;
+        }
+    }
+    name.to_owned()
+}
+
 fn sorted(mut symbols: Vec<Symbol>) -> Vec<Symbol> {
     symbols.sort_by_key(|s| s.addr);
     symbols.dedup_by_key(|s| s.addr);
@@ -95,7 +118,7 @@ impl Image {
                 .filter(|s| s.kind() == kind && s.address() != 0)
                 .filter_map(|s| {
                     Some(Symbol {
-                        name: s.name().ok()?.to_owned(),
+                        name: demangle(s.name().ok()?),
                         addr: s.address(),
                         size: s.size(),
                     })
@@ -202,6 +225,21 @@ mod tests {
         assert!(image.sections.iter().any(|s| s.name == ".data"));
         assert!(!image.data.is_empty());
         assert!(image.writable_pages().count() > 0);
+    }
+
+    #[test]
+    fn names_are_demangled() {
+        assert_eq!(
+            demangle("_RNvNtCsaz6eC2DG7lh_3std5alloc4HOOK"),
+            "std::alloc::HOOK"
+        );
+        assert_eq!(
+            demangle("_ZN3std9panicking11EMPTY_PANIC17h1234567890abcdefE"),
+            "std::panicking::EMPTY_PANIC"
+        );
+        assert_eq!(demangle("_ZN9libunwind5cacheE"), "libunwind::cache");
+        assert_eq!(demangle("_ZTV7Derived"), "{vtable(Derived)}");
+        assert_eq!(demangle("hot"), "hot");
     }
 
     #[test]
