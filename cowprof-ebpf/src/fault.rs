@@ -27,6 +27,13 @@ pub fn target_tgid() -> Option<u32> {
     is_target(tgid).then_some(tgid)
 }
 
+/// Whether `address` is in the user half of the address space (x86-64:
+/// bit 63 clear).
+#[inline(always)]
+pub fn is_user_address(address: u64) -> bool {
+    address >> 63 == 0
+}
+
 /// A non-write fault began: close any write fault that never completed (one
 /// that failed with SIGSEGV, say), so its state cannot leak into this one.
 #[inline(always)]
@@ -102,6 +109,11 @@ pub fn set_vma(state: &mut TaskState, vma_ptr: *const c_void) {
 #[inline(always)]
 fn code_vma(state: &mut TaskState) {
     let ip = state.pending.ip;
+    if !is_user_address(ip) {
+        // The kernel wrote (a kernel-mode fault on user memory).
+        state.code_cache.vma = VmaInfo::default();
+        return;
+    }
     let seq = vma::lock_seq(current_task());
     if let Some(seq) = seq {
         if state.code_cache.covers(ip, seq) {

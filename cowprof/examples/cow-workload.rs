@@ -11,6 +11,11 @@
 //! Modes:
 //! - `fork-anon`: first-touch N anon pages, fork, the child writes all N
 //!   (N `cow_copy_anon`), the parent waits and rewrites all N (N `cow_reuse`).
+//!   It runs on one CPU: see `pin_to_one_cpu`.
+//! - `fork-read`: like `fork-anon`, but the child's writes are the
+//!   kernel's: it `read(2)`s one byte from /dev/zero into each page (N
+//!   `cow_copy_anon`, from kernel-mode faults), and the parent does not
+//!   rewrite.
 //! - `file-private`: map a file of N pages `MAP_PRIVATE`, read the first R,
 //!   write all N (R `cow_copy_file`, N-R `cow_fill_file`).
 //! - `file-shared`: map a file of N pages `MAP_SHARED`, read all, write all
@@ -174,6 +179,27 @@ fn wait_for_go(args: &Args) {
     }
 }
 
+/// Keeps this process (and its children) on the CPU it runs on.
+///
+/// A fresh anon page waits in its CPU's LRU batch, holding a reference,
+/// until that batch drains. A write fault drains only its own CPU's batch
+/// (`wp_can_reuse_anon_folio()` in mm/memory.c), so a parent that moved to
+/// another CPU since it touched its pages finds some of them with a spare
+/// reference and gets a copy where `cow_reuse` is due: the kernel really
+/// copies them. On one CPU every reuse is a reuse.
+fn pin_to_one_cpu() {
+    // SAFETY: cpu_set_t is plain data; the calls get valid pointers.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        if cpu < 0 {
+            return;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(usize::try_from(cpu).unwrap_or(0), &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &raw const set);
+    }
+}
+
 fn fork_child(work: impl FnOnce()) -> i32 {
     // SAFETY: the child runs `work` and exits without returning.
     let pid = unsafe { libc::fork() };
@@ -220,40 +246,96 @@ impl Fill for File {
     }
 }
 
+/// `fork-anon`: see the module docs.
+fn fork_anon(args: &Args) {
+    let n = args.pages;
+    let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    pin_to_one_cpu();
+    let base = map(n, anon, -1);
+    no_huge(base, n);
+    write_pages(base, 0..n, 1);
+    let child = fork_child(|| {
+        if args.stop {
+            // SAFETY: getppid and raise have no preconditions.
+            let parent = unsafe { libc::getppid() };
+            report_line(
+                args,
+                &format!(
+                    "{{\"pid\":{parent},\"child\":{},\"start\":{},\"end\":{}}}\n",
+                    std::process::id(),
+                    base as usize,
+                    base as usize + n * PAGE
+                ),
+            );
+            unsafe { libc::raise(libc::SIGSTOP) };
+        }
+        write_pages(base, 0..n, 2);
+        if args.stop {
+            // SAFETY: as above.
+            unsafe { libc::raise(libc::SIGSTOP) };
+        }
+    });
+    report(args, base, Some(child));
+    write_pages(base, 0..n, 3);
+}
+
+/// `fork-read`: see the module docs.
+fn fork_read(args: &Args) {
+    let n = args.pages;
+    let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    pin_to_one_cpu();
+    let base = map(n, anon, -1);
+    no_huge(base, n);
+    write_pages(base, 0..n, 1);
+    let child = fork_child(|| {
+        // The kernel writes the pages (read(2) from /dev/zero): the
+        // faults are kernel-mode faults on user memory.
+        let Ok(zero) = File::open("/dev/zero") else {
+            usage("cannot open /dev/zero");
+        };
+        for page in 0..n {
+            // SAFETY: one byte inside our mapping.
+            let got = unsafe { libc::read(zero.as_raw_fd(), base.add(page * PAGE).cast(), 1) };
+            check(if got == 1 { 0 } else { -1 }, "read /dev/zero");
+        }
+    });
+    report(args, base, Some(child));
+}
+
+/// `fork-time`: see the module docs.
+fn fork_time(args: &Args) {
+    let n = args.pages;
+    let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    let base = map(n, anon, -1);
+    no_huge(base, n);
+    write_pages(base, 0..n, 1);
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid two-element array.
+    check(unsafe { libc::pipe(fds.as_mut_ptr()) }, "pipe");
+    fork_child(|| {
+        let start = std::time::Instant::now();
+        write_pages(base, 0..n, 2);
+        let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // SAFETY: valid fd and buffer.
+        unsafe { libc::write(fds[1], (&raw const ns).cast(), 8) };
+    });
+    let mut ns = 0u64;
+    // SAFETY: valid fd and buffer; the child has written and exited.
+    unsafe { libc::read(fds[0], (&raw mut ns).cast(), 8) };
+    report(args, base, None);
+    #[expect(clippy::cast_precision_loss, reason = "a mean for display")]
+    let mean = ns as f64 / n as f64;
+    println!("ns_per_fault={mean:.1}");
+}
+
 fn main() {
     let args = parse();
     wait_for_go(&args);
     let n = args.pages;
     let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
     match args.mode.as_str() {
-        "fork-anon" => {
-            let base = map(n, anon, -1);
-            no_huge(base, n);
-            write_pages(base, 0..n, 1);
-            let child = fork_child(|| {
-                if args.stop {
-                    // SAFETY: getppid and raise have no preconditions.
-                    let parent = unsafe { libc::getppid() };
-                    report_line(
-                        &args,
-                        &format!(
-                            "{{\"pid\":{parent},\"child\":{},\"start\":{},\"end\":{}}}\n",
-                            std::process::id(),
-                            base as usize,
-                            base as usize + n * PAGE
-                        ),
-                    );
-                    unsafe { libc::raise(libc::SIGSTOP) };
-                }
-                write_pages(base, 0..n, 2);
-                if args.stop {
-                    // SAFETY: as above.
-                    unsafe { libc::raise(libc::SIGSTOP) };
-                }
-            });
-            report(&args, base, Some(child));
-            write_pages(base, 0..n, 3);
-        }
+        "fork-anon" => fork_anon(&args),
+        "fork-read" => fork_read(&args),
         "file-private" => {
             let file = file_of(&args);
             // Fault-around maps already-cached pages read-only, but only
@@ -307,28 +389,7 @@ fn main() {
             let mean = start.elapsed().as_nanos() as f64 / forks as f64;
             println!("ns_per_fork={mean:.1}");
         }
-        "fork-time" => {
-            let base = map(n, anon, -1);
-            no_huge(base, n);
-            write_pages(base, 0..n, 1);
-            let mut fds = [0; 2];
-            // SAFETY: fds is a valid two-element array.
-            check(unsafe { libc::pipe(fds.as_mut_ptr()) }, "pipe");
-            fork_child(|| {
-                let start = std::time::Instant::now();
-                write_pages(base, 0..n, 2);
-                let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                // SAFETY: valid fd and buffer.
-                unsafe { libc::write(fds[1], (&raw const ns).cast(), 8) };
-            });
-            let mut ns = 0u64;
-            // SAFETY: valid fd and buffer; the child has written and exited.
-            unsafe { libc::read(fds[0], (&raw mut ns).cast(), 8) };
-            report(&args, base, None);
-            #[expect(clippy::cast_precision_loss, reason = "a mean for display")]
-            let mean = ns as f64 / n as f64;
-            println!("ns_per_fault={mean:.1}");
-        }
+        "fork-time" => fork_time(&args),
         other => usage(&format!("unknown mode {other}")),
     }
 }

@@ -125,6 +125,11 @@ pub struct RecordArgs {
     /// the cheapest mode. No latency, mappings or attribution.
     #[arg(long, conflicts_with_all = ["events", "stacks", "by"])]
     pub count_only: bool,
+    /// Report each eBPF program's runs and mean run time, from the kernel's
+    /// BPF statistics (turned on while recording; they add two clock reads
+    /// per run).
+    #[arg(long)]
+    pub program_stats: bool,
     /// Probe strategy: the best available (auto), or force one.
     #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
     pub probe: ProbeChoice,

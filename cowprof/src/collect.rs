@@ -20,7 +20,7 @@ use crate::{
         views::{View, Views},
         Attributor,
     },
-    probe::{CountedProcess, ProbeError, ProbeStats, Probes, Record},
+    probe::{CountedProcess, ProbeError, ProbeStats, Probes, ProgramStat, Record},
 };
 
 /// How often the collector drains the ring buffer when the programs have not
@@ -321,6 +321,8 @@ fn write_event(out: &mut dyn Write, event: &FaultEvent) -> io::Result<()> {
 pub struct Collected {
     pub aggregate: Aggregate,
     pub stats: ProbeStats,
+    /// Per-program costs (`--program-stats`).
+    pub programs: Vec<ProgramStat>,
     /// Set when writing the events file failed; the file is then partial.
     pub events_error: Option<String>,
 }
@@ -381,6 +383,7 @@ impl Collector {
                 Ok(Collected {
                     aggregate,
                     stats: probes.stats()?,
+                    programs: probes.program_stats(),
                     events_error,
                 })
             })

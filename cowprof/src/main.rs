@@ -97,6 +97,7 @@ fn run_record(args: RecordArgs) -> ExitCode {
             strategy: args.probe.strategy(),
             stacks: args.stacks || args.by == cowprof::attrib::views::View::Stack,
             count_only: args.count_only,
+            program_stats: args.program_stats,
         },
     };
     let summary = match record(&options, &interrupted) {

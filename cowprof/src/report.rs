@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::{
     attrib::views::{ImageWaste, Row, View},
     collect::{Collected, KindCounts, LatencySummary, ProcessSummary},
-    probe::{ProbeStats, Strategy},
+    probe::{ProbeStats, ProgramStat, Strategy},
 };
 
 /// Why the recording stopped.
@@ -54,6 +54,9 @@ pub struct Summary {
     pub events_file_error: Option<String>,
     /// What the recording cost cowprof itself.
     pub cost: SelfCost,
+    /// Each eBPF program's runs and mean run time (`--program-stats`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub program_stats: Vec<ProgramStat>,
 }
 
 /// cowprof's own cost: time to attach, CPU and peak memory (its threads,
@@ -154,6 +157,7 @@ impl Summary {
             probe_stats: collected.stats,
             events_file_error: collected.events_error,
             cost: SelfCost::default(),
+            program_stats: collected.programs,
         }
     }
 
@@ -228,6 +232,12 @@ impl Summary {
                 self.lost_events,
                 self.kernel_totals.cow_total()
             );
+        }
+        if !self.program_stats.is_empty() {
+            let _ = writeln!(out, "\n{:<28} {:>12} {:>10}", "PROGRAM", "RUNS", "MEAN_NS");
+            for p in &self.program_stats {
+                let _ = writeln!(out, "{:<28} {:>12} {:>10.0}", p.program, p.runs, p.mean_ns);
+            }
         }
         if self.probe_stats.process_counts_lost > 0 {
             let _ = writeln!(

@@ -1,4 +1,5 @@
-//! Fault entry: `exceptions:page_fault_user`, as a BTF tracepoint.
+//! Fault entry: `exceptions:page_fault_user` and `page_fault_kernel`, as BTF
+//! tracepoints.
 //!
 //! arch/x86/include/asm/trace/exceptions.h:
 //! ```c
@@ -6,9 +7,18 @@
 //!     TP_PROTO(unsigned long address, struct pt_regs *regs,
 //!              unsigned long error_code),
 //! ```
-//! It fires from `handle_page_fault()` before `do_user_addr_fault()`, with
-//! IRQs still disabled, so this program only records and never looks up the
-//! mapping.
+//! arch/x86/mm/fault.c, `trace_page_fault_entries()`:
+//! ```c
+//! if (user_mode(regs))
+//!         trace_page_fault_user(address, regs, error_code);
+//! else
+//!         trace_page_fault_kernel(address, regs, error_code);
+//! ```
+//! Both fire from `handle_page_fault()` before `do_user_addr_fault()`, with
+//! IRQs still disabled, so these programs only record and never look up the
+//! mapping. `page_fault_kernel` counts when the kernel writes user memory on
+//! the process's behalf (`read(2)` into a buffer, say): a COW fault all the
+//! same. Its faults on kernel addresses are not ours.
 use aya_ebpf::{
     bindings::pt_regs, helpers::bpf_probe_read_kernel, macros::btf_tracepoint,
     programs::BtfTracePointContext,
@@ -19,11 +29,21 @@ use crate::fault;
 
 #[btf_tracepoint(function = "page_fault_user")]
 pub fn page_fault_user(ctx: BtfTracePointContext) -> i32 {
-    try_page_fault_user(&ctx);
+    try_fault_entry(&ctx);
     0
 }
 
-fn try_page_fault_user(ctx: &BtfTracePointContext) {
+#[btf_tracepoint(function = "page_fault_kernel")]
+pub fn page_fault_kernel(ctx: BtfTracePointContext) -> i32 {
+    let address: u64 = ctx.arg(0);
+    if fault::is_user_address(address) {
+        try_fault_entry(&ctx);
+    }
+    0
+}
+
+#[inline(always)]
+fn try_fault_entry(ctx: &BtfTracePointContext) {
     if fault::target_tgid().is_none() {
         return;
     }

@@ -7,9 +7,11 @@
 //!                            unsigned int flags, struct pt_regs *regs)
 //! ```
 //! The vma comes with the call, so these strategies never look mappings up.
-//! `regs` is NULL for GUP faults, which are not user writes; kernel-mode
-//! faults on user memory lack `FAULT_FLAG_USER`. Both are skipped, as the
-//! tracepoint strategy (which sees `page_fault_user` only) skips them.
+//! `regs` is NULL for GUP faults (`get_user_pages()`), which no exception
+//! raised and the tracepoint strategy cannot see; they are skipped.
+//! Kernel-mode faults on user memory (`read(2)` into a buffer) lack
+//! `FAULT_FLAG_USER` but are the process's COW faults all the same, as the
+//! tracepoint strategy sees them through `page_fault_kernel`.
 //!
 //! A `VM_FAULT_RETRY` return (the per-VMA lock or the mmap lock was dropped)
 //! is followed by a second call for the same address; the fault stays open
@@ -39,7 +41,7 @@ const VM_FAULT_ERROR: u32 = 0x0001 | 0x0002 | 0x0040 | 0x0010 | 0x0020 | 0x0800;
 
 #[inline(always)]
 fn on_entry(vma: *const c_void, address: u64, flags: u32, regs: *const pt_regs) {
-    if regs.is_null() || flags & FAULT_FLAG_USER == 0 || fault::target_tgid().is_none() {
+    if regs.is_null() || fault::target_tgid().is_none() {
         return;
     }
     if flags & FAULT_FLAG_WRITE == 0 {
@@ -56,7 +58,12 @@ fn on_entry(vma: *const c_void, address: u64, flags: u32, regs: *const pt_regs) 
     }
     // SAFETY: regs is the fault's pt_regs; the read is checked.
     let ip = unsafe { bpf_probe_read_kernel(&raw const (*regs).rip) }.unwrap_or(0);
-    if let Some(state) = fault::open(address, ip, PF_WRITE | PF_USER) {
+    let user = if flags & FAULT_FLAG_USER != 0 {
+        PF_USER
+    } else {
+        0
+    };
+    if let Some(state) = fault::open(address, ip, PF_WRITE | user) {
         fault::set_vma(state, vma);
     }
 }

@@ -237,6 +237,11 @@ impl Attributor {
     /// when it has no symbols.
     pub fn writer(&mut self, event: &FaultEvent) -> String {
         let code = &event.code;
+        if event.ip >> 63 != 0 {
+            // A kernel-mode fault on user memory: the kernel wrote on the
+            // process's behalf (read(2) into a buffer, say).
+            return "[kernel]".to_owned();
+        }
         if code.vm_start == 0 {
             return format!("[unknown] {:#x}", event.ip);
         }

@@ -16,7 +16,7 @@ use cowprof_common::{Config, FaultEvent, FileRecord, ProcCounts, TAG_FAULT, TAG_
 
 use self::strategy::KernelFacts;
 pub use self::{
-    stats::{CountedProcess, ProbeStats},
+    stats::{CountedProcess, ProbeStats, ProgramStat},
     strategy::Strategy,
 };
 use crate::kernel;
@@ -77,6 +77,9 @@ pub struct ProbeOptions {
     pub stacks: bool,
     /// Count per process in the kernel and send no fault events.
     pub count_only: bool,
+    /// Turn on the kernel's BPF run-time statistics while recording, to
+    /// report each program's runs and mean run time.
+    pub program_stats: bool,
 }
 
 impl Default for ProbeOptions {
@@ -88,6 +91,7 @@ impl Default for ProbeOptions {
             strategy: None,
             stacks: false,
             count_only: false,
+            program_stats: false,
         }
     }
 }
@@ -102,7 +106,7 @@ pub enum Record<'a> {
 /// Loaded and attached probes.
 pub struct Probes {
     /// Owns the loaded programs and their links; dropping it detaches.
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
     events: RingBuf<MapData>,
     targets: HashMap<MapData, u32, u8>,
     stats: PerCpuArray<MapData, u64>,
@@ -114,6 +118,8 @@ pub struct Probes {
     attribution: bool,
     /// Per-process counts, in count-only mode.
     proc_counts: Option<PerCpuHashMap<MapData, u32, ProcCounts>>,
+    /// Keeps the kernel's BPF run-time statistics on (`--program-stats`).
+    stats_enabled: Option<std::os::fd::OwnedFd>,
 }
 
 impl Probes {
@@ -274,9 +280,19 @@ impl Probes {
         } else {
             None
         };
+        let stats_enabled = if options.program_stats {
+            Some(
+                aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| {
+                    ProbeError::Load(format!("turning on BPF run-time statistics: {e}"))
+                })?,
+            )
+        } else {
+            None
+        };
         Ok(Self {
-            _ebpf: ebpf,
+            ebpf,
             proc_counts,
+            stats_enabled,
             events,
             targets,
             stats,
@@ -300,6 +316,39 @@ impl Probes {
     #[must_use]
     pub fn attribution(&self) -> bool {
         self.attribution
+    }
+
+    /// Each attached program's runs and mean run time so far, when
+    /// `--program-stats` turned the kernel's statistics on (else empty).
+    #[must_use]
+    pub fn program_stats(&self) -> Vec<ProgramStat> {
+        if self.stats_enabled.is_none() {
+            return Vec::new();
+        }
+        let mut stats: Vec<ProgramStat> = self
+            .ebpf
+            .programs()
+            .filter(|(name, _)| self.attached.contains(name))
+            .filter_map(|(name, program)| {
+                let info = program.info().ok()?;
+                let runs = info.run_count();
+                #[expect(clippy::cast_precision_loss, reason = "a mean for display")]
+                let mean_ns = if runs == 0 {
+                    0.0
+                } else {
+                    info.run_time().as_nanos() as f64 / runs as f64
+                };
+                Some(ProgramStat {
+                    program: name.to_owned(),
+                    runs,
+                    mean_ns,
+                })
+            })
+            .collect();
+        // The costliest first.
+        #[expect(clippy::cast_precision_loss, reason = "an order only")]
+        stats.sort_by(|a, b| (b.runs as f64 * b.mean_ns).total_cmp(&(a.runs as f64 * a.mean_ns)));
+        stats
     }
 
     /// Whether the kernel counts per process and sends no fault events.

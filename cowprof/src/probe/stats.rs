@@ -81,3 +81,12 @@ pub(super) fn process_counts(
         })
         .collect()
 }
+
+/// One program's cost, from the kernel's BPF run-time statistics.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProgramStat {
+    pub program: String,
+    pub runs: u64,
+    /// Mean time per run, in ns (the statistics add two clock reads).
+    pub mean_ns: f64,
+}

@@ -324,6 +324,14 @@ pub const TABLE: &[ProbeSpec] = &[
     // Entry last: every fault it opens can then be seen to completion.
     row(
         T,
+        "page_fault_kernel",
+        BtfTracepoint("page_fault_kernel"),
+        (5, 5),
+        Tp("page_fault_kernel"),
+        true,
+    ),
+    row(
+        T,
         "page_fault_user",
         BtfTracepoint("page_fault_user"),
         (5, 5),

@@ -113,3 +113,43 @@ fn recording_stops_after_the_duration() {
     assert_eq!(summary["stop_reason"], "duration");
     assert!(summary["duration_s"].as_f64().expect("duration") >= 0.5);
 }
+
+#[test]
+fn program_stats_count_every_run_and_the_summary_reports_its_cost() {
+    if !bpf_available() {
+        return;
+    }
+    let files = Files::new();
+    let rec = record_workload_with(
+        &files,
+        &["--program-stats"],
+        "fork-anon",
+        &["--pages", "1024"],
+    );
+    let programs = rec.summary["program_stats"]
+        .as_array()
+        .expect("program_stats");
+    let runs = |name: &str| {
+        programs
+            .iter()
+            .find(|p| p["program"] == name)
+            .and_then(|p| p["runs"].as_u64())
+            .unwrap_or_else(|| panic!("no {name}: {programs:?}"))
+    };
+    // Every COW fault was classified by one completion run, whatever the
+    // strategy; the fork probe ran for the workload's fork.
+    let completion = match rec.summary["strategy"].as_str() {
+        Some("tracepoint") => "fault_done",
+        Some("fentry") => "fexit_handle_mm_fault",
+        _ => "kretprobe_handle_mm_fault",
+    };
+    assert!(
+        runs(completion) >= sum(&rec.summary["kernel_totals"]),
+        "{programs:?}"
+    );
+    assert!(runs("sched_process_fork") >= 1);
+    assert!(programs.iter().all(|p| p["mean_ns"].as_f64().is_some()));
+    let cost = &rec.summary["cost"];
+    assert!(cost["attach_s"].as_f64().expect("attach_s") > 0.0);
+    assert!(cost["peak_rss_kib"].as_u64().expect("peak_rss_kib") > 0);
+}

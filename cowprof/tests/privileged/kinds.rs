@@ -26,6 +26,30 @@ fn fork_child_copies_and_parent_reuses() {
 }
 
 #[test]
+fn kernel_writes_to_user_memory_are_cow_faults_too() {
+    if !bpf_available() {
+        return;
+    }
+    let files = Files::new();
+    let rec = record_workload(&files, "fork-read", &["--pages", "512"]);
+    let range = rec.range();
+    assert_eq!(
+        rec.count(range.child, "cow_copy_anon"),
+        512,
+        "{:?}",
+        rec.in_range()
+    );
+    assert_eq!(rec.in_range().values().sum::<u64>(), 512);
+    // The writer is the kernel, not an instruction of the process.
+    let by_kernel = rec
+        .events
+        .iter()
+        .filter(|e| e["pid"] == range.child && e["ip"].as_u64().is_some_and(|ip| ip >> 63 == 1))
+        .count();
+    assert!(by_kernel >= 512, "{by_kernel} kernel-mode faults");
+}
+
+#[test]
 fn private_file_copies_read_pages_and_fills_the_rest() {
     if !bpf_available() {
         return;

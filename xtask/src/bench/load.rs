@@ -84,3 +84,30 @@ pub fn attach_times(cowprof: &Path, runs: usize) -> Result<Vec<f64>> {
         })
         .collect()
 }
+
+/// Each program's runs and mean ns per run (the kernel's BPF statistics)
+/// while `cowprof record ARGS --program-stats` records `command`.
+pub fn program_costs(
+    cowprof: &Path,
+    args: &[&str],
+    command: &[&str],
+) -> Result<Vec<(String, u64, f64)>> {
+    let mut all = args.to_vec();
+    all.push("--program-stats");
+    let summary = record_json(cowprof, &all, command)?;
+    Ok(summary["program_stats"]
+        .as_array()
+        .map(|programs| {
+            programs
+                .iter()
+                .map(|p| {
+                    (
+                        p["program"].as_str().unwrap_or("?").to_owned(),
+                        p["runs"].as_u64().unwrap_or(0),
+                        p["mean_ns"].as_f64().unwrap_or(0.0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}

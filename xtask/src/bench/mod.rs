@@ -167,6 +167,32 @@ fn workload_section(
     json!({"workload": workload.name, "unit": workload.metric.unit(), "configurations": rows})
 }
 
+/// The cost of each program during the fork-write storm; returns its JSON.
+fn programs_section(
+    md: &mut String,
+    full: &[(String, u64, f64)],
+    counting: &[(String, u64, f64)],
+) -> Value {
+    let _ = writeln!(
+        md,
+        "## Cost per program (fork-write storm, kernel BPF statistics)\n\nMean ns per run as the kernel measures it (`record --program-stats`; the statistics add two clock reads per run). The perf event and tracepoint machinery around the programs is not included.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| program | runs | ns per run, `--by page` | ns per run, `--count-only` |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|");
+    for (program, runs, mean) in full {
+        let other = counting
+            .iter()
+            .find(|(p, _, _)| p == program)
+            .map_or_else(|| "-".to_owned(), |(_, _, m)| format!("{m:.0}"));
+        let _ = writeln!(md, "| {program} | {runs} | {mean:.0} | {other} |");
+    }
+    md.push('\n');
+    json!({"workload": "cost per program", "full": full, "count_only": counting})
+}
+
 /// The two-writer and attach sections; returns their JSON.
 fn load_section(md: &mut String, load: &load::LoadResult, attach: &[f64]) -> Value {
     let _ = writeln!(
@@ -234,6 +260,12 @@ pub fn run(options: &Options) -> Result<()> {
         let samples = compare(&bins.cowprof, &configs, workload, options.pairs)?;
         json_workloads.push(workload_section(&mut md, workload, &configs, &samples));
     }
+    eprintln!("xtask: bench cost per program");
+    let storm = workloads(&bins, options)[0].argv.clone();
+    let storm: Vec<&str> = storm.iter().map(String::as_str).collect();
+    let full = load::program_costs(&bins.cowprof, &["--by", "page"], &storm)?;
+    let counting = load::program_costs(&bins.cowprof, &["--count-only"], &storm)?;
+    json_workloads.push(programs_section(&mut md, &full, &counting));
     eprintln!("xtask: bench two writers, {} COW faults", options.events);
     let load = load::two_writers(&bins.cowprof, &bins.cow_workload, options.events)?;
     eprintln!("xtask: bench attach time");
