@@ -319,7 +319,17 @@ impl Stat {
     pub const COUNT: u32 = 8;
 }
 
-/// Processes counted at once in count-only mode (size of `PROC_COUNTS`).
+/// Whether `address` is in the kernel half of the address space (x86-64:
+/// bit 63 set): a fault's instruction pointer there means the kernel wrote
+/// user memory on the process's behalf.
+#[must_use]
+pub const fn is_kernel_address(address: u64) -> bool {
+    address >> 63 != 0
+}
+
+/// Processes counted in one count-only recording (size of `PROC_COUNTS`;
+/// entries stay until the recording ends, so a reused pid adds to the
+/// earlier process's counts).
 pub const MAX_COUNTED: u32 = 16_384;
 
 /// Maximum number of processes followed at once (size of `TARGETS`).

@@ -10,7 +10,9 @@ use aya_ebpf::{
     programs::tracing::StackIdContext,
 };
 use cowprof_common::{
-    classify, event::COMM_LEN, FaultEvent, Pending, ProcCounts, Stat, TaskState, VmaInfo, TAG_FAULT,
+    classify,
+    event::{is_kernel_address, COMM_LEN},
+    FaultEvent, Pending, ProcCounts, Stat, TaskState, VmaInfo, TAG_FAULT,
 };
 
 use crate::{
@@ -25,13 +27,6 @@ pub fn target_tgid() -> Option<u32> {
     #[expect(clippy::cast_possible_truncation, reason = "tgid is the upper half")]
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     is_target(tgid).then_some(tgid)
-}
-
-/// Whether `address` is in the user half of the address space (x86-64:
-/// bit 63 clear).
-#[inline(always)]
-pub fn is_user_address(address: u64) -> bool {
-    address >> 63 == 0
 }
 
 /// A non-write fault began: close any write fault that never completed (one
@@ -109,7 +104,7 @@ pub fn set_vma(state: &mut TaskState, vma_ptr: *const c_void) {
 #[inline(always)]
 fn code_vma(state: &mut TaskState) {
     let ip = state.pending.ip;
-    if !is_user_address(ip) {
+    if is_kernel_address(ip) {
         // The kernel wrote (a kernel-mode fault on user memory).
         state.code_cache.vma = VmaInfo::default();
         return;

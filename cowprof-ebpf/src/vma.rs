@@ -137,7 +137,8 @@ pub fn lock_seq(task: *mut task_struct) -> Option<u32> {
     if mm.is_null() {
         return None;
     }
-    Some(read_at(mm, off.mm_lock_seq))
+    // A failed read must not pass for sequence 0: the caches key on it.
+    try_read_at(mm, off.mm_lock_seq)
 }
 
 /// `bpf_find_vma` callback: `long (*)(struct task_struct *, struct

@@ -246,14 +246,20 @@ impl Fill for File {
     }
 }
 
+/// N anon pages, each written once, in a process pinned to one CPU (see
+/// `pin_to_one_cpu`): the setup of the fork modes with exact counts.
+fn touched_anon_on_one_cpu(n: usize) -> *mut u8 {
+    pin_to_one_cpu();
+    let base = map(n, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1);
+    no_huge(base, n);
+    write_pages(base, 0..n, 1);
+    base
+}
+
 /// `fork-anon`: see the module docs.
 fn fork_anon(args: &Args) {
     let n = args.pages;
-    let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
-    pin_to_one_cpu();
-    let base = map(n, anon, -1);
-    no_huge(base, n);
-    write_pages(base, 0..n, 1);
+    let base = touched_anon_on_one_cpu(n);
     let child = fork_child(|| {
         if args.stop {
             // SAFETY: getppid and raise have no preconditions.
@@ -282,11 +288,7 @@ fn fork_anon(args: &Args) {
 /// `fork-read`: see the module docs.
 fn fork_read(args: &Args) {
     let n = args.pages;
-    let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
-    pin_to_one_cpu();
-    let base = map(n, anon, -1);
-    no_huge(base, n);
-    write_pages(base, 0..n, 1);
+    let base = touched_anon_on_one_cpu(n);
     let child = fork_child(|| {
         // The kernel writes the pages (read(2) from /dev/zero): the
         // faults are kernel-mode faults on user memory.

@@ -242,8 +242,9 @@ impl Summary {
         if self.probe_stats.process_counts_lost > 0 {
             let _ = writeln!(
                 out,
-                "warning: {} faults were not counted per process (more than 16384 processes); the kernel totals include them.",
-                self.probe_stats.process_counts_lost
+                "warning: {} faults were not counted per process (more than {} processes); the kernel totals include them.",
+                self.probe_stats.process_counts_lost,
+                cowprof_common::event::MAX_COUNTED
             );
         }
         if let Some(err) = &self.events_file_error {

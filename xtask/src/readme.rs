@@ -14,10 +14,14 @@ pub fn replace_section(begin: &str, end: &str, content: &str) -> Result<()> {
 
 fn replace_in(readme: &Path, begin: &str, end: &str, content: &str) -> Result<()> {
     let text = std::fs::read_to_string(readme)?;
-    let (Some(start), Some(stop)) = (text.find(begin), text.find(end)) else {
+    let Some(stop) = text
+        .find(begin)
+        .and_then(|start| text[start..].find(end).map(|at| start + at))
+    else {
         eprintln!("xtask: README has no {begin} marker; not updated");
         return Ok(());
     };
+    let start = text.find(begin).unwrap_or(0);
     let updated = format!("{}{begin}\n{content}{}", &text[..start], &text[stop..]);
     if updated != text {
         std::fs::write(readme, updated)?;

@@ -23,7 +23,7 @@ use aya_ebpf::{
     bindings::pt_regs, helpers::bpf_probe_read_kernel, macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use cowprof_common::classify::PF_WRITE;
+use cowprof_common::{classify::PF_WRITE, event::is_kernel_address};
 
 use crate::fault;
 
@@ -33,10 +33,14 @@ pub fn page_fault_user(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// Only writes: a kernel-mode read of user memory can come from another
+/// context (a `copy_from_user_nofault()` in an NMI, say) while a user write
+/// fault is open, and must not close it.
 #[btf_tracepoint(function = "page_fault_kernel")]
 pub fn page_fault_kernel(ctx: BtfTracePointContext) -> i32 {
     let address: u64 = ctx.arg(0);
-    if fault::is_user_address(address) {
+    let error_code: u64 = ctx.arg(2);
+    if !is_kernel_address(address) && error_code & u64::from(PF_WRITE) != 0 {
         try_fault_entry(&ctx);
     }
     0

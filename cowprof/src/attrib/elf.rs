@@ -153,9 +153,7 @@ impl Image {
     /// The section holding `vaddr`.
     #[must_use]
     pub fn section_at(&self, vaddr: u64) -> Option<&Section> {
-        self.sections
-            .iter()
-            .find(|s| (s.addr..s.addr + s.size).contains(&vaddr))
+        self.section_index_at(vaddr).map(|i| &self.sections[i])
     }
 
     /// The index of the section holding `vaddr`.
@@ -169,23 +167,22 @@ impl Image {
     /// The index of the data symbol covering `vaddr`.
     #[must_use]
     pub fn symbol_index_at(&self, vaddr: u64) -> Option<usize> {
-        let i = self
-            .data
+        Self::symbol_index(&self.data, vaddr)
+    }
+
+    fn symbol_index(symbols: &[Symbol], vaddr: u64) -> Option<usize> {
+        let i = symbols
             .partition_point(|s| s.addr <= vaddr)
             .checked_sub(1)?;
-        let s = &self.data[i];
+        let s = &symbols[i];
         (vaddr - s.addr < s.size.max(1)).then_some(i)
     }
 
     /// The symbol covering `vaddr` in `symbols`, and the offset into it.
     #[must_use]
     pub fn symbol_at(symbols: &[Symbol], vaddr: u64) -> Option<(&Symbol, u64)> {
-        let i = symbols
-            .partition_point(|s| s.addr <= vaddr)
-            .checked_sub(1)?;
-        let s = &symbols[i];
-        let off = vaddr - s.addr;
-        (off < s.size.max(1)).then_some((s, off))
+        let s = &symbols[Self::symbol_index(symbols, vaddr)?];
+        Some((s, vaddr - s.addr))
     }
 
     /// The virtual address of `offset` in the memory image of a writable

@@ -237,7 +237,7 @@ impl Attributor {
     /// when it has no symbols.
     pub fn writer(&mut self, event: &FaultEvent) -> String {
         let code = &event.code;
-        if event.ip >> 63 != 0 {
+        if cowprof_common::event::is_kernel_address(event.ip) {
             // A kernel-mode fault on user memory: the kernel wrote on the
             // process's behalf (read(2) into a buffer, say).
             return "[kernel]".to_owned();

@@ -173,7 +173,8 @@ fn symbol_waste(image: &super::Image, pages: &BTreeMap<u64, BTreeSet<u32>>) -> V
 pub struct Views {
     by: Option<View>,
     rows: HashMap<RowKey, Tally>,
-    /// Image pages touched: image → vaddr page → pids (image views only).
+    /// Image pages touched: image → vaddr page → pids (image, section,
+    /// symbol and page views).
     touched: HashMap<FileKey, BTreeMap<u64, BTreeSet<u32>>>,
     /// Writer of each code location (dev, inode, file offset): the
     /// interned instruction and function.
@@ -186,10 +187,14 @@ impl Views {
     /// table and needs nothing here).
     #[must_use]
     pub fn new(by: View) -> Self {
-        Self {
+        let mut views = Self {
             by: (by != View::Process).then_some(by),
             ..Self::default()
-        }
+        };
+        // Index 0 is the empty name: the first writer of rows that have
+        // none (stacks).
+        views.names.intern("");
+        views
     }
 
     /// The interned writing instruction and its function.
@@ -198,7 +203,15 @@ impl Views {
         let key = (
             code.dev,
             code.ino,
-            event.ip.wrapping_sub(code.vm_start) + code.vm_pgoff * 4096,
+            // Code outside any file mapping is keyed by its address.
+            if code.file_backed == 0 {
+                event.ip
+            } else {
+                event
+                    .ip
+                    .wrapping_sub(code.vm_start)
+                    .wrapping_add(code.vm_pgoff.wrapping_mul(4096))
+            },
         );
         if let Some(&ids) = self.writers.get(&key) {
             return ids;
@@ -235,7 +248,9 @@ impl Views {
             View::Writer => RowKey::Writer(self.writer(attr, event).1),
             _ => {
                 let loc = attr.locate(event);
-                if let Some(image) = loc.image {
+                let image_view =
+                    matches!(by, View::Image | View::Section | View::Symbol | View::Page);
+                if let Some(image) = loc.image.filter(|_| image_view) {
                     self.touched
                         .entry(image)
                         .or_default()
@@ -271,6 +286,9 @@ impl Views {
 
     /// Accounts one event's user stack (`--by stack`).
     pub fn add_stack(&mut self, stack: &str, kind: Kind, pid: u32) {
+        if self.by != Some(View::Stack) {
+            return;
+        }
         let key = RowKey::Stack(self.names.intern(stack));
         self.rows.entry(key).or_default().add(kind, pid);
     }

@@ -103,6 +103,28 @@ pub enum Record<'a> {
     File(&'a FileRecord),
 }
 
+/// The programs' configuration: with in-kernel attribution, and without
+/// (the lite set, which count-only mode always uses).
+fn configs(options: &ProbeOptions, offsets: cowprof_common::Offsets) -> (Config, Config) {
+    let full = Config {
+        self_tgid: std::process::id(),
+        system_wide: u32::from(options.system_wide),
+        debug: u32::from(options.debug),
+        wakeup_bytes: options.ringbuf_bytes / 4,
+        stacks: u32::from(options.stacks),
+        attribution: 1,
+        emit: u32::from(!options.count_only),
+        _pad: 0,
+        offsets,
+    };
+    let lite = Config {
+        attribution: 0,
+        stacks: 0,
+        ..full
+    };
+    (full, lite)
+}
+
 /// Loaded and attached probes.
 pub struct Probes {
     /// Owns the loaded programs and their links; dropping it detaches.
@@ -151,24 +173,7 @@ impl Probes {
             .as_ref()
             .ok_or(kernel::btf::BtfError::Missing)?
             .offsets()?;
-        let full = Config {
-            self_tgid: std::process::id(),
-            system_wide: u32::from(options.system_wide),
-            debug: u32::from(options.debug),
-            wakeup_bytes: bytes / 4,
-            stacks: u32::from(options.stacks),
-            attribution: 1,
-            emit: u32::from(!options.count_only),
-            _pad: 0,
-            offsets,
-        };
-        // Where the verifier cannot take the programs whole (E2BIG on v6.1),
-        // they load again without in-kernel attribution.
-        let lite = Config {
-            attribution: 0,
-            stacks: 0,
-            ..full
-        };
+        let (full, lite) = configs(&options, offsets);
         let aya_btf =
             aya::Btf::from_sys_fs().map_err(|e| ProbeError::Load(format!("kernel BTF: {e}")))?;
         log::info!("aya BTF parsed at {:?}", started.elapsed());
@@ -189,8 +194,12 @@ impl Probes {
             let mut outcome = Err(ProbeError::Load(String::new()));
             // Where the verifier cannot take the full programs (E2BIG), the
             // lite set loads instead.
-            let configs = [&full, &lite];
-            for config in configs {
+            let configs: &[&Config] = if options.count_only {
+                &[&lite]
+            } else {
+                &[&full, &lite]
+            };
+            for &config in configs {
                 let mut ebpf = EbpfLoader::new()
                     // aya has no typed wrapper for task storage (TASK_STATE);
                     // it is created from the object's BTF definition and used

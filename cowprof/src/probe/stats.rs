@@ -1,6 +1,6 @@
 //! The programs' in-kernel counters.
 use aya::maps::{MapData, MapError, PerCpuArray, PerCpuHashMap};
-use cowprof_common::{Kind, ProcCounts, Stat};
+use cowprof_common::{event::COMM_LEN, Kind, ProcCounts, Stat};
 use serde::Serialize;
 
 /// Counters from the kernel side, summed over CPUs.
@@ -55,7 +55,7 @@ impl ProbeStats {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CountedProcess {
     pub pid: u32,
-    pub comm: [u8; 16],
+    pub comm: [u8; COMM_LEN],
     /// Indexed like `Kind::ALL`.
     pub counts: [u64; 6],
 }
@@ -76,7 +76,7 @@ pub(super) fn process_counts(
             let comm = per_cpu
                 .iter()
                 .max_by_key(|cpu| cpu.comm_ns)
-                .map_or([0; 16], |cpu| cpu.comm);
+                .map_or([0; COMM_LEN], |cpu| cpu.comm);
             Ok(CountedProcess { pid, comm, counts })
         })
         .collect()

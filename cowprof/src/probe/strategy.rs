@@ -15,7 +15,7 @@ pub enum Strategy {
     Fentry,
     /// kprobe/kretprobe on the same functions.
     Kprobe,
-    /// `page_fault_user` and perf software events.
+    /// `page_fault_user`/`page_fault_kernel` and perf software events.
     Tracepoint,
 }
 

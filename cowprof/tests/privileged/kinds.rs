@@ -44,7 +44,12 @@ fn kernel_writes_to_user_memory_are_cow_faults_too() {
     let by_kernel = rec
         .events
         .iter()
-        .filter(|e| e["pid"] == range.child && e["ip"].as_u64().is_some_and(|ip| ip >> 63 == 1))
+        .filter(|e| {
+            e["pid"] == range.child
+                && e["ip"]
+                    .as_u64()
+                    .is_some_and(cowprof_common::event::is_kernel_address)
+        })
         .count();
     assert!(by_kernel >= 512, "{by_kernel} kernel-mode faults");
 }

@@ -73,16 +73,23 @@ pub fn two_writers(cowprof: &Path, workload: &Path, events: u64) -> Result<LoadR
 }
 
 /// Seconds from `cowprof record` starting to its probes attached and the
-/// command released, `runs` times (warm: the binary and BTF are cached).
-pub fn attach_times(cowprof: &Path, runs: usize) -> Result<Vec<f64>> {
-    (0..runs)
+/// command released, `runs` times (warm: the binary and BTF are cached),
+/// and the strategy auto chose.
+pub fn attach_times(cowprof: &Path, runs: usize) -> Result<(Vec<f64>, String)> {
+    let mut strategy = String::new();
+    let times = (0..runs)
         .map(|_| {
             let summary = record_json(cowprof, &[], &["true"])?;
+            summary["strategy"]
+                .as_str()
+                .unwrap_or("?")
+                .clone_into(&mut strategy);
             summary["cost"]["attach_s"]
                 .as_f64()
                 .context("the summary has no cost.attach_s")
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok((times, strategy))
 }
 
 /// Each program's runs and mean ns per run (the kernel's BPF statistics)

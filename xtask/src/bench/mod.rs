@@ -215,7 +215,7 @@ fn load_section(md: &mut String, load: &load::LoadResult, attach: &[f64]) -> Val
     );
     let _ = writeln!(
         md,
-        "## Exec to attached probes (warm)\n\nmedian {:.0} ms over {} runs: {} ms\n",
+        "## Start of `cowprof record` to probes attached and command released (warm)\n\nmedian {:.0} ms over {} runs: {} ms\n",
         median(attach) * 1e3,
         attach.len(),
         attach
@@ -241,6 +241,8 @@ fn load_section(md: &mut String, load: &load::LoadResult, attach: &[f64]) -> Val
 
 pub fn run(options: &Options) -> Result<()> {
     let bins = build()?;
+    eprintln!("xtask: bench attach time");
+    let (attach, strategy) = load::attach_times(&bins.cowprof, 7)?;
     let bpftrace = have_bpftrace();
     let configs: Vec<&Config> = CONFIGS
         .iter()
@@ -249,7 +251,7 @@ pub fn run(options: &Options) -> Result<()> {
     let mut md = String::from("# cowprof benchmarks\n\n");
     let _ = writeln!(
         md,
-        "Host: {} cores, kernel {}, tracepoint strategy. {} interleaved rounds per workload; medians. The bpftrace row runs `bpftrace -e '{BPFTRACE_ONE_LINER}'`.{}\n",
+        "Host: {} cores, kernel {}, {strategy} strategy (auto). {} interleaved rounds per workload; medians. The bpftrace row runs `bpftrace -e '{BPFTRACE_ONE_LINER}'`.{}\n",
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
         std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
         options.pairs,
@@ -268,10 +270,9 @@ pub fn run(options: &Options) -> Result<()> {
     json_workloads.push(programs_section(&mut md, &full, &counting));
     eprintln!("xtask: bench two writers, {} COW faults", options.events);
     let load = load::two_writers(&bins.cowprof, &bins.cow_workload, options.events)?;
-    eprintln!("xtask: bench attach time");
-    let attach = load::attach_times(&bins.cowprof, 7)?;
     let mut results = load_section(&mut md, &load, &attach);
     results["rounds"] = json!(options.pairs);
+    results["strategy"] = json!(strategy);
     results["workloads"] = json!(json_workloads);
     print!("{md}");
     let dir = cache::workspace().join("bench");

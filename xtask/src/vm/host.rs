@@ -224,7 +224,7 @@ pub fn boot(kernel: &Kernel, initramfs: &Path) -> Result<String> {
     // watched while it runs.
     eprintln!("xtask: guest console: {}", log_path.display());
     let status = Command::new("timeout")
-        .args(["--kill-after=10", "900", "qemu-system-x86_64"])
+        .args(["--kill-after=10", "1200", "qemu-system-x86_64"])
         .args(["-accel", "tcg", "-cpu", "max", "-m", "1G", "-smp", "2"])
         .args(["-display", "none", "-no-reboot", "-monitor", "none"])
         .arg("-serial")
@@ -238,7 +238,7 @@ pub fn boot(kernel: &Kernel, initramfs: &Path) -> Result<String> {
         .status()
         .context("running qemu-system-x86_64")?;
     if !status.success() {
-        eprintln!("xtask: qemu exited with {status} (124 is the 900 s timeout)");
+        eprintln!("xtask: qemu exited with {status} (124 is the 1200 s timeout)");
     }
     Ok(String::from_utf8_lossy(&fs::read(&log_path).unwrap_or_default()).into_owned())
 }
