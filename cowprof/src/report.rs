@@ -74,6 +74,19 @@ pub struct SelfCost {
     pub peak_rss_kib: u64,
 }
 
+/// `VmHWM` from /proc/self/status, in KiB.
+fn vm_hwm_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
 impl SelfCost {
     /// Reads this process's resource usage; `wall_s` is the time since
     /// `record` started.
@@ -96,7 +109,11 @@ impl SelfCost {
             } else {
                 0.0
             },
-            peak_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+            // VmHWM is this address space's own peak. ru_maxrss is not: at
+            // exec the kernel carries over the peak of the address space
+            // replaced, which was a copy of the parent's.
+            peak_rss_kib: vm_hwm_kib()
+                .unwrap_or_else(|| u64::try_from(usage.ru_maxrss).unwrap_or(0)),
         }
     }
 }

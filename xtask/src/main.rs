@@ -39,8 +39,9 @@ enum Task {
     /// attached and bpftrace, its sustained rate, CPU, memory and attach
     /// time; writes bench/results.{md,json}.
     Bench {
-        /// Interleaved rounds per workload.
-        #[arg(long, default_value_t = 7)]
+        /// Interleaved rounds per workload (the host's noise is about ±15%
+        /// per run; medians of 15 settle within a few percent).
+        #[arg(long, default_value_t = 15)]
         pairs: usize,
         /// Pages the fork-write storm's child writes.
         #[arg(long, default_value_t = 131_072)]
