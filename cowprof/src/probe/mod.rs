@@ -125,6 +125,18 @@ fn configs(options: &ProbeOptions, offsets: cowprof_common::Offsets) -> (Config,
     (full, lite)
 }
 
+/// Takes map `name` out of the loaded object as a typed map.
+fn take_map<T>(ebpf: &mut Ebpf, name: &str) -> Result<T, ProbeError>
+where
+    T: TryFrom<aya::maps::Map>,
+    T::Error: std::fmt::Display,
+{
+    let map = ebpf
+        .take_map(name)
+        .ok_or_else(|| ProbeError::Load(format!("the object has no map {name}")))?;
+    T::try_from(map).map_err(|e| ProbeError::Load(format!("map {name}: {e}")))
+}
+
 /// Loaded and attached probes.
 pub struct Probes {
     /// Owns the loaded programs and their links; dropping it detaches.
@@ -261,34 +273,18 @@ impl Probes {
         } else {
             None
         };
-        let mut map = |name: &str| {
-            ebpf.take_map(name)
-                .ok_or_else(|| ProbeError::Load(format!("the object has no map {name}")))
-        };
-        let events =
-            RingBuf::try_from(map("EVENTS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
-        let targets =
-            HashMap::try_from(map("TARGETS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
-        let stats =
-            PerCpuArray::try_from(map("STATS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
-        let kinds = PerCpuArray::try_from(map("KIND_COUNTS")?)
-            .map_err(|e| ProbeError::Load(e.to_string()))?;
-        let stacks = if options.stacks {
-            Some(
-                StackTraceMap::try_from(map("STACKS")?)
-                    .map_err(|e| ProbeError::Load(e.to_string()))?,
-            )
-        } else {
-            None
-        };
-        let proc_counts = if options.count_only {
-            Some(
-                PerCpuHashMap::try_from(map("PROC_COUNTS")?)
-                    .map_err(|e| ProbeError::Load(e.to_string()))?,
-            )
-        } else {
-            None
-        };
+        let events: RingBuf<MapData> = take_map(&mut ebpf, "EVENTS")?;
+        let targets = take_map(&mut ebpf, "TARGETS")?;
+        let stats = take_map(&mut ebpf, "STATS")?;
+        let kinds = take_map(&mut ebpf, "KIND_COUNTS")?;
+        let stacks = options
+            .stacks
+            .then(|| take_map(&mut ebpf, "STACKS"))
+            .transpose()?;
+        let proc_counts = options
+            .count_only
+            .then(|| take_map(&mut ebpf, "PROC_COUNTS"))
+            .transpose()?;
         let stats_enabled = if options.program_stats {
             Some(
                 aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| {
