@@ -17,7 +17,7 @@ use cowprof_common::{
 
 use crate::{
     maps::{bump, config, count, is_target, EVENTS, KIND_COUNTS, PROC_COUNTS, STACKS, TASK_STATE},
-    pending::{bss_of, current_task, resolve_vma},
+    pending::{current_task, remember_vma, resolve_vma, vma_from_cache},
     vma,
 };
 
@@ -62,11 +62,7 @@ pub fn open(addr: u64, ip: u64, error_code: u32) -> Option<&'static mut TaskStat
 #[inline(always)]
 pub fn try_cache(state: &mut TaskState) {
     if let Some(seq) = vma::lock_seq(current_task()) {
-        if let Some(info) = state.cache.hit(state.pending.addr, seq) {
-            state.pending.vma = info;
-            state.pending.bss = state.cache.bss;
-            state.pending.vma_found = 1;
-        }
+        vma_from_cache(state, seq);
     }
 }
 
@@ -74,28 +70,15 @@ pub fn try_cache(state: &mut TaskState) {
 /// or from the task's cache, which also holds the `.bss` lookup.
 #[inline(always)]
 pub fn set_vma(state: &mut TaskState, vma_ptr: *const c_void) {
-    let task = current_task();
-    let seq = vma::lock_seq(task);
-    if let Some(seq) = seq {
-        if let Some(info) = state.cache.hit(state.pending.addr, seq) {
-            state.pending.vma = info;
-            state.pending.bss = state.cache.bss;
-            state.pending.vma_found = 1;
-            return;
-        }
+    let seq = vma::lock_seq(current_task());
+    if seq.is_some_and(|seq| vma_from_cache(state, seq)) {
+        return;
     }
     let refs = vma::read_vma(vma_ptr, &config().offsets, &mut state.pending.vma);
-    state.pending.vma_found = 1;
     if config().attribution != 0 {
         refs.announce(&state.pending.vma);
     }
-    state.pending.bss = bss_of(&state.pending.vma);
-    if let Some(seq) = seq {
-        state.cache.vma = state.pending.vma;
-        state.cache.bss = state.pending.bss;
-        state.cache.seq = seq;
-        state.cache.valid = 1;
-    }
+    remember_vma(state, seq);
 }
 
 /// Makes `state.code_cache.vma` the mapping of the writing instruction:

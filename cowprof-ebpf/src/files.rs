@@ -2,13 +2,43 @@
 //! dentry chain while the mapping is known to be alive.
 use core::ffi::c_void;
 
-use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_kernel_str};
+use aya_ebpf::{
+    helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_kernel_str},
+    maps::ring_buf::RingBufEntry,
+};
 use cowprof_common::{
     event::{NAME_LEN, PATH_DEPTH},
     FileKey, FileRecord, Stat, VmaInfo, TAG_FILE,
 };
 
 use crate::maps::{config, count, EVENTS, SEEN_FILES};
+
+/// A record for (`ino`, `dev`), reserved with its header written, unless
+/// that key was announced already (or the ring buffer is full, which is
+/// counted). The caller writes the names and submits it.
+#[inline(always)]
+fn new_record(ino: u64, dev: u32, depth: u32) -> Option<RingBufEntry<FileRecord>> {
+    let key = FileKey { ino, dev, _pad: 0 };
+    // SAFETY: presence test only.
+    if unsafe { SEEN_FILES.get(&key).is_some() } {
+        return None;
+    }
+    let _ = SEEN_FILES.insert(&key, &1, 0);
+    let Some(mut entry) = EVENTS.reserve::<FileRecord>(0) else {
+        count(Stat::FileRecordLost);
+        return None;
+    };
+    let record = entry.as_mut_ptr();
+    // SAFETY: `record` points at the reserved entry.
+    unsafe {
+        (*record).tag = TAG_FILE;
+        (*record).ino = ino;
+        (*record).dev = dev;
+        (*record)._pad = 0;
+        (*record).depth = depth;
+    }
+    Some(entry)
+}
 
 /// Announces `file` (a `struct file *`), the mapping's file with inode
 /// `ino` on `dev`, unless already announced. Returns 0.
@@ -21,34 +51,19 @@ pub extern "C" fn cowprof_announce_file(file: u64, ino: u64, dev: u32) -> i64 {
     if file == 0 {
         return 0;
     }
-    let key = FileKey { ino, dev, _pad: 0 };
-    // SAFETY: presence test only.
-    if unsafe { SEEN_FILES.get(&key).is_some() } {
-        return 0;
-    }
-    let _ = SEEN_FILES.insert(&key, &1, 0);
-    let Some(mut entry) = EVENTS.reserve::<FileRecord>(0) else {
-        count(Stat::FileRecordLost);
+    let Some(mut entry) = new_record(ino, dev, PATH_DEPTH as u32) else {
         return 0;
     };
     let record = entry.as_mut_ptr();
     let off = config().offsets;
-    // SAFETY: `record` points at the reserved entry. Ring buffer memory is
-    // not zeroed, so every field and every name slot is written below.
-    unsafe {
-        (*record).tag = TAG_FILE;
-        (*record).ino = ino;
-        (*record).dev = dev;
-        (*record)._pad = 0;
-        (*record).depth = 0;
-    }
     // Straight-line code on purpose: no branch per component, so older
     // verifiers (v6.1) need not explore 2^n paths. The helpers zero their
     // destination on failure, and the root is its own parent, so walking
     // past it repeats "/", where userspace stops.
     let mut dentry: u64 = 0;
-    // SAFETY: probe reads into locals and into the reserved entry; the
-    // helpers check every kernel address.
+    // SAFETY: probe reads into locals and into the reserved entry (every
+    // name slot is written: ring buffer memory is not zeroed); the helpers
+    // check every kernel address.
     unsafe {
         bpf_probe_read_kernel(
             (&raw mut dentry).cast(),
@@ -79,8 +94,6 @@ pub extern "C" fn cowprof_announce_file(file: u64, ino: u64, dev: u32) -> i64 {
         }
         dentry = parent;
     }
-    // SAFETY: inside the entry.
-    unsafe { (*record).depth = PATH_DEPTH as u32 };
     entry.submit(0);
     0
 }
@@ -93,29 +106,13 @@ const ANON_NAME_OFFSET: u64 = 4;
 /// keyed by its `struct anon_vma_name *`, unless already announced.
 #[inline(always)]
 pub fn announce_anon_name(name_ptr: u64, info: &VmaInfo) {
-    let key = FileKey {
-        ino: name_ptr,
-        dev: info.dev,
-        _pad: 0,
-    };
-    // SAFETY: presence test only.
-    if unsafe { SEEN_FILES.get(&key).is_some() } {
-        return;
-    }
-    let _ = SEEN_FILES.insert(&key, &1, 0);
-    let Some(mut entry) = EVENTS.reserve::<FileRecord>(0) else {
-        count(Stat::FileRecordLost);
+    let Some(mut entry) = new_record(name_ptr, info.dev, 1) else {
         return;
     };
     let record = entry.as_mut_ptr();
-    // SAFETY: `record` points at the reserved entry; every field read by
-    // userspace (depth 1: names[0]) is written.
+    // SAFETY: `record` points at the reserved entry; the one name userspace
+    // reads at depth 1 is written.
     unsafe {
-        (*record).tag = TAG_FILE;
-        (*record).ino = name_ptr;
-        (*record).dev = info.dev;
-        (*record)._pad = 0;
-        (*record).depth = 1;
         bpf_probe_read_kernel_str(
             (*record).names[0].as_mut_ptr().cast(),
             NAME_LEN as u32,

@@ -42,6 +42,26 @@ pub fn resolve_vma(state: &mut TaskState) {
         count(Stat::VmaLookupFailed);
         return;
     }
+    remember_vma(state, seq);
+}
+
+/// Takes the pending fault's mapping from the task's cache, if the cache
+/// holds its address and the address space is still at `seq`.
+#[inline(always)]
+pub fn vma_from_cache(state: &mut TaskState, seq: u32) -> bool {
+    let Some(info) = state.cache.hit(state.pending.addr, seq) else {
+        return false;
+    };
+    state.pending.vma = info;
+    state.pending.bss = state.cache.bss;
+    state.pending.vma_found = 1;
+    true
+}
+
+/// The pending fault's mapping was just read: find its `.bss` image and
+/// cache both for the task, keyed by `seq` (read before the mapping).
+#[inline(always)]
+pub fn remember_vma(state: &mut TaskState, seq: Option<u32>) {
     state.pending.vma_found = 1;
     state.pending.bss = bss_of(&state.pending.vma);
     if let Some(seq) = seq {

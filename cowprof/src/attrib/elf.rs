@@ -150,12 +150,6 @@ impl Image {
             .map(|s| s.vaddr + (offset - s.offset))
     }
 
-    /// The section holding `vaddr`.
-    #[must_use]
-    pub fn section_at(&self, vaddr: u64) -> Option<&Section> {
-        self.section_index_at(vaddr).map(|i| &self.sections[i])
-    }
-
     /// The index of the section holding `vaddr`.
     #[must_use]
     pub fn section_index_at(&self, vaddr: u64) -> Option<usize> {

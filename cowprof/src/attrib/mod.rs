@@ -111,16 +111,16 @@ impl Attributor {
 
     /// The parsed image of a file, if it is an ELF file that can be read.
     pub fn image(&mut self, key: &FileKey) -> Option<Arc<Image>> {
-        if let Some(image) = self.images.get(key) {
-            return image.clone();
-        }
-        let image = self
-            .paths
-            .get(key)
-            .and_then(|p| Image::open(p))
-            .map(Arc::new);
-        self.images.insert(*key, image.clone());
-        image
+        self.parsed(key).cloned()
+    }
+
+    /// The image of `key`, parsed on first use (one hash lookup after).
+    fn parsed(&mut self, key: &FileKey) -> Option<&Arc<Image>> {
+        let paths = &self.paths;
+        self.images
+            .entry(*key)
+            .or_insert_with(|| paths.get(key).and_then(|p| Image::open(p)).map(Arc::new))
+            .as_ref()
     }
 
     /// Where `event` wrote.
@@ -190,15 +190,7 @@ impl Attributor {
     /// Runs `f` on the parsed image of `key`, parsing it on first use;
     /// `None` when the file is not a readable ELF file.
     fn with_image<R>(&mut self, key: &FileKey, f: impl FnOnce(&Image) -> R) -> Option<R> {
-        if !self.images.contains_key(key) {
-            let image = self
-                .paths
-                .get(key)
-                .and_then(|p| Image::open(p))
-                .map(Arc::new);
-            self.images.insert(*key, image);
-        }
-        self.images.get(key)?.as_deref().map(f)
+        self.parsed(key).map(|image| f(image))
     }
 
     /// A mapping's name: its file's path, or `[heap]`, `[stack]`,

@@ -149,7 +149,6 @@ pub struct Probes {
     strategy: Strategy,
     attached: Vec<&'static str>,
     stacks: Option<StackTraceMap<MapData>>,
-    attribution: bool,
     /// Per-process counts, in count-only mode.
     proc_counts: Option<PerCpuHashMap<MapData, u32, ProcCounts>>,
     /// Keeps the kernel's BPF run-time statistics on (`--program-stats`).
@@ -223,7 +222,7 @@ impl Probes {
                     .map_err(|e| load_error(&e))?;
                 log::info!("object loaded at {:?}", started.elapsed());
                 outcome = attach::strategy(&mut ebpf, strategy, &facts, &aya_btf)
-                    .map(|attached| (ebpf, attached, config.attribution != 0));
+                    .map(|attached| (ebpf, attached));
                 match &outcome {
                     Err(ProbeError::Unavailable { reason, .. })
                         if reason.contains("os error 7") =>
@@ -236,11 +235,9 @@ impl Probes {
                 }
             }
             match outcome {
-                Ok((ebpf, attached, attribution)) => {
+                Ok((ebpf, attached)) => {
                     log::info!("{strategy} attached at {:?}", started.elapsed());
-                    let mut probes = Self::finish(ebpf, strategy, attached, options)?;
-                    probes.attribution = attribution;
-                    return Ok(probes);
+                    return Self::finish(ebpf, strategy, attached, options);
                 }
                 Err(err) => {
                     log::info!("{err}");
@@ -296,8 +293,6 @@ impl Probes {
         };
         Ok(Self {
             ebpf,
-            proc_counts,
-            stats_enabled,
             events,
             targets,
             stats,
@@ -306,7 +301,8 @@ impl Probes {
             strategy,
             attached,
             stacks,
-            attribution: true,
+            proc_counts,
+            stats_enabled,
         })
     }
 
@@ -314,13 +310,6 @@ impl Probes {
     #[must_use]
     pub fn strategy(&self) -> Strategy {
         self.strategy
-    }
-
-    /// Whether the kernel side captures attribution (paths, writers, `.bss`);
-    /// false where the verifier could only take the programs without it.
-    #[must_use]
-    pub fn attribution(&self) -> bool {
-        self.attribution
     }
 
     /// Each attached program's runs and mean run time so far, when
@@ -354,12 +343,6 @@ impl Probes {
         #[expect(clippy::cast_precision_loss, reason = "an order only")]
         stats.sort_by(|a, b| (b.runs as f64 * b.mean_ns).total_cmp(&(a.runs as f64 * a.mean_ns)));
         stats
-    }
-
-    /// Whether the kernel counts per process and sends no fault events.
-    #[must_use]
-    pub fn count_only(&self) -> bool {
-        self.proc_counts.is_some()
     }
 
     /// The per-process counts kept in the kernel (count-only mode; empty

@@ -99,17 +99,7 @@ fn recording_stops_after_the_duration() {
     if !bpf_available() {
         return;
     }
-    let output = Command::new(cowprof())
-        .args(["record", "-a", "--duration", "0.5", "--json"])
-        .args(crate::harness::forced_probe().map(|p| format!("--probe={p}")))
-        .output()
-        .expect("cowprof -a --duration");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&output.stdout).expect("summary JSON");
+    let summary = crate::harness::record_summary(["-a", "--duration", "0.5"]);
     assert_eq!(summary["stop_reason"], "duration");
     assert!(summary["duration_s"].as_f64().expect("duration") >= 0.5);
 }

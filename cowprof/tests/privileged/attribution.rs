@@ -5,7 +5,7 @@ use std::{path::Path, process::Command};
 use object::{Object as _, ObjectSymbol as _};
 use serde_json::Value;
 
-use crate::harness::{bpf_available, cowprof, forced_probe, in_vm, scratch};
+use crate::harness::{bpf_available, in_vm, record_summary, scratch};
 
 const PAGE: u64 = 4096;
 
@@ -68,19 +68,13 @@ fn symbol_addr(path: &Path, name: &str) -> u64 {
 }
 
 fn record(dir: &Path, by: &str) -> Value {
-    let out = Command::new(cowprof())
-        .args(["record", "--json", "--by", by])
-        .args(forced_probe().map(|p| format!("--probe={p}")))
-        .arg("--")
-        .arg(dir.join("fixture"))
-        .output()
-        .expect("cowprof record");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("summary JSON")
+    let fixture = dir.join("fixture");
+    record_summary([
+        "--by".as_ref(),
+        by.as_ref(),
+        "--".as_ref(),
+        fixture.as_os_str(),
+    ])
 }
 
 fn rows(summary: &Value) -> &Vec<Value> {
@@ -256,20 +250,7 @@ fn a_forking_python_program_is_attributed_to_python_and_its_heap() {
     // A pre-fork server in miniature: the parent builds objects, the child
     // touches them (refcounts and a list update), as CPython workers do.
     let script = "import os\nobjs = [str(i) * 8 for i in range(200000)]\npid = os.fork()\nif pid == 0:\n    total = sum(len(o) for o in objs)\n    objs[::1000] = [None] * len(objs[::1000])\n    os._exit(0)\nos.waitpid(pid, 0)\n";
-    let run = |by: &str| -> Value {
-        let out = Command::new(cowprof())
-            .args(["record", "--json", "--by", by])
-            .args(forced_probe().map(|p| format!("--probe={p}")))
-            .args(["--", &python, "-c", script])
-            .output()
-            .expect("cowprof record");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("summary")
-    };
+    let run = |by: &str| record_summary(["--by", by, "--", &python, "-c", script]);
     let by_section = run("section");
     let python_sections: Vec<&Value> = rows(&by_section)
         .iter()

@@ -1,9 +1,7 @@
 //! `record --count-only`: per-process counts kept in the kernel, no events.
-use std::process::Command;
-
 use serde_json::Value;
 
-use crate::harness::{bpf_available, cowprof, forced_probe, workload, workload_args, Files};
+use crate::harness::{bpf_available, record_summary, workload, workload_args, Files};
 
 const N: u64 = 4096;
 
@@ -26,23 +24,14 @@ fn count_only_counts_per_process_without_events() {
         return;
     }
     let files = Files::new();
-    let status = Command::new(cowprof())
-        .args(["record", "--count-only", "--json", "-o"])
-        .arg(&files.summary)
-        .args(forced_probe().map(|p| format!("--probe={p}")))
-        .arg("--")
-        .arg(workload())
-        .args(workload_args(
-            &files,
-            "fork-anon",
-            &["--pages", &N.to_string()],
-        ))
-        .status()
-        .expect("running cowprof");
-    assert!(status.success(), "cowprof record failed: {status}");
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(&files.summary).expect("summary"))
-            .expect("summary JSON");
+    let mut args = vec!["--count-only".to_owned(), "--".to_owned()];
+    args.push(workload().display().to_string());
+    args.extend(workload_args(
+        &files,
+        "fork-anon",
+        &["--pages", &N.to_string()],
+    ));
+    let summary = record_summary(args);
     let range = crate::harness::read_ranges(&files.report)
         .into_iter()
         .find(|r| r.start != 0)

@@ -79,6 +79,23 @@ pub fn scratch() -> tempfile::TempDir {
     tempfile::tempdir_in(base).expect("scratch dir")
 }
 
+/// `cowprof record --json [--probe=…] ARGS`, which must succeed: the summary
+/// it prints.
+pub fn record_summary<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Value {
+    let out = Command::new(cowprof())
+        .args(["record", "--json"])
+        .args(forced_probe().map(|p| format!("--probe={p}")))
+        .args(args)
+        .output()
+        .expect("cowprof record");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("summary JSON")
+}
+
 /// One line of the workload's `--report`.
 #[derive(Debug, Clone, Copy)]
 pub struct Range {
