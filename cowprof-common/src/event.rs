@@ -312,11 +312,15 @@ pub enum Stat {
     /// Faults not counted per process in count-only mode because
     /// `PROC_COUNTS` was full; the kernel totals include them.
     ProcCountLost = 7,
+    /// `--stacks`: faults whose user stack could not be taken
+    /// (`bpf_get_stackid` failed: a full map or a hash collision); they are
+    /// reported under `[no stack]`.
+    StackFailed = 8,
 }
 
 impl Stat {
     /// Number of statistics slots.
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 9;
 }
 
 /// Whether `address` is in the kernel half of the address space (x86-64:

@@ -132,7 +132,10 @@ pub fn user_stack<C: StackIdContext>(ctx: &C) -> i32 {
             reason = "ids index a 16384-entry map"
         )]
         Ok(id) => id as i32,
-        Err(_) => -1,
+        Err(_) => {
+            count(Stat::StackFailed);
+            -1
+        }
     }
 }
 

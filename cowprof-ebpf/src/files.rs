@@ -14,8 +14,11 @@ use cowprof_common::{
 use crate::maps::{config, count, EVENTS, SEEN_FILES};
 
 /// A record for (`ino`, `dev`), reserved with its header written, unless
-/// that key was announced already (or the ring buffer is full, which is
-/// counted). The caller writes the names and submits it.
+/// that key was announced already. The key is marked announced only once
+/// the reservation succeeded: a full ring buffer loses this record (which is
+/// counted) but not the file's path, which the next fault on it sends. Two
+/// CPUs may both send one path; userspace keeps either. The caller writes
+/// the names and submits the record.
 #[inline(always)]
 fn new_record(ino: u64, dev: u32, depth: u32) -> Option<RingBufEntry<FileRecord>> {
     let key = FileKey { ino, dev, _pad: 0 };
@@ -23,11 +26,11 @@ fn new_record(ino: u64, dev: u32, depth: u32) -> Option<RingBufEntry<FileRecord>
     if unsafe { SEEN_FILES.get(&key).is_some() } {
         return None;
     }
-    let _ = SEEN_FILES.insert(&key, &1, 0);
     let Some(mut entry) = EVENTS.reserve::<FileRecord>(0) else {
         count(Stat::FileRecordLost);
         return None;
     };
+    let _ = SEEN_FILES.insert(&key, &1, 0);
     let record = entry.as_mut_ptr();
     // SAFETY: `record` points at the reserved entry.
     unsafe {

@@ -4,8 +4,8 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    attrib::views::View,
     probe::{Strategy, DEFAULT_RINGBUF_BYTES},
+    state::View,
     target::Target,
 };
 
@@ -23,6 +23,9 @@ pub mod exit {
     pub const TARGET: u8 = 5;
     /// An output file cannot be written.
     pub const OUTPUT: u8 = 6;
+    /// `--exact` was asked for and the accounting is incomplete (events
+    /// lost, or counters unreadable).
+    pub const INEXACT: u8 = 7;
 }
 
 /// A copy-on-write fault profiler: who pays for COW faults, where, and how much.
@@ -30,7 +33,7 @@ pub mod exit {
 #[command(
     name = "cowprof",
     version,
-    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 privileges, 4 unsupported kernel, 5 target, 6 output."
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 privileges, 4 unsupported kernel, 5 target, 6 output, 7 inexact (with --exact)."
 )]
 pub struct Cli {
     /// Write cowprof's own log to this file (level from `RUST_LOG`, default info).
@@ -113,10 +116,12 @@ pub struct RecordArgs {
     /// Forward the eBPF programs' diagnostics (aya-log) to the log.
     #[arg(long)]
     pub debug_bpf: bool,
-    /// Also aggregate by this dimension (image, section, symbol and page add
-    /// the writable pages never written).
-    #[arg(long, value_enum, default_value_t = View::Process)]
-    pub by: View,
+    /// Also report these views, comma-separated: process, mapping, image,
+    /// section, symbol, page, writer, stack (image, section, symbol and page
+    /// add the writable pages never written). Every view is kept while
+    /// recording; this picks what is printed.
+    #[arg(long, value_name = "VIEW,...", value_delimiter = ',', value_parser = parse_view, default_value = "process")]
+    pub by: Vec<View>,
     /// Record each fault's user stack (frame pointers), aggregated per stack
     /// (`--by stack`).
     #[arg(long)]
@@ -130,6 +135,10 @@ pub struct RecordArgs {
     /// per run).
     #[arg(long)]
     pub program_stats: bool,
+    /// Exit with code 7 when the accounting is incomplete: events lost, or
+    /// the kernel's counters unreadable at the end.
+    #[arg(long)]
+    pub exact: bool,
     /// Probe strategy: the best available (auto), or force one.
     #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
     pub probe: ProbeChoice,
@@ -161,11 +170,17 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if secs.is_finite() && secs > 0.0 {
-        Ok(Duration::from_secs_f64(secs))
-    } else {
-        Err(format!("{text:?} must be a positive number of seconds"))
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("{text:?} must be a positive number of seconds"));
     }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} seconds is too long"))
+}
+
+fn parse_view(text: &str) -> Result<View, String> {
+    View::from_name(text).ok_or_else(|| {
+        let names: Vec<&str> = View::ALL.iter().map(|v| v.name()).collect();
+        format!("{text:?} is not a view; use one of {}", names.join(", "))
+    })
 }
 
 #[cfg(test)]
@@ -210,5 +225,14 @@ mod tests {
         assert_eq!(r.duration, Some(Duration::from_millis(1500)));
         assert!(parse(&["cowprof", "record", "-p", "1", "-a"]).is_err());
         assert!(parse(&["cowprof", "record", "-d", "0"]).is_err());
+        assert!(parse(&["cowprof", "record", "-a", "-d", "1e20"]).is_err());
+        let Command::Record(r) = parse(&["cowprof", "record", "-a", "--by", "image,writer"])
+            .unwrap()
+            .command
+        else {
+            panic!("record expected")
+        };
+        assert_eq!(r.by, [View::Image, View::Writer]);
+        assert!(parse(&["cowprof", "record", "-a", "--by", "nope"]).is_err());
     }
 }

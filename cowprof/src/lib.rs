@@ -1,13 +1,18 @@
 //! cowprof: a copy-on-write fault profiler.
 //!
 //! The library holds everything; `main.rs` only parses arguments and maps
-//! errors to exit codes.
-pub mod attrib;
+//! errors to exit codes. Data flows one way: probe → decode → resolve →
+//! state → report → sinks (see ARCHITECTURE.md).
 pub mod cli;
-pub mod collect;
+pub mod collector;
+pub mod decode;
 pub mod doctor;
 pub mod kernel;
 pub mod probe;
 pub mod record;
+pub mod recording;
 pub mod report;
+pub mod resolve;
+pub mod sink;
+pub mod state;
 pub mod target;

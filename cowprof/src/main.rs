@@ -15,7 +15,9 @@ use clap::{CommandFactory as _, Parser as _};
 use cowprof::{
     cli::{exit, Cli, Command, RecordArgs},
     probe::{ProbeError, ProbeOptions},
-    record::{record, RecordError, RecordOptions},
+    record::{record, RecordOptions},
+    recording::RecordError,
+    state::View,
 };
 
 fn main() -> ExitCode {
@@ -89,39 +91,34 @@ fn run_record(args: RecordArgs) -> ExitCode {
         target,
         duration: args.duration,
         events: args.events,
-        by: args.by,
+        summary: args.output,
+        json: args.json,
         probe: ProbeOptions {
             system_wide: false,
             ringbuf_bytes: args.ringbuf_size,
             debug: args.debug_bpf,
             strategy: args.probe.strategy(),
-            stacks: args.stacks || args.by == cowprof::attrib::views::View::Stack,
+            stacks: args.stacks || args.by.contains(&View::Stack),
             count_only: args.count_only,
             program_stats: args.program_stats,
         },
+        by: args.by,
     };
     let summary = match record(&options, &interrupted) {
         Ok(summary) => summary,
         Err(err) => return fail(record_exit_code(&err), &err),
     };
-    let text = if args.json {
-        summary.to_json() + "\n"
-    } else {
-        summary.to_text()
-    };
-    let written = match &args.output {
-        Some(path) => {
-            std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
-        }
-        None => io::stdout()
-            .write_all(text.as_bytes())
-            .context("cannot write the summary"),
-    };
-    if let Err(err) = written {
-        return fail(exit::OUTPUT, &format!("{err:#}"));
-    }
-    if summary.events_file_error.is_some() {
+    if let Some(err) = &summary.events_file_error {
+        eprintln!("cowprof: error: the events file is partial: {err}");
         return ExitCode::from(exit::OUTPUT);
+    }
+    if args.exact && !summary.exact() {
+        eprintln!(
+            "cowprof: error: the accounting is incomplete ({} events lost, {} warnings); see the summary",
+            summary.lost_events,
+            summary.warnings.len()
+        );
+        return ExitCode::from(exit::INEXACT);
     }
     ExitCode::SUCCESS
 }
@@ -136,7 +133,9 @@ fn record_exit_code(err: &RecordError) -> u8 {
             | ProbeError::NoStrategy(_),
         ) => exit::UNSUPPORTED,
         RecordError::Probe(ProbeError::RingbufSize(_)) => exit::USAGE,
-        RecordError::Probe(ProbeError::Follow { .. }) => exit::FAILURE,
+        RecordError::Probe(ProbeError::Follow { .. })
+        | RecordError::Thread(_)
+        | RecordError::Collect(_) => exit::FAILURE,
         RecordError::Target(_) => exit::TARGET,
         RecordError::Output { .. } => exit::OUTPUT,
     }

@@ -125,6 +125,11 @@ impl HeldChild {
         if pid == 0 {
             // SAFETY: see above; this branch never returns.
             unsafe {
+                // Keep no write end of the go pipe: if cowprof dies (or
+                // gives up) before releasing us, the read sees EOF and we
+                // exit instead of waiting forever.
+                libc::close(go_write.as_raw_fd());
+                libc::close(err_read.as_raw_fd());
                 let mut byte = 0u8;
                 let n = libc::read(go_read.as_raw_fd(), (&raw mut byte).cast(), 1);
                 if n == 1 {
@@ -221,9 +226,11 @@ impl HeldChild {
 
 impl Drop for HeldChild {
     fn drop(&mut self) {
-        // A child never released exits on EOF instead of running.
-        self.go.take();
-        if self.reaped.is_none() {
+        // A child never released sees EOF and exits instead of running; it
+        // is reaped here, which takes no longer than its exit.
+        if self.go.take().is_some() {
+            let _ = self.wait(Some(Duration::from_secs(5)));
+        } else if self.reaped.is_none() {
             let _ = self.wait(Some(Duration::ZERO));
         }
     }
@@ -269,5 +276,37 @@ impl PidWatch {
         let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: one valid pollfd.
         unsafe { libc::poll(&raw mut fd, 1, millis) > 0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The child's state letter from /proc, or `None` once it is reaped.
+    fn state_of(pid: u32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(") ")?.1.chars().next()
+    }
+
+    #[test]
+    fn a_held_command_exits_when_cowprof_dies_before_releasing_it() {
+        let held = HeldChild::spawn(&["true".into()]).expect("spawn");
+        let pid = held.pid();
+        assert!(state_of(pid).is_some(), "the child waits");
+        // What cowprof dying does to the pipe: its end closes, without
+        // HeldChild's Drop reaping the child.
+        let mut held = std::mem::ManuallyDrop::new(held);
+        held.go.take();
+        // The child sees EOF and exits (a zombie until reaped). Before the
+        // fix it kept the pipe's write end itself and waited forever; a
+        // generous bound turns that into a failure, not a hang.
+        let exited = (0..1000).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            matches!(state_of(pid), Some('Z') | None)
+        });
+        assert!(exited, "the held child is still waiting for a release");
+        let status = held.wait(Some(Duration::from_secs(5))).expect("wait");
+        assert!(status.is_some_and(|s| libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 127));
     }
 }

@@ -30,9 +30,10 @@ pub(super) fn strategy(
 ) -> Result<Vec<&'static str>, ProbeError> {
     let cpus = aya::util::online_cpus()
         .map_err(|(what, e)| ProbeError::Load(format!("reading {what}: {e}")))?;
-    let unavailable = |spec: &ProbeSpec, reason: String| ProbeError::Unavailable {
+    let unavailable = |spec: &ProbeSpec, failure: Failure| ProbeError::Unavailable {
         strategy,
-        reason: format!("{} ({}): {reason}", spec.hook, spec.program),
+        reason: format!("{} ({}): {}", spec.hook, spec.program, failure.reason),
+        errno: failure.errno,
     };
     let mut attached = Vec::new();
     for spec in strategy.probes() {
@@ -42,7 +43,7 @@ pub(super) fn strategy(
         let checked = facts.check(spec);
         if !checked.ok {
             if spec.required {
-                return Err(unavailable(spec, checked.reason.unwrap_or_default()));
+                return Err(unavailable(spec, checked.reason.unwrap_or_default().into()));
             }
             log::info!(
                 "{strategy}: leaving out optional {}: {:?}",
@@ -65,47 +66,75 @@ pub(super) fn strategy(
         match result {
             Ok(()) => attached.push(spec.program),
             Err(reason) if spec.required => return Err(unavailable(spec, reason)),
-            Err(reason) => log::info!("{strategy}: optional {} failed: {reason}", spec.hook),
+            Err(failure) => log::info!(
+                "{strategy}: optional {} failed: {}",
+                spec.hook,
+                failure.reason
+            ),
         }
     }
     Ok(attached)
 }
 
-fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
+/// Why a row failed, and the errno of the syscall that failed, if one did.
+pub(super) struct Failure {
+    reason: String,
+    errno: Option<i32>,
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Self {
+        Self {
+            reason,
+            errno: None,
+        }
+    }
+}
+
+impl From<&ProgramError> for Failure {
+    fn from(err: &ProgramError) -> Self {
+        Self {
+            reason: attach_reason(err),
+            errno: super::errno_of(err),
+        }
+    }
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, Failure>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
 {
     ebpf.program_mut(name)
-        .ok_or_else(|| "missing from the eBPF object".to_owned())?
+        .ok_or_else(|| Failure::from("missing from the eBPF object".to_owned()))?
         .try_into()
-        .map_err(|e: ProgramError| e.to_string())
+        .map_err(|e: ProgramError| Failure::from(&e))
 }
 
 /// Loads and attaches one row.
-fn one(ebpf: &mut Ebpf, spec: &ProbeSpec, btf: &Btf, cpus: &[u32]) -> Result<(), String> {
+fn one(ebpf: &mut Ebpf, spec: &ProbeSpec, btf: &Btf, cpus: &[u32]) -> Result<(), Failure> {
     let name = spec.program;
     match spec.hook {
         Hook::Fentry(function) => {
             let prog: &mut FEntry = program(ebpf, name)?;
             load_once(prog.load(function, btf))?;
-            prog.attach().map(drop).map_err(|e| attach_reason(&e))
+            prog.attach().map(drop).map_err(|e| Failure::from(&e))
         }
         Hook::Fexit(function) => {
             let prog: &mut FExit = program(ebpf, name)?;
             load_once(prog.load(function, btf))?;
-            prog.attach().map(drop).map_err(|e| attach_reason(&e))
+            prog.attach().map(drop).map_err(|e| Failure::from(&e))
         }
         Hook::Kprobe(function) | Hook::Kretprobe(function) => {
             let prog: &mut KProbe = program(ebpf, name)?;
             load_once(prog.load())?;
             prog.attach(function, 0)
                 .map(drop)
-                .map_err(|e| attach_reason(&e))
+                .map_err(|e| Failure::from(&e))
         }
         Hook::BtfTracepoint(tracepoint) => {
             let prog: &mut BtfTracePoint = program(ebpf, name)?;
             load_once(prog.load(tracepoint, btf))?;
-            prog.attach().map(drop).map_err(|e| attach_reason(&e))
+            prog.attach().map(drop).map_err(|e| Failure::from(&e))
         }
         Hook::PerfSoftware(events) => {
             let prog: &mut PerfEvent = program(ebpf, name)?;
@@ -122,7 +151,13 @@ fn one(ebpf: &mut Ebpf, spec: &ProbeSpec, btf: &Btf, cpus: &[u32]) -> Result<(),
                         SamplePolicy::Period(1),
                         false,
                     )
-                    .map_err(|e| format!("{event:?} on cpu {cpu}: {}", attach_reason(&e)))?;
+                    .map_err(|e| {
+                        let failure = Failure::from(&e);
+                        Failure {
+                            reason: format!("{event:?} on cpu {cpu}: {}", failure.reason),
+                            ..failure
+                        }
+                    })?;
                 }
             }
             Ok(())
@@ -131,10 +166,13 @@ fn one(ebpf: &mut Ebpf, spec: &ProbeSpec, btf: &Btf, cpus: &[u32]) -> Result<(),
 }
 
 /// A program already loaded (shared by two rows) is fine.
-fn load_once(result: Result<(), ProgramError>) -> Result<(), String> {
+fn load_once(result: Result<(), ProgramError>) -> Result<(), Failure> {
     match result {
         Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(()),
-        Err(err) => Err(verifier_reason(&err)),
+        Err(err) => Err(Failure {
+            reason: verifier_reason(&err),
+            errno: super::errno_of(&err),
+        }),
     }
 }
 

@@ -12,7 +12,7 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf, StackTraceMap},
     Ebpf, EbpfLoader,
 };
-use cowprof_common::{Config, FaultEvent, FileRecord, ProcCounts, TAG_FAULT, TAG_FILE};
+use cowprof_common::{Config, FaultEvent, FileRecord, ProcCounts};
 
 use self::strategy::KernelFacts;
 pub use self::{
@@ -40,7 +40,12 @@ pub enum ProbeError {
     #[error("loading the eBPF programs failed: {0}")]
     Load(String),
     #[error("the {strategy} strategy is unavailable here: {reason}; run `cowprof doctor`")]
-    Unavailable { strategy: Strategy, reason: String },
+    Unavailable {
+        strategy: Strategy,
+        reason: String,
+        /// The errno of the failed syscall, when one failed.
+        errno: Option<i32>,
+    },
     #[error("no probe strategy works on this kernel ({0}); run `cowprof doctor`")]
     NoStrategy(String),
     #[error("following pid {pid} failed: {reason}")]
@@ -96,13 +101,6 @@ impl Default for ProbeOptions {
     }
 }
 
-/// One record from the ring buffer.
-#[derive(Clone, Copy, Debug)]
-pub enum Record<'a> {
-    Fault(&'a FaultEvent),
-    File(&'a FileRecord),
-}
-
 /// The programs' configuration: with in-kernel attribution, and without
 /// (the lite set, which count-only mode always uses).
 fn configs(options: &ProbeOptions, offsets: cowprof_common::Offsets) -> (Config, Config) {
@@ -153,6 +151,7 @@ pub struct Probes {
     proc_counts: Option<PerCpuHashMap<MapData, u32, ProcCounts>>,
     /// Keeps the kernel's BPF run-time statistics on (`--program-stats`).
     stats_enabled: Option<std::os::fd::OwnedFd>,
+    ringbuf_bytes: u32,
 }
 
 impl Probes {
@@ -199,6 +198,7 @@ impl Probes {
                 failures.push(ProbeError::Unavailable {
                     strategy,
                     reason: checked.reason.unwrap_or_default(),
+                    errno: None,
                 });
                 continue;
             }
@@ -224,9 +224,10 @@ impl Probes {
                 outcome = attach::strategy(&mut ebpf, strategy, &facts, &aya_btf)
                     .map(|attached| (ebpf, attached));
                 match &outcome {
-                    Err(ProbeError::Unavailable { reason, .. })
-                        if reason.contains("os error 7") =>
-                    {
+                    Err(ProbeError::Unavailable {
+                        errno: Some(libc::E2BIG),
+                        ..
+                    }) => {
                         log::warn!(
                             "{strategy}: the verifier cannot take the programs whole here (E2BIG); loading them without in-kernel attribution"
                         );
@@ -303,6 +304,7 @@ impl Probes {
             stacks,
             proc_counts,
             stats_enabled,
+            ringbuf_bytes: options.ringbuf_bytes,
         })
     }
 
@@ -395,35 +397,28 @@ impl Probes {
         rc > 0
     }
 
-    /// Hands every queued event to `sink`. Returns how many there were.
-    pub fn drain(&mut self, mut sink: impl FnMut(Record<'_>)) -> usize {
+    /// Hands up to `limit` queued records to `sink`, as the kernel wrote
+    /// them. Returns how many there were.
+    pub fn drain(&mut self, limit: usize, mut sink: impl FnMut(&[u8])) -> usize {
         let mut n = 0;
-        while let Some(item) = self.events.next() {
-            let tag = item
-                .get(..4)
-                .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-            match tag {
-                Some(TAG_FAULT) if item.len() >= size_of::<FaultEvent>() => {
-                    // SAFETY: the kernel wrote a FaultEvent; read unaligned.
-                    let event = unsafe { item.as_ptr().cast::<FaultEvent>().read_unaligned() };
-                    sink(Record::Fault(&event));
-                }
-                Some(TAG_FILE) if item.len() >= size_of::<FileRecord>() => {
-                    // SAFETY: the kernel wrote a FileRecord; read unaligned.
-                    let file = unsafe { item.as_ptr().cast::<FileRecord>().read_unaligned() };
-                    sink(Record::File(&file));
-                }
-                _ => log::warn!(
-                    "ignoring a ring buffer record of {} bytes with tag {tag:?}",
-                    item.len()
-                ),
-            }
+        while n < limit {
+            let Some(item) = self.events.next() else {
+                break;
+            };
+            sink(&item);
             n += 1;
         }
         if let Some(logger) = self.logger.as_mut() {
             logger.flush();
         }
         n
+    }
+
+    /// How many records the ring buffer holds at most: a bound for the
+    /// last drain.
+    #[must_use]
+    pub fn ring_capacity_records(&self) -> usize {
+        self.ringbuf_bytes as usize / size_of::<FaultEvent>().min(size_of::<FileRecord>()) + 1
     }
 
     /// The programs' counters, summed over CPUs.
@@ -435,16 +430,66 @@ impl Probes {
     }
 }
 
+/// The errno of the first OS error in `err`'s chain of causes.
+#[must_use]
+pub fn errno_of(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if let Some(errno) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+        {
+            return Some(errno);
+        }
+        cause = err.source();
+    }
+    None
+}
+
+/// A failed load, told apart by its errno (never by message text, which
+/// carries the verifier's log).
 fn load_error(err: &aya::EbpfError) -> ProbeError {
-    let text = err.to_string();
-    let source = std::error::Error::source(err).map(ToString::to_string);
-    let detail = source.unwrap_or_default();
-    if detail.contains("Operation not permitted") || text.contains("Operation not permitted") {
+    if errno_of(err) == Some(libc::EPERM) {
         return ProbeError::Privileges;
     }
+    let text = err.to_string();
+    let detail = std::error::Error::source(err)
+        .map(ToString::to_string)
+        .unwrap_or_default();
     ProbeError::Load(if detail.is_empty() || text.contains(&detail) {
         text
     } else {
         format!("{text}: {detail}")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use aya::programs::ProgramError;
+
+    use super::*;
+
+    fn load_failure(errno: i32, log: &str) -> aya::EbpfError {
+        aya::EbpfError::ProgramError(ProgramError::LoadError {
+            io_error: std::io::Error::from_raw_os_error(errno),
+            verifier_log: aya_obj::VerifierLog::new(log.to_owned()),
+        })
+    }
+
+    #[test]
+    fn load_errors_are_told_apart_by_errno_not_text() {
+        assert!(matches!(
+            load_error(&load_failure(libc::EPERM, "")),
+            ProbeError::Privileges
+        ));
+        // A verifier log that quotes the text of EPERM is not a privileges
+        // problem.
+        let err = load_failure(
+            libc::EINVAL,
+            "R1 invalid mem access; Operation not permitted in this context",
+        );
+        assert!(matches!(load_error(&err), ProbeError::Load(_)));
+        assert_eq!(errno_of(&load_failure(libc::E2BIG, "")), Some(libc::E2BIG));
+        assert_eq!(errno_of(&ProbeError::Privileges), None);
+    }
 }

@@ -20,6 +20,9 @@ pub struct ProbeStats {
     /// Count-only mode: faults not counted per process (the table of
     /// processes was full); the kernel totals include them.
     pub process_counts_lost: u64,
+    /// `--stacks`: faults whose user stack could not be taken (reported
+    /// under `[no stack]`).
+    pub stack_failures: u64,
     /// Faults per kind counted in the kernel, indexed like `Kind::ALL`.
     #[serde(skip)]
     pub kernel_counts: [u64; 6],
@@ -46,6 +49,7 @@ impl ProbeStats {
             vma_lookups: sum(stats, Stat::VmaLookups as u32)?,
             file_records_lost: sum(stats, Stat::FileRecordLost as u32)?,
             process_counts_lost: sum(stats, Stat::ProcCountLost as u32)?,
+            stack_failures: sum(stats, Stat::StackFailed as u32)?,
             kernel_counts,
         })
     }

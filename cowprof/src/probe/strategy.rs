@@ -340,6 +340,31 @@ pub const TABLE: &[ProbeSpec] = &[
     ),
 ];
 
+/// A kernel feature the programs of every strategy rely on, beyond their
+/// attach points: startup and `cowprof doctor` check these first.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Requirement {
+    pub feature: &'static str,
+    /// Oldest kernel (major, minor) that has it.
+    pub min_kernel: (u32, u32),
+    /// What uses it.
+    pub used_for: &'static str,
+}
+
+/// What every strategy needs (their programs share one object).
+pub const REQUIREMENTS: &[Requirement] = &[
+    Requirement {
+        feature: "BPF_MAP_TYPE_TASK_STORAGE",
+        min_kernel: (5, 11),
+        used_for: "the per-task state of a fault in flight",
+    },
+    Requirement {
+        feature: "the bpf_find_vma helper",
+        min_kernel: (5, 17),
+        used_for: "the mapping of a fault and of the writing instruction",
+    },
+];
+
 /// What the checks found for one row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CheckResult {
@@ -470,6 +495,16 @@ impl KernelFacts {
     /// the first failure otherwise.
     #[must_use]
     pub fn strategy_check(&self, strategy: Strategy) -> CheckResult {
+        if let Some(missing) = REQUIREMENTS.iter().find(|r| self.version < r.min_kernel) {
+            return CheckResult::fail(format!(
+                "needs {} (Linux {}.{}+, for {}), this is {}",
+                missing.feature,
+                missing.min_kernel.0,
+                missing.min_kernel.1,
+                missing.used_for,
+                self.release
+            ));
+        }
         strategy
             .probes()
             .filter(|spec| spec.required)
@@ -505,6 +540,29 @@ mod tests {
         assert_eq!(parse_version("6.1.0-56-cloud-amd64"), (6, 1));
         assert_eq!(parse_version("6.18.44-fc-v445"), (6, 18));
         assert_eq!(parse_version(""), (0, 0));
+    }
+
+    #[test]
+    fn kernels_without_task_storage_or_find_vma_are_refused() {
+        for (release, feature) in [
+            ("5.10.223-cloud-amd64", "TASK_STORAGE"),
+            ("5.15.0-1-amd64", "bpf_find_vma"),
+        ] {
+            let facts = KernelFacts {
+                release: release.to_owned(),
+                version: parse_version(release),
+                btf: None,
+                kallsyms: OnceCell::new(),
+                filter_functions: OnceCell::new(),
+                kprobe_pmu: true,
+            };
+            for strategy in Strategy::BY_PRIORITY {
+                let checked = facts.strategy_check(strategy);
+                assert!(!checked.ok, "{release} {strategy}");
+                let reason = checked.reason.unwrap_or_default();
+                assert!(reason.contains(feature), "{release} {strategy}: {reason}");
+            }
+        }
     }
 
     #[test]

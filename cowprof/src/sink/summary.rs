@@ -1,13 +1,15 @@
-//! The per-process summary of a recording, as a table or one JSON document.
+//! The summary sink: the final report of a recording, with what the
+//! recording cost, as a table or one JSON document.
 use std::fmt::Write as _;
 
 use cowprof_common::Kind;
 use serde::Serialize;
 
 use crate::{
-    attrib::views::{ImageWaste, Row, View},
-    collect::{Collected, KindCounts, LatencySummary, ProcessSummary},
-    probe::{ProbeStats, ProgramStat, Strategy},
+    collector::{Final, SinkDrops},
+    probe::{ProgramStat, Strategy},
+    report::Report,
+    state::{KindCounts, View},
 };
 
 /// Why the recording stopped.
@@ -29,29 +31,26 @@ pub struct Summary {
     /// The command's exit code, or 128 + signal, when cowprof ran it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command_exit: Option<i32>,
-    pub processes: Vec<ProcessSummary>,
-    /// The view asked for with `--by`, and its rows (none for `process`,
-    /// which `processes` is).
-    pub by: View,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub rows: Vec<Row>,
-    /// Writable image pages never written (image, section, symbol and page
-    /// views).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub waste: Vec<ImageWaste>,
-    pub totals: KindCounts,
-    /// Per-fault latency percentiles per kind.
-    pub latency: std::collections::BTreeMap<&'static str, LatencySummary>,
+    /// The views asked for with `--by`.
+    pub by: Vec<View>,
+    #[serde(flatten)]
+    pub report: Report,
     pub total_cow: u64,
     pub total_copies: u64,
     /// Events lost because the ring buffer was full. Counts per kind in
     /// `kernel_totals` include them.
     pub lost_events: u64,
     pub kernel_totals: KindCounts,
-    pub probe_stats: ProbeStats,
+    /// What the sinks could not take.
+    pub sink_drops: SinkDrops,
+    /// Ring buffer records that could not be decoded.
+    pub undecodable: u64,
     /// Set when the `--events` file is incomplete.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events_file_error: Option<String>,
+    /// What makes the accounting incomplete, one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// What the recording cost cowprof itself.
     pub cost: SelfCost,
     /// Each eBPF program's runs and mean run time (`--program-stats`).
@@ -119,63 +118,56 @@ impl SelfCost {
 }
 
 impl Summary {
-    /// Builds the summary of a finished recording.
+    /// Builds the summary of a finished recording, with the views in `by`.
     #[must_use]
     pub fn new(
         strategy: Strategy,
         stop_reason: StopReason,
         duration_s: f64,
         command_exit: Option<i32>,
-        by: View,
-        mut collected: Collected,
+        by: Vec<View>,
+        collected: Final,
     ) -> Self {
-        let totals = collected.aggregate.totals();
-        let aggregate = &mut collected.aggregate;
-        let rows = if by == View::Process {
-            Vec::new()
-        } else {
-            aggregate.views.rows(&mut aggregate.attributor)
-        };
-        let waste = if matches!(by, View::Image | View::Section | View::Symbol | View::Page) {
-            aggregate.views.waste(&mut aggregate.attributor)
-        } else {
-            Vec::new()
-        };
-        let latency = collected
-            .aggregate
-            .latencies
-            .summary()
-            .into_iter()
-            .map(|(kind, summary)| (kind.name(), summary))
-            .collect();
-        let mut processes: Vec<ProcessSummary> =
-            collected.aggregate.processes.into_values().collect();
-        processes.sort_by(|a, b| {
-            b.counts
-                .cow_total()
-                .cmp(&a.counts.cow_total())
-                .then(a.pid.cmp(&b.pid))
-        });
+        let mut report = collected.report;
+        report.views.retain(|view, _| by.contains(view));
+        if !by.iter().any(|v| v.has_touch_map()) {
+            report.waste.clear();
+        }
+        let totals = report.totals;
+        let mut warnings = collected.warnings;
+        if collected.drops.events > 0 {
+            warnings.push(format!(
+                "{} events could not be written to the events file in time; it lacks them",
+                collected.drops.events
+            ));
+        }
         Self {
             strategy,
             stop_reason,
             duration_s,
             command_exit,
-            processes,
             by,
-            rows,
-            waste,
-            latency,
             total_cow: totals.cow_total(),
             total_copies: totals.copies(),
-            totals,
-            lost_events: collected.stats.lost_events,
-            kernel_totals: KindCounts::from_array(collected.stats.kernel_counts),
-            probe_stats: collected.stats,
-            events_file_error: collected.events_error,
+            lost_events: report.kernel.lost_events,
+            kernel_totals: report.kernel_totals(),
+            report,
+            sink_drops: collected.drops,
+            undecodable: collected.undecodable,
+            events_file_error: None,
+            warnings,
             cost: SelfCost::default(),
             program_stats: collected.programs,
         }
+    }
+
+    /// Whether the accounting is complete: nothing lost, nothing unread.
+    #[must_use]
+    pub fn exact(&self) -> bool {
+        self.lost_events == 0
+            && self.warnings.is_empty()
+            && self.undecodable == 0
+            && self.events_file_error.is_none()
     }
 
     /// The summary as one JSON document.
@@ -205,7 +197,7 @@ impl Summary {
             let avg = latency.checked_div(faults).unwrap_or(0);
             let _ = writeln!(out, " {:>10} {avg:>10}", counts.cow_total());
         };
-        for p in &self.processes {
+        for p in &self.report.processes {
             row(
                 &mut out,
                 &p.pid.to_string(),
@@ -214,16 +206,16 @@ impl Summary {
                 p.latency_ns,
             );
         }
-        let latency = self.processes.iter().map(|p| p.latency_ns).sum();
-        row(&mut out, "", "total", &self.totals, latency);
+        let latency = self.report.processes.iter().map(|p| p.latency_ns).sum();
+        row(&mut out, "", "total", &self.report.totals, latency);
         self.views_text(&mut out);
-        if !self.latency.is_empty() {
+        if !self.report.latency.is_empty() {
             let _ = writeln!(
                 out,
                 "\n{:<16} {:>10} {:>10} {:>10} {:>10} {:>10}",
                 "LATENCY", "COUNT", "P50_NS", "P90_NS", "P99_NS", "MAX_NS"
             );
-            for (kind, l) in &self.latency {
+            for (kind, l) in &self.report.latency {
                 let _ = writeln!(
                     out,
                     "{kind:<16} {:>10} {:>10} {:>10} {:>10} {:>10}",
@@ -234,7 +226,7 @@ impl Summary {
         let _ = writeln!(
             out,
             "\n{} processes, {} COW faults ({} copies), {} lost events, strategy {}, {:.2}s, stopped: {:?}",
-            self.processes.len(),
+            self.report.total_processes,
             self.total_cow,
             self.total_copies,
             self.lost_events,
@@ -256,28 +248,42 @@ impl Summary {
                 let _ = writeln!(out, "{:<28} {:>12} {:>10.0}", p.program, p.runs, p.mean_ns);
             }
         }
-        if self.probe_stats.process_counts_lost > 0 {
+        if self.report.kernel.process_counts_lost > 0 {
             let _ = writeln!(
                 out,
                 "warning: {} faults were not counted per process (more than {} processes); the kernel totals include them.",
-                self.probe_stats.process_counts_lost,
+                self.report.kernel.process_counts_lost,
                 cowprof_common::event::MAX_COUNTED
             );
         }
         if let Some(err) = &self.events_file_error {
             let _ = writeln!(out, "warning: the events file is partial: {err}");
         }
+        for warning in &self.warnings {
+            let _ = writeln!(out, "warning: {warning}");
+        }
         out
     }
 
     fn views_text(&self, out: &mut String) {
-        if !self.rows.is_empty() {
+        for (view, rows) in &self.report.views {
+            if rows.is_empty() {
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "\n{:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5}  {:<60} FIRST WRITER",
-                "COPY_A", "COPY_F", "FILL_F", "ZERO", "REUSE", "NOTIFY", "COPIES", "PROCS", "BY"
+                "COPY_A",
+                "COPY_F",
+                "FILL_F",
+                "ZERO",
+                "REUSE",
+                "NOTIFY",
+                "COPIES",
+                "PROCS",
+                view.name().to_uppercase()
             );
-            for r in &self.rows {
+            for r in rows {
                 let c = &r.counts;
                 let _ = writeln!(
                     out,
@@ -295,7 +301,7 @@ impl Summary {
                 );
             }
         }
-        for image in &self.waste {
+        for image in &self.report.waste {
             let t = &image.total;
             let _ = writeln!(
                 out,

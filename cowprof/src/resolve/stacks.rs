@@ -3,18 +3,18 @@
 //! kernel reported for that process (each fault carries its writer's
 //! mapping), so stacks of processes that are already gone still resolve
 //! where those mappings cover them; otherwise through the live process.
-use std::collections::HashMap;
-
 use aya::maps::{MapData, StackTraceMap};
 use cowprof_common::{FileKey, VmaInfo};
+use hashbrown::HashMap;
 
-use super::Attributor;
+use super::{
+    files::{Files, Hint},
+    writers::{file_offset, function_at},
+};
 
 /// Resolves stack ids to `frame;frame;...` strings, innermost first.
 pub struct StackResolver {
     map: StackTraceMap<MapData>,
-    /// Fully resolved stacks, by id.
-    cache: HashMap<u32, String>,
     /// Code mappings seen per process.
     code: HashMap<u32, Vec<VmaInfo>>,
 }
@@ -24,7 +24,6 @@ impl StackResolver {
     pub fn new(map: StackTraceMap<MapData>) -> Self {
         Self {
             map,
-            cache: HashMap::new(),
             code: HashMap::new(),
         }
     }
@@ -40,13 +39,11 @@ impl StackResolver {
         }
     }
 
-    /// The stack `id` of a fault in `pid`.
-    pub fn resolve(&mut self, id: u32, pid: u32, attr: &Attributor) -> String {
-        if let Some(stack) = self.cache.get(&id) {
-            return stack.clone();
-        }
+    /// The stack `id` of a fault in `pid`, and whether every frame was
+    /// named.
+    pub fn resolve(&mut self, id: u32, pid: u32, files: &mut Files) -> (String, bool) {
         let Ok(trace) = self.map.get(&id, 0) else {
-            return "[stack lost]".to_owned();
+            return ("[stack lost]".to_owned(), false);
         };
         let ips: Vec<u64> = trace.frames().iter().map(|f| f.ip).collect();
         let maps = self.code.get(&pid).map_or(&[][..], Vec::as_slice);
@@ -65,7 +62,13 @@ impl StackResolver {
                             dev: m.dev,
                             _pad: 0,
                         };
-                        attr.symbolize_file_offset(&key, ip - m.vm_start + m.vm_pgoff * 4096)
+                        let hint = Hint {
+                            pid,
+                            start: m.vm_start,
+                            end: m.vm_end,
+                        };
+                        let source = files.source(&key, Some(hint))?;
+                        function_at(&source, file_offset(*ip, m.vm_start, m.vm_pgoff))
                     });
                 known.or(live).unwrap_or_else(|| {
                     complete = false;
@@ -73,11 +76,7 @@ impl StackResolver {
                 })
             })
             .collect();
-        let stack = frames.join(";");
-        if complete {
-            self.cache.insert(id, stack.clone());
-        }
-        stack
+        (frames.join(";"), complete)
     }
 }
 

@@ -1,0 +1,378 @@
+//! The collector thread: the only owner of the probes, the resolver and the
+//! state. It drains the ring buffer in bounded batches (decode → resolve →
+//! state), forwards raw events to the per-event sinks, and publishes named
+//! reports on a tick. Sinks get data over bounded channels and never block
+//! the drain: what a sink could not take is counted and reported.
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc::{SyncSender, TrySendError},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use cowprof_common::FaultEvent;
+use serde::Serialize;
+
+use crate::{
+    decode::{decode, Decoded},
+    probe::{CountedProcess, ProbeError, ProbeStats, Probes, ProgramStat},
+    report::{naming, Report},
+    resolve::Resolver,
+    state::{KindCounts, SnapshotOptions, State, View},
+};
+
+/// How often the collector drains the ring buffer when the programs have not
+/// woken it (they wake it only when the buffer is a quarter full).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Records handled per batch, between checks of the tick and the stop flag.
+const BATCH: usize = 4096;
+
+/// What the collector publishes, and how often.
+#[derive(Clone, Debug, Default)]
+pub struct CollectorOptions {
+    /// The views named in reports (rows of other views are kept, not named).
+    pub views: Vec<View>,
+    /// Publish a report this often (only the final one when `None`).
+    pub tick: Option<Duration>,
+    /// Rows per view in published reports (all when `None`; the final
+    /// report always has all).
+    pub top: Option<usize>,
+    /// Include the touch map in published reports.
+    pub touch_map: bool,
+}
+
+/// Where the collector sends data.
+#[derive(Default)]
+pub struct Sinks {
+    /// Named reports, on each tick.
+    pub reports: Option<SyncSender<Arc<Report>>>,
+    /// Every fault event, in batches.
+    pub events: Option<SyncSender<Vec<FaultEvent>>>,
+}
+
+/// What sinks could not take.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SinkDrops {
+    /// Reports a sink had no room for (it gets a newer one).
+    pub reports: u64,
+    /// Events the per-event sink had no room for: missing from its output.
+    pub events: u64,
+}
+
+/// What the collector hands back when it stops.
+#[derive(Debug)]
+pub struct Final {
+    /// Every view, unabridged, with the touch map.
+    pub report: Report,
+    /// Per-program costs (`--program-stats`).
+    pub programs: Vec<ProgramStat>,
+    pub drops: SinkDrops,
+    /// Records the ring buffer held that were not decodable.
+    pub undecodable: u64,
+    /// Problems that make the accounting incomplete, one line each.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("the collector thread failed: {0}; this is a bug, please report it")]
+    Panicked(String),
+}
+
+/// The running collector thread. Dropping it stops it, which detaches the
+/// probes.
+pub struct Collector {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Final>>,
+}
+
+/// The loop's own state, on the collector thread.
+struct Run {
+    probes: Probes,
+    resolver: Resolver,
+    state: State,
+    options: CollectorOptions,
+    sinks: Sinks,
+    batch: Vec<FaultEvent>,
+    drops: SinkDrops,
+    undecodable: u64,
+    stats: ProbeStats,
+    warnings: Vec<String>,
+}
+
+impl Run {
+    /// Drains up to `limit` records. Returns how many there were.
+    fn drain(&mut self, limit: usize) -> usize {
+        let Self {
+            probes,
+            resolver,
+            state,
+            sinks,
+            batch,
+            undecodable,
+            ..
+        } = self;
+        let n = probes.drain(limit, |bytes| match decode(bytes) {
+            Ok(Decoded::Fault(event)) => {
+                if let Some(resolved) = resolver.resolve(&event) {
+                    state.apply(&resolved);
+                }
+                if sinks.events.is_some() {
+                    batch.push(event);
+                }
+            }
+            Ok(Decoded::File(file)) => resolver.add_file(&file),
+            Err(err) => {
+                *undecodable += 1;
+                log::warn!("{err}");
+            }
+        });
+        self.flush_events();
+        n
+    }
+
+    fn flush_events(&mut self) {
+        let Some(sink) = &self.sinks.events else {
+            return;
+        };
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let n = batch.len() as u64;
+        match sink.try_send(batch) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.drops.events += n,
+            Err(TrySendError::Disconnected(_)) => {
+                self.drops.events += n;
+                self.sinks.events = None;
+            }
+        }
+    }
+
+    /// Reads the kernel's counters; a failure keeps the last ones read.
+    fn read_stats(&mut self) {
+        match self.probes.stats() {
+            Ok(stats) => self.stats = stats,
+            Err(err) => log::warn!("reading the probes' counters: {err}"),
+        }
+    }
+
+    fn publish(&mut self) {
+        if self.sinks.reports.is_none() {
+            return;
+        }
+        self.read_stats();
+        let snapshot = self.state.snapshot(SnapshotOptions {
+            top: self.options.top,
+            touch_map: self.options.touch_map,
+        });
+        let report = naming::report(&snapshot, &self.resolver, &self.options.views, self.stats);
+        let Some(sink) = &self.sinks.reports else {
+            return;
+        };
+        match sink.try_send(Arc::new(report)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.drops.reports += 1,
+            Err(TrySendError::Disconnected(_)) => self.sinks.reports = None,
+        }
+    }
+
+    fn run(mut self, stop: &AtomicBool) -> Final {
+        let mut next_tick = self.options.tick.map(|t| Instant::now() + t);
+        loop {
+            // Read the flag before draining, so the last drain runs after
+            // the stop was asked for and misses nothing.
+            let stopping = stop.load(Ordering::Acquire);
+            if stopping {
+                break;
+            }
+            let wait = next_tick.map_or(POLL_INTERVAL, |t| {
+                t.saturating_duration_since(Instant::now())
+                    .min(POLL_INTERVAL)
+            });
+            if self.drain(BATCH) < BATCH {
+                let _ = self.probes.wait(wait);
+            }
+            if let (Some(due), Some(tick)) = (next_tick, self.options.tick) {
+                if Instant::now() >= due {
+                    self.publish();
+                    next_tick = Some(Instant::now() + tick);
+                }
+            }
+        }
+        // The final drain is bounded: under -a the rest of the system keeps
+        // faulting while cowprof reads.
+        let bound = self.probes.ring_capacity_records();
+        let mut drained = 0;
+        while drained < bound {
+            let n = self.drain(BATCH.min(bound - drained));
+            if n == 0 {
+                break;
+            }
+            drained += n;
+        }
+        if drained >= bound {
+            self.warnings.push(format!(
+                "stopped reading after {drained} records at the end: faults kept arriving (system-wide); the kernel totals include them"
+            ));
+        }
+        self.finish()
+    }
+
+    fn finish(mut self) -> Final {
+        let counted = self.probes.process_counts();
+        let read = self.probes.stats();
+        let mut warnings = account_end(&mut self.state, &mut self.stats, counted, read);
+        self.warnings.append(&mut warnings);
+        let snapshot = self.state.snapshot(SnapshotOptions {
+            top: None,
+            touch_map: true,
+        });
+        let report = naming::report(&snapshot, &self.resolver, &self.options.views, self.stats);
+        Final {
+            report,
+            programs: self.probes.program_stats(),
+            drops: self.drops,
+            undecodable: self.undecodable,
+            warnings: self.warnings,
+        }
+    }
+}
+
+/// Accounts what is read from the kernel at the end: per-process counts
+/// (count-only mode) and the counters. A map that cannot be read costs its
+/// own data and one warning, never the recording.
+fn account_end(
+    state: &mut State,
+    kernel: &mut ProbeStats,
+    counted: Result<Vec<CountedProcess>, ProbeError>,
+    read: Result<ProbeStats, ProbeError>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    match counted {
+        Ok(counted) => {
+            for p in counted {
+                state.add_counted(p.pid, p.comm, &KindCounts::from_array(p.counts));
+            }
+        }
+        Err(err) => warnings.push(unread("per-process counts", &err)),
+    }
+    match read {
+        Ok(read) => *kernel = read,
+        Err(err) => warnings.push(unread("the kernel's counters", &err)),
+    }
+    warnings
+}
+
+/// The one-line warning for a map that could not be read at the end.
+fn unread(what: &str, err: &ProbeError) -> String {
+    format!("{what} could not be read at the end ({err}); the summary lacks them")
+}
+
+impl Collector {
+    /// Starts collecting from `probes` on a thread of its own.
+    ///
+    /// # Errors
+    /// When the OS cannot create a thread.
+    pub fn spawn(
+        mut probes: Probes,
+        options: CollectorOptions,
+        sinks: Sinks,
+    ) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("cowprof-collector".into())
+            .spawn(move || {
+                let resolver = Resolver::new(probes.take_stacks());
+                let run = Run {
+                    probes,
+                    resolver,
+                    state: State::default(),
+                    options,
+                    sinks,
+                    batch: Vec::new(),
+                    drops: SinkDrops::default(),
+                    undecodable: 0,
+                    stats: ProbeStats::default(),
+                    warnings: Vec::new(),
+                };
+                run.run(&stop_flag)
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops after a final drain and returns what was collected.
+    ///
+    /// # Errors
+    /// When the collector thread panicked.
+    pub fn finish(mut self) -> Result<Final, CollectError> {
+        self.stop.store(true, Ordering::Release);
+        let Some(thread) = self.thread.take() else {
+            return Err(CollectError::Panicked("finished twice".into()));
+        };
+        thread.join().map_err(|panic| {
+            let text = panic
+                .downcast_ref::<&str>()
+                .map(ToString::to_string)
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            CollectError::Panicked(text)
+        })
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.stop.store(true, Ordering::Release);
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_map_that_cannot_be_read_at_the_end_keeps_the_recording() {
+        let mut state = State::default();
+        let mut kernel = ProbeStats {
+            lost_events: 3,
+            ..ProbeStats::default()
+        };
+        let counted = vec![CountedProcess {
+            pid: 42,
+            comm: *b"work\0\0\0\0\0\0\0\0\0\0\0\0",
+            counts: [5, 0, 0, 0, 1, 0],
+        }];
+        let warnings = account_end(
+            &mut state,
+            &mut kernel,
+            Ok(counted),
+            Err(ProbeError::Load("bpf_map_lookup_elem: EBADF".into())),
+        );
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(!warnings[0].contains('\n'));
+        assert!(warnings[0].contains("the kernel's counters"));
+        assert_eq!(state.totals().cow_total(), 6, "the counts are kept");
+        assert_eq!(kernel.lost_events, 3, "the last counters read are kept");
+        let warnings = account_end(
+            &mut state,
+            &mut kernel,
+            Err(ProbeError::Load("EBADF".into())),
+            Ok(ProbeStats::default()),
+        );
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("per-process counts"));
+    }
+}

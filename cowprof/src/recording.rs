@@ -1,0 +1,235 @@
+//! One recording's lifecycle, shared by every verb that records: load the
+//! probes, start or find the target, start the collector, release the
+//! command, wait for a stop, and finish. Dropping a recording at any point
+//! stops the collector and detaches the probes.
+use std::{
+    ffi::OsString,
+    io,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    collector::{CollectError, Collector, CollectorOptions, Final, Sinks},
+    probe::{ProbeError, ProbeOptions, Probes, Strategy},
+    sink::summary::StopReason,
+    target::{HeldChild, PidWatch, Target, TargetError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("cannot write {path}: {source}; check the directory exists and is writable")]
+    Output {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
+    #[error("cannot start a thread: {0}")]
+    Thread(io::Error),
+    #[error(transparent)]
+    Collect(#[from] CollectError),
+}
+
+/// How to record.
+#[derive(Clone, Debug)]
+pub struct RecordingOptions {
+    pub target: Target,
+    pub probe: ProbeOptions,
+    pub collector: CollectorOptions,
+}
+
+/// Polling interval of the stop conditions.
+const TICK: Duration = Duration::from_millis(20);
+
+/// A recording in progress.
+pub struct Recording {
+    /// Declared first: dropped first, so the probes detach before the
+    /// child is reaped.
+    collector: Option<Collector>,
+    child: Option<HeldChild>,
+    watch: Option<PidWatch>,
+    strategy: Strategy,
+    record_started: Instant,
+    started: Instant,
+    attach_s: f64,
+}
+
+/// A finished recording.
+#[derive(Debug)]
+pub struct Finished {
+    pub collected: Final,
+    pub strategy: Strategy,
+    pub stop_reason: StopReason,
+    pub command_exit: Option<i32>,
+    /// From the command's release (or the probes attached) to the stop.
+    pub duration_s: f64,
+    /// From the start of the recording to the probes attached and the
+    /// command released.
+    pub attach_s: f64,
+    /// From the start of the recording to its end.
+    pub wall_s: f64,
+}
+
+impl Recording {
+    /// Loads the probes, starts or finds the target, starts the collector
+    /// with `sinks`, and releases the command: from here on every fault of
+    /// the target is recorded.
+    ///
+    /// # Errors
+    /// When the probes cannot be loaded, the target cannot be started or
+    /// found, or a thread cannot be created. Nothing stays attached then.
+    pub fn start(options: RecordingOptions, sinks: Sinks) -> Result<Self, RecordError> {
+        let record_started = Instant::now();
+        // Check the target before paying for the probes.
+        let watch = match &options.target {
+            Target::Pid(pid) => Some(PidWatch::open(*pid)?),
+            _ => None,
+        };
+        let mut probe_options = options.probe;
+        probe_options.system_wide = options.target == Target::SystemWide;
+        let mut probes = Probes::load(probe_options)?;
+        let strategy = probes.strategy();
+        let mut child = None;
+        match &options.target {
+            Target::Command(argv) => {
+                let held = HeldChild::spawn(argv)?;
+                probes.follow(held.pid())?;
+                child = Some(held);
+            }
+            Target::Pid(pid) => probes.follow(*pid)?,
+            Target::SystemWide => {}
+        }
+        let collector =
+            Collector::spawn(probes, options.collector, sinks).map_err(RecordError::Thread)?;
+        let mut recording = Self {
+            collector: Some(collector),
+            child,
+            watch,
+            strategy,
+            record_started,
+            started: Instant::now(),
+            attach_s: 0.0,
+        };
+        announce(
+            &options.target,
+            strategy,
+            recording.child.as_ref().map(HeldChild::pid),
+        );
+        if let (Some(held), Target::Command(argv)) = (recording.child.as_mut(), &options.target) {
+            let argv0: &OsString = &argv[0];
+            held.release(argv0)?;
+        }
+        recording.started = Instant::now();
+        recording.attach_s = record_started.elapsed().as_secs_f64();
+        Ok(recording)
+    }
+
+    /// The probe strategy in use.
+    #[must_use]
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// The pid of the command cowprof started, if it did.
+    #[must_use]
+    pub fn child_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(HeldChild::pid)
+    }
+
+    /// Waits up to `timeout` for the target to end. Returns why it ended,
+    /// and the command's exit code, once it has.
+    ///
+    /// # Errors
+    /// When waiting for the command fails.
+    pub fn poll(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<(StopReason, Option<i32>)>, RecordError> {
+        if let Some(held) = self.child.as_mut() {
+            if let Some(status) = held.wait(Some(timeout))? {
+                return Ok(Some((StopReason::CommandExited, Some(exit_code(status)))));
+            }
+        } else if let Some(watch) = &self.watch {
+            if watch.exited(timeout) {
+                return Ok(Some((StopReason::TargetExited, None)));
+            }
+        } else {
+            std::thread::sleep(timeout);
+        }
+        Ok(None)
+    }
+
+    /// Records until the target ends, `interrupted` is set, or `duration`
+    /// has passed.
+    ///
+    /// # Errors
+    /// When waiting for the command fails.
+    pub fn run_until(
+        &mut self,
+        interrupted: &AtomicBool,
+        duration: Option<Duration>,
+    ) -> Result<(StopReason, Option<i32>), RecordError> {
+        let deadline = duration.and_then(|d| self.started.checked_add(d));
+        loop {
+            if interrupted.load(Ordering::Acquire) {
+                return Ok((StopReason::Interrupted, None));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok((StopReason::Duration, None));
+            }
+            if let Some(stop) = self.poll(TICK)? {
+                return Ok(stop);
+            }
+        }
+    }
+
+    /// Stops the collector after a last drain and returns what it collected.
+    ///
+    /// # Errors
+    /// When the collector thread failed.
+    pub fn finish(
+        mut self,
+        stop_reason: StopReason,
+        command_exit: Option<i32>,
+    ) -> Result<Finished, RecordError> {
+        let duration_s = self.started.elapsed().as_secs_f64();
+        let collector = self
+            .collector
+            .take()
+            .ok_or(CollectError::Panicked("finished twice".into()))?;
+        let collected = collector.finish()?;
+        Ok(Finished {
+            collected,
+            strategy: self.strategy,
+            stop_reason,
+            command_exit,
+            duration_s,
+            attach_s: self.attach_s,
+            wall_s: self.record_started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// One line on stderr once the probes are live, which scripts can wait for.
+fn announce(target: &Target, strategy: Strategy, child: Option<u32>) {
+    let what = match (target, child) {
+        (Target::Command(_), Some(pid)) => format!("command pid {pid} and its descendants"),
+        (Target::Pid(pid), _) => format!("pid {pid} and its future children"),
+        _ => "all processes".to_owned(),
+    };
+    eprintln!("cowprof: recording {what} with the {strategy} strategy; Ctrl-C stops");
+}
+
+/// A wait status as a shell would report it.
+fn exit_code(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        status
+    }
+}

@@ -1,0 +1,90 @@
+//! A report: a snapshot of the state with every key named, owned and ready
+//! for the sinks (the summary, and later Parquet, the TUI, the gate and the
+//! exporter). Built by [`naming`] in the collector thread.
+pub mod naming;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::{
+    probe::ProbeStats,
+    state::{KindCounts, LatencySummary, View},
+};
+
+/// What one process paid.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProcessSummary {
+    pub pid: u32,
+    pub comm: String,
+    pub counts: KindCounts,
+    /// Sum of per-fault latencies, in ns.
+    pub latency_ns: u64,
+}
+
+/// One row of a view, as reported.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Row {
+    pub key: String,
+    pub counts: KindCounts,
+    pub copies: u64,
+    /// Distinct processes that wrote.
+    pub processes: usize,
+    /// The code that wrote first.
+    pub first_writer: String,
+}
+
+/// Writable pages of one image, or of one of its sections or symbols.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Waste {
+    pub name: String,
+    pub writable_pages: u64,
+    pub touched_pages: u64,
+    pub untouched_pages: u64,
+    pub untouched_bytes: u64,
+}
+
+/// The touch map of one image.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ImageWaste {
+    #[serde(flatten)]
+    pub total: Waste,
+    pub sections: Vec<Waste>,
+    /// Data symbols of the writable segments, most pages never written first
+    /// (at most [`SYMBOLS_PER_IMAGE`]).
+    pub symbols: Vec<Waste>,
+    /// Per process: (pid, pages it touched, writable pages it left untouched).
+    pub per_process: Vec<(u32, u64, u64)>,
+}
+
+/// How many symbols each image's touch map lists.
+pub const SYMBOLS_PER_IMAGE: usize = 50;
+
+/// A named snapshot.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    /// Faults accounted.
+    pub events: u64,
+    /// Processes, most COW faults first (the top N when capped).
+    pub processes: Vec<ProcessSummary>,
+    pub total_processes: usize,
+    /// The views asked for, their rows most COW faults first.
+    pub views: BTreeMap<View, Vec<Row>>,
+    /// Writable image pages never written, per image.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waste: Vec<ImageWaste>,
+    pub totals: KindCounts,
+    /// Per-fault latency percentiles per kind.
+    pub latency: BTreeMap<&'static str, LatencySummary>,
+    /// The programs' counters at the moment of the snapshot.
+    #[serde(rename = "probe_stats")]
+    pub kernel: ProbeStats,
+}
+
+impl Report {
+    /// Counts per kind counted in the kernel (events lost included).
+    #[must_use]
+    pub fn kernel_totals(&self) -> KindCounts {
+        KindCounts::from_array(self.kernel.kernel_counts)
+    }
+}

@@ -1,0 +1,261 @@
+//! Names a snapshot's keys (paths, sections, symbols, writers, stacks) from
+//! what the resolver learned, and computes each image's touch map against
+//! its writable pages. Runs when a report is built, never per event, and
+//! opens no file: images were parsed when their first fault was resolved.
+use std::collections::BTreeMap;
+
+use cowprof_common::FileKey;
+
+use super::{ImageWaste, ProcessSummary, Report, Row, Waste, SYMBOLS_PER_IMAGE};
+use crate::{
+    decode::comm_str,
+    probe::ProbeStats,
+    resolve::{
+        elf::Image,
+        files::Files,
+        keys::{MapKey, MappingKey, StackKey},
+        Resolver, PAGE,
+    },
+    state::{RowKey, Snapshot, TouchedImage, View},
+};
+
+/// Builds the report of `snapshot`, naming the rows of `views`.
+#[must_use]
+pub fn report(
+    snapshot: &Snapshot,
+    resolver: &Resolver,
+    views: &[View],
+    kernel: ProbeStats,
+) -> Report {
+    let namer = Namer { resolver };
+    let mut processes: Vec<ProcessSummary> = snapshot
+        .processes
+        .iter()
+        .map(|p| ProcessSummary {
+            pid: p.pid,
+            comm: comm_str(&p.comm),
+            counts: p.counts,
+            latency_ns: p.latency_ns,
+        })
+        .collect();
+    processes.sort_by(|a, b| {
+        b.counts
+            .cow_total()
+            .cmp(&a.counts.cow_total())
+            .then(a.pid.cmp(&b.pid))
+    });
+    let views = views
+        .iter()
+        .filter(|v| **v != View::Process)
+        .map(|view| {
+            let mut rows: Vec<Row> = snapshot
+                .rows(*view)
+                .iter()
+                .map(|r| Row {
+                    key: namer.row(&r.key),
+                    counts: r.counts,
+                    copies: r.counts.copies(),
+                    processes: r.processes,
+                    first_writer: resolver.text(r.first_writer).to_owned(),
+                })
+                .collect();
+            rows.sort_by(|a, b| {
+                b.counts
+                    .cow_total()
+                    .cmp(&a.counts.cow_total())
+                    .then_with(|| a.key.cmp(&b.key))
+            });
+            (*view, rows)
+        })
+        .collect();
+    let mut waste: Vec<ImageWaste> = snapshot
+        .touched
+        .iter()
+        .filter_map(|t| namer.waste(t))
+        .collect();
+    waste.sort_by_key(|w| std::cmp::Reverse(w.total.untouched_pages));
+    Report {
+        events: snapshot.events,
+        processes,
+        total_processes: snapshot.total_processes,
+        views,
+        waste,
+        totals: snapshot.totals,
+        latency: snapshot
+            .latencies
+            .iter()
+            .map(|(kind, summary)| (kind.name(), *summary))
+            .collect(),
+        kernel,
+    }
+}
+
+struct Namer<'a> {
+    resolver: &'a Resolver,
+}
+
+impl Namer<'_> {
+    fn files(&self) -> &Files {
+        self.resolver.files()
+    }
+
+    /// A file's path, marked when the file found there is not the mapped one.
+    fn path(&self, key: &FileKey) -> String {
+        let path = self.files().path(key);
+        if self.files().unverified(key) {
+            format!("{path} [unverified]")
+        } else {
+            path
+        }
+    }
+
+    /// A mapping's name: its file's path, or `[heap]`, `[stack]`,
+    /// `[anon:NAME]` or `[anon]`.
+    fn mapping(&self, map: &MapKey) -> String {
+        match map {
+            MapKey::File(key) => self.path(key),
+            MapKey::Named(key) => self.files().path(key),
+            MapKey::Heap => "[heap]".to_owned(),
+            MapKey::Stack => "[stack]".to_owned(),
+            MapKey::Anon => "[anon]".to_owned(),
+        }
+    }
+
+    fn section(&self, image: &FileKey, index: Option<u32>) -> String {
+        index
+            .and_then(|i| self.files().opened_image(image)?.sections.get(i as usize))
+            .map_or_else(|| "?".to_owned(), |s| s.name.clone())
+    }
+
+    fn symbol(&self, image: &FileKey, index: Option<u32>) -> String {
+        index
+            .and_then(|i| self.files().opened_image(image)?.data.get(i as usize))
+            .map_or_else(|| "?".to_owned(), |s| s.name.clone())
+    }
+
+    /// A row's key as text.
+    fn row(&self, key: &RowKey) -> String {
+        match key {
+            RowKey::Mapping(MappingKey {
+                map,
+                start: 0,
+                end: 0,
+                pid: 0,
+            }) => self.mapping(map),
+            RowKey::Mapping(MappingKey {
+                map,
+                start,
+                end,
+                pid,
+            }) => format!("{} {start:#x}-{end:#x} pid {pid}", self.mapping(map)),
+            RowKey::Writer(id) | RowKey::Stack(StackKey::Stack(id)) => {
+                self.resolver.text(*id).to_owned()
+            }
+            RowKey::Stack(_) => "[no stack]".to_owned(),
+            RowKey::Image(image) => self.path(image),
+            RowKey::Section(image, section) => {
+                format!("{} {}", self.path(image), self.section(image, *section))
+            }
+            RowKey::Symbol(image, section, symbol) => format!(
+                "{} {} {}",
+                self.path(image),
+                self.section(image, *section),
+                self.symbol(image, *symbol)
+            ),
+            RowKey::ImagePage(image, section, page) => format!(
+                "{} {} {page:#x}",
+                self.path(image),
+                self.section(image, *section)
+            ),
+            RowKey::Page(map, page) => format!("{} {page:#x}", self.mapping(map)),
+        }
+    }
+
+    /// Writable pages never written of one image, summed across processes
+    /// and per process, per section and per symbol.
+    fn waste(&self, touched: &TouchedImage) -> Option<ImageWaste> {
+        let image = self.files().opened_image(&touched.image)?;
+        let pages = &touched.pages;
+        let mut total = Waste {
+            name: self.path(&touched.image),
+            ..Waste::default()
+        };
+        let mut sections: BTreeMap<String, Waste> = BTreeMap::new();
+        let mut pids: BTreeMap<u32, u64> = BTreeMap::new();
+        for page in image.writable_pages() {
+            let section = image
+                .sections
+                .iter()
+                .find(|s| s.addr < page + PAGE && page < s.addr + s.size)
+                .map_or("?", |s| s.name.as_str());
+            let entry = sections.entry(section.to_owned()).or_insert_with(|| Waste {
+                name: section.to_owned(),
+                ..Waste::default()
+            });
+            let writers = pages.get(&page);
+            for w in [&mut total, entry] {
+                w.count(writers.is_some());
+            }
+            for pid in writers.into_iter().flatten() {
+                *pids.entry(*pid).or_default() += 1;
+            }
+        }
+        let per_process = pids
+            .into_iter()
+            .map(|(pid, touched)| (pid, touched, total.writable_pages.saturating_sub(touched)))
+            .collect();
+        Some(ImageWaste {
+            total,
+            sections: sections.into_values().collect(),
+            symbols: symbol_waste(image, pages),
+            per_process,
+        })
+    }
+}
+
+impl Waste {
+    /// Counts one writable page, written or not.
+    fn count(&mut self, written: bool) {
+        self.writable_pages += 1;
+        if written {
+            self.touched_pages += 1;
+        } else {
+            self.untouched_pages += 1;
+            self.untouched_bytes += PAGE;
+        }
+    }
+}
+
+/// Writable pages of each data symbol of `image`, written or not.
+fn symbol_waste(image: &Image, pages: &BTreeMap<u64, Vec<u32>>) -> Vec<Waste> {
+    let writable = |addr: u64| {
+        image
+            .segments
+            .iter()
+            .any(|s| s.writable && (s.vaddr..s.vaddr.saturating_add(s.mem_size)).contains(&addr))
+    };
+    let mut out: Vec<Waste> = image
+        .data
+        .iter()
+        .filter(|s| s.size > 0 && writable(s.addr))
+        .map(|s| {
+            let first = s.addr & !(PAGE - 1);
+            let last = s.addr.saturating_add(s.size - 1) & !(PAGE - 1);
+            let mut w = Waste {
+                name: s.name.clone(),
+                ..Waste::default()
+            };
+            for page in (first..=last).step_by(4096) {
+                w.count(pages.contains_key(&page));
+            }
+            w
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.untouched_pages
+            .cmp(&a.untouched_pages)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    out.truncate(SYMBOLS_PER_IMAGE);
+    out
+}

@@ -1,0 +1,244 @@
+//! Resolution: which mapping, image, section, symbol and page each fault
+//! hit, and which code wrote, as identities ([`keys`]). Each file is opened
+//! and parsed once, each code location and stack symbolized once; an event
+//! whose places were seen before costs a few hash lookups.
+//!
+//! Nothing here knows of the state or the collector; names are given later
+//! by `report::naming` from what the resolver learned.
+pub mod elf;
+pub mod files;
+pub mod intern;
+pub mod keys;
+mod paths;
+pub mod stacks;
+pub mod writers;
+
+use aya::maps::{MapData, StackTraceMap};
+use cowprof_common::{
+    event::{ANON_HEAP, ANON_NAMED, ANON_STACK},
+    FaultEvent, FileKey, FileRecord, Kind, VmaInfo,
+};
+
+pub use self::paths::Mounts;
+use self::{
+    elf::Image,
+    files::{Files, Hint},
+    intern::Interner,
+    keys::{Loc, MapKey, MappingKey, Resolved, StackKey, TextId},
+    stacks::StackResolver,
+    writers::{file_offset, Writers},
+};
+
+/// The page size cowprof assumes (x86-64).
+pub const PAGE: u64 = 4096;
+
+fn key_of(vma: &VmaInfo) -> FileKey {
+    FileKey {
+        ino: vma.ino,
+        dev: vma.dev,
+        _pad: 0,
+    }
+}
+
+/// Resolves events to identities, and keeps what names them.
+#[derive(Default)]
+pub struct Resolver {
+    files: Files,
+    writers: Writers,
+    texts: Interner,
+    /// Present with `--stacks`.
+    stacks: Option<StackResolver>,
+    /// Interned stacks by kernel stack id.
+    stack_ids: hashbrown::HashMap<u32, TextId>,
+}
+
+impl Resolver {
+    /// A resolver against this machine's mounts; `stacks` is the kernel's
+    /// stack map when stacks are recorded.
+    #[must_use]
+    pub fn new(stacks: Option<StackTraceMap<MapData>>) -> Self {
+        Self {
+            files: Files::new(),
+            stacks: stacks.map(StackResolver::new),
+            ..Self::default()
+        }
+    }
+
+    /// Learns a file's path from the kernel.
+    pub fn add_file(&mut self, record: &FileRecord) {
+        self.files.add(record);
+    }
+
+    /// The files seen, for naming.
+    #[must_use]
+    pub fn files(&self) -> &Files {
+        &self.files
+    }
+
+    /// The text of an interned writer or stack.
+    #[must_use]
+    pub fn text(&self, id: TextId) -> &str {
+        self.texts.get(id)
+    }
+
+    /// Resolves one fault event; `None` when its kind is not one.
+    pub fn resolve(&mut self, event: &FaultEvent) -> Option<Resolved> {
+        let kind = Kind::from_u8(event.kind)?;
+        let (mapping, loc) = self.locate(event);
+        let (instruction, writer) = self
+            .writers
+            .resolve(event, &mut self.files, &mut self.texts);
+        let stack = self.stack(event);
+        Some(Resolved {
+            pid: event.pid,
+            tid: event.tid,
+            comm: event.comm,
+            kind,
+            ts_ns: event.ts_ns,
+            latency_ns: event.latency_ns,
+            mapping,
+            loc,
+            writer,
+            instruction,
+            stack,
+        })
+    }
+
+    fn stack(&mut self, event: &FaultEvent) -> StackKey {
+        let Some(stacks) = self.stacks.as_mut() else {
+            return StackKey::NotRecorded;
+        };
+        stacks.note_code(event.pid, &event.code);
+        let Ok(id) = u32::try_from(event.stack_id) else {
+            return StackKey::Missing;
+        };
+        if let Some(&text) = self.stack_ids.get(&id) {
+            return StackKey::Stack(text);
+        }
+        let (text, complete) = stacks.resolve(id, event.pid, &mut self.files);
+        let text = self.texts.intern(&text);
+        // A stack not fully named yet is named again next time.
+        if complete {
+            self.stack_ids.insert(id, text);
+        }
+        StackKey::Stack(text)
+    }
+
+    /// The mapping written to and where in it.
+    fn locate(&mut self, event: &FaultEvent) -> (MappingKey, Loc) {
+        let vma = &event.vma;
+        let page = event.addr & !(PAGE - 1);
+        let hint = Hint {
+            pid: event.pid,
+            start: vma.vm_start,
+            end: vma.vm_end,
+        };
+        if vma.file_backed == 0 {
+            let map = match vma.anon_kind {
+                ANON_HEAP => MapKey::Heap,
+                ANON_STACK => MapKey::Stack,
+                ANON_NAMED => MapKey::Named(key_of(vma)),
+                _ => MapKey::Anon,
+            };
+            let mapping = MappingKey {
+                map,
+                start: vma.vm_start,
+                end: vma.vm_end,
+                pid: event.pid,
+            };
+            if event.bss.found != 0 {
+                // The image's own mapping is the one before this one; its
+                // map_files entry is not known here, so only its path can
+                // verify it.
+                let key = FileKey {
+                    ino: event.bss.ino,
+                    dev: event.bss.dev,
+                    _pad: 0,
+                };
+                let offset = event.addr.wrapping_sub(event.bss.base);
+                if let Some(loc) = self.files.image(&key, None).and_then(|image| {
+                    let vaddr = image.vaddr_of_memory_offset(offset)?;
+                    Some(in_image(&image, key, vaddr))
+                }) {
+                    return (mapping, loc);
+                }
+            }
+            let loc = Loc {
+                image: None,
+                section: None,
+                symbol: None,
+                page,
+            };
+            return (mapping, loc);
+        }
+        let key = key_of(vma);
+        let mapping = MappingKey {
+            map: MapKey::File(key),
+            start: 0,
+            end: 0,
+            pid: 0,
+        };
+        let offset = file_offset(page, vma.vm_start, vma.vm_pgoff);
+        let in_file = Loc {
+            image: None,
+            section: None,
+            symbol: None,
+            page: offset,
+        };
+        let loc = match self.files.image(&key, Some(hint)) {
+            Some(image) => match image.vaddr_of_offset(offset) {
+                Some(vaddr) => in_image(&image, key, vaddr + (event.addr & (PAGE - 1))),
+                None => Loc {
+                    image: Some(key),
+                    ..in_file
+                },
+            },
+            None => in_file,
+        };
+        (mapping, loc)
+    }
+}
+
+fn in_image(image: &Image, key: FileKey, vaddr: u64) -> Loc {
+    let index = |i: usize| u32::try_from(i).ok();
+    Loc {
+        image: Some(key),
+        section: image.section_index_at(vaddr).and_then(index),
+        symbol: image.symbol_index_at(vaddr).and_then(index),
+        page: vaddr & !(PAGE - 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_below_their_mapping_do_not_panic() {
+        // Bad input (an address below its mapping, a huge pgoff) resolves
+        // to some offset; it never underflows.
+        let mut resolver = Resolver::default();
+        let event = FaultEvent {
+            kind: Kind::CowCopyFile as u8,
+            addr: 0x1000,
+            ip: 0x10,
+            vma: VmaInfo {
+                vm_start: 0x8000,
+                vm_end: 0x9000,
+                vm_pgoff: u64::MAX,
+                file_backed: 1,
+                ..VmaInfo::default()
+            },
+            code: VmaInfo {
+                vm_start: 0x9000,
+                vm_end: 0xa000,
+                file_backed: 1,
+                ..VmaInfo::default()
+            },
+            ..FaultEvent::default()
+        };
+        let loc = resolver.resolve(&event).expect("a fault").loc;
+        assert_eq!(loc.image, None);
+        assert!(resolver.resolve(&FaultEvent::default()).is_none(), "kind 0");
+    }
+}

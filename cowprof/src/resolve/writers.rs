@@ -1,0 +1,146 @@
+//! The writing code of a fault: ``image`function+0xoff (file:line)``,
+//! symbolized with blazesym once per code location and interned, so an
+//! event costs one hash lookup here.
+use std::{fmt::Write as _, path::Path};
+
+use cowprof_common::{event::is_kernel_address, FaultEvent, FileKey};
+use hashbrown::HashMap;
+
+use super::{
+    files::{Files, Hint},
+    intern::Interner,
+    keys::TextId,
+    PAGE,
+};
+
+thread_local! {
+    /// blazesym's symbolizer caches what it parsed of each file; it is not
+    /// `Send`, so each thread (in practice the collector) has its own.
+    static SYMBOLIZER: blazesym::symbolize::Symbolizer = blazesym::symbolize::Symbolizer::new();
+}
+
+/// A code location: the file (dev, inode) and offset of the instruction, or
+/// its address outside any file.
+type CodeKey = (u32, u64, u64);
+
+/// Writers by code location: the instruction's text and its function's.
+#[derive(Default)]
+pub struct Writers {
+    by_code: HashMap<CodeKey, (TextId, TextId)>,
+}
+
+impl Writers {
+    /// The interned writing instruction and its function.
+    pub fn resolve(
+        &mut self,
+        event: &FaultEvent,
+        files: &mut Files,
+        texts: &mut Interner,
+    ) -> (TextId, TextId) {
+        let code = &event.code;
+        let key = (
+            code.dev,
+            code.ino,
+            if code.file_backed == 0 {
+                event.ip
+            } else {
+                file_offset(event.ip, code.vm_start, code.vm_pgoff)
+            },
+        );
+        if let Some(&ids) = self.by_code.get(&key) {
+            return ids;
+        }
+        let text = writer_text(event, files);
+        // The writer view groups by function; rows keep the first
+        // instruction (with file:line) as their first writer.
+        let function = text.split_once('+').map_or(text.as_str(), |(f, _)| f);
+        let ids = (texts.intern(&text), texts.intern(function));
+        self.by_code.insert(key, ids);
+        ids
+    }
+}
+
+/// The file offset of `addr` in a mapping at `vm_start` of file page
+/// `vm_pgoff` (wrapping: bad input gives a bad offset, never a panic).
+#[must_use]
+pub fn file_offset(addr: u64, vm_start: u64, vm_pgoff: u64) -> u64 {
+    addr.wrapping_sub(vm_start)
+        .wrapping_add(vm_pgoff.wrapping_mul(PAGE))
+}
+
+/// The writing code: ``image`function+0xoff``, or the image and offset
+/// when it has no symbols.
+fn writer_text(event: &FaultEvent, files: &mut Files) -> String {
+    let code = &event.code;
+    if is_kernel_address(event.ip) {
+        // A kernel-mode fault on user memory: the kernel wrote on the
+        // process's behalf (read(2) into a buffer, say).
+        return "[kernel]".to_owned();
+    }
+    if code.vm_start == 0 {
+        return format!("[unknown] {:#x}", event.ip);
+    }
+    if code.file_backed == 0 {
+        return format!("[anon code] {:#x}", event.ip);
+    }
+    let key = FileKey {
+        ino: code.ino,
+        dev: code.dev,
+        _pad: 0,
+    };
+    let path = files.path(&key);
+    let name = path.rsplit('/').next().unwrap_or(&path).to_owned();
+    let offset = file_offset(event.ip, code.vm_start, code.vm_pgoff);
+    let hint = Hint {
+        pid: event.pid,
+        start: code.vm_start,
+        end: code.vm_end,
+    };
+    match files
+        .source(&key, Some(hint))
+        .and_then(|source| symbolize(&source, offset))
+    {
+        Some(f) => format!("{name}`{f}"),
+        None => format!("{name}+{offset:#x}"),
+    }
+}
+
+/// `function+0xoff`, and ` (file:line)` where debug info has it, for a
+/// file offset in an ELF file, with blazesym.
+#[must_use]
+pub fn symbolize(path: &Path, offset: u64) -> Option<String> {
+    use blazesym::symbolize::{
+        source::{Elf, Source},
+        Input, Symbolized,
+    };
+    let source = Source::Elf(Elf::new(path));
+    SYMBOLIZER.with(|symbolizer| {
+        let symbolized = symbolizer
+            .symbolize_single(&source, Input::FileOffset(offset))
+            .ok()?;
+        let Symbolized::Sym(sym) = symbolized else {
+            return None;
+        };
+        let mut text = format!("{}+{:#x}", sym.name, sym.offset);
+        if let Some(code) = &sym.code_info {
+            let file = Path::new(&code.file);
+            let _ = write!(text, " ({}", file.display());
+            if let Some(line) = code.line {
+                let _ = write!(text, ":{line}");
+            }
+            text.push(')');
+        }
+        Some(text)
+    })
+}
+
+/// The function at `offset` in the file at `path`, by name only.
+#[must_use]
+pub fn function_at(path: &Path, offset: u64) -> Option<String> {
+    let text = symbolize(path, offset)?;
+    Some(
+        text.split_once('+')
+            .map_or(text.as_str(), |(f, _)| f)
+            .to_owned(),
+    )
+}

@@ -1,0 +1,229 @@
+//! The state of a recording: every view at once, kept up to date one
+//! resolved fault at a time, and owned snapshots of it at any moment.
+//!
+//! It knows identities only (`resolve::keys`): no names, no files, and
+//! nothing of the command line, the terminal or the output formats.
+pub mod counts;
+pub mod views;
+
+use std::collections::BTreeMap;
+
+use cowprof_common::{event::COMM_LEN, FileKey, Kind};
+use hashbrown::HashMap;
+
+pub use self::{
+    counts::{KindCounts, Latencies, LatencySummary},
+    views::{RowKey, Tally, View},
+};
+use crate::{decode::comm_bytes, resolve::keys::Resolved};
+
+/// What one process paid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Process {
+    pub pid: u32,
+    pub comm: [u8; COMM_LEN],
+    pub counts: KindCounts,
+    /// Sum of per-fault latencies, in ns.
+    pub latency_ns: u64,
+}
+
+/// One row of a view in a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViewRow {
+    pub key: RowKey,
+    pub counts: KindCounts,
+    /// Distinct processes that wrote.
+    pub processes: usize,
+    pub first_writer: crate::resolve::keys::TextId,
+}
+
+/// A view's rows in a snapshot, most COW faults first.
+#[derive(Clone, Debug)]
+pub struct ViewRows {
+    pub view: View,
+    pub rows: Vec<ViewRow>,
+    /// Rows the view has, before any cap.
+    pub total_rows: usize,
+}
+
+/// The image pages written, and by which processes.
+#[derive(Clone, Debug)]
+pub struct TouchedImage {
+    pub image: FileKey,
+    /// Page (virtual address in the image) → processes that wrote it.
+    pub pages: BTreeMap<u64, Vec<u32>>,
+}
+
+/// What a snapshot holds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SnapshotOptions {
+    /// Keep the top N rows of each view (and processes); all when `None`.
+    pub top: Option<usize>,
+    /// Include the touch map (every image page written, per process).
+    pub touch_map: bool,
+}
+
+/// An owned copy of the state at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub events: u64,
+    pub totals: KindCounts,
+    pub processes: Vec<Process>,
+    pub total_processes: usize,
+    pub views: Vec<ViewRows>,
+    pub latencies: Vec<(Kind, LatencySummary)>,
+    pub touched: Vec<TouchedImage>,
+}
+
+/// Every view of a recording.
+#[derive(Default)]
+pub struct State {
+    events: u64,
+    totals: KindCounts,
+    processes: HashMap<u32, Process>,
+    views: [HashMap<RowKey, Tally>; View::KEYED.len()],
+    /// Image → page → the processes that wrote it (sorted).
+    touched: HashMap<FileKey, BTreeMap<u64, Vec<u32>>>,
+    latencies: Latencies,
+}
+
+/// Sorts `rows` by `weight`, heaviest first, keeping the top `n`.
+fn top<T>(rows: &mut Vec<T>, n: Option<usize>, weight: impl Fn(&T) -> u64) {
+    if let Some(n) = n.filter(|n| *n < rows.len()) {
+        if n > 0 {
+            rows.select_nth_unstable_by(n - 1, |a, b| weight(b).cmp(&weight(a)));
+        }
+        rows.truncate(n);
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(weight(r)));
+}
+
+impl State {
+    /// Accounts one resolved fault in every view.
+    pub fn apply(&mut self, event: &Resolved) {
+        self.events += 1;
+        self.totals.add(event.kind);
+        let process = self.processes.entry(event.pid).or_insert_with(|| Process {
+            pid: event.pid,
+            ..Process::default()
+        });
+        // The last comm wins: after an exec it names the new program.
+        if (process.comm[0] == 0 || event.tid == event.pid)
+            && comm_bytes(&process.comm) != comm_bytes(&event.comm)
+        {
+            process.comm = event.comm;
+        }
+        process.counts.add(event.kind);
+        process.latency_ns += event.latency_ns;
+        self.latencies.record(event.kind, event.latency_ns);
+        for (view, rows) in View::KEYED.iter().zip(&mut self.views) {
+            let Some(key) = RowKey::of(*view, event) else {
+                continue;
+            };
+            rows.entry(key)
+                .or_insert_with(|| Tally {
+                    first_writer: event.instruction,
+                    ..Tally::default()
+                })
+                .add(event.kind, event.pid);
+        }
+        if let Some(image) = event.loc.image {
+            let pids = self
+                .touched
+                .entry(image)
+                .or_default()
+                .entry(event.loc.page)
+                .or_default();
+            if let Err(at) = pids.binary_search(&event.pid) {
+                pids.insert(at, event.pid);
+            }
+        }
+    }
+
+    /// Accounts faults counted in the kernel per process (count-only mode:
+    /// no events, so no latency or attribution).
+    pub fn add_counted(&mut self, pid: u32, comm: [u8; COMM_LEN], counts: &KindCounts) {
+        self.events += counts.all();
+        self.totals.merge(counts);
+        let process = self.processes.entry(pid).or_insert_with(|| Process {
+            pid,
+            comm,
+            ..Process::default()
+        });
+        process.counts.merge(counts);
+    }
+
+    /// Faults accounted so far.
+    #[must_use]
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Counts summed over processes.
+    #[must_use]
+    pub fn totals(&self) -> KindCounts {
+        self.totals
+    }
+
+    /// An owned copy of every view (and, if asked, the touch map).
+    #[must_use]
+    pub fn snapshot(&self, options: SnapshotOptions) -> Snapshot {
+        let mut processes: Vec<Process> = self.processes.values().copied().collect();
+        let total_processes = processes.len();
+        top(&mut processes, options.top, |p| p.counts.cow_total());
+        let views = View::KEYED
+            .iter()
+            .zip(&self.views)
+            .map(|(view, rows)| {
+                let mut out: Vec<ViewRow> = rows
+                    .iter()
+                    .map(|(key, tally)| ViewRow {
+                        key: *key,
+                        counts: tally.counts,
+                        processes: tally.pids.len(),
+                        first_writer: tally.first_writer,
+                    })
+                    .collect();
+                top(&mut out, options.top, |r| r.counts.cow_total());
+                ViewRows {
+                    view: *view,
+                    rows: out,
+                    total_rows: rows.len(),
+                }
+            })
+            .collect();
+        let touched = if options.touch_map {
+            self.touched
+                .iter()
+                .map(|(image, pages)| TouchedImage {
+                    image: *image,
+                    pages: pages.clone(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Snapshot {
+            events: self.events,
+            totals: self.totals,
+            processes,
+            total_processes,
+            views,
+            latencies: self.latencies.summary(),
+            touched,
+        }
+    }
+}
+
+impl Snapshot {
+    /// The rows of `view` (empty for the process view).
+    #[must_use]
+    pub fn rows(&self, view: View) -> &[ViewRow] {
+        view.slot()
+            .and_then(|i| self.views.get(i))
+            .map_or(&[], |v| v.rows.as_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests;

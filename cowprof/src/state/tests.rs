@@ -1,0 +1,174 @@
+use cowprof_common::{FileKey, Kind};
+
+use super::*;
+use crate::resolve::keys::{Loc, MapKey, MappingKey, Resolved, StackKey, TextId};
+
+/// An anon write at `addr` by `pid` in the mapping [0x10000, 0x20000).
+fn anon(pid: u32, addr: u64, kind: Kind) -> Resolved {
+    let mut comm = [0u8; 16];
+    comm[..4].copy_from_slice(b"work");
+    Resolved {
+        pid,
+        tid: pid,
+        comm,
+        kind,
+        ts_ns: 0,
+        latency_ns: 10,
+        mapping: MappingKey {
+            map: MapKey::Anon,
+            start: 0x10000,
+            end: 0x20000,
+            pid,
+        },
+        loc: Loc {
+            image: None,
+            section: None,
+            symbol: None,
+            page: addr & !0xfff,
+        },
+        writer: TextId(1),
+        instruction: TextId(2),
+        stack: StackKey::NotRecorded,
+    }
+}
+
+fn image_write(pid: u32, page: u64, symbol: Option<u32>) -> Resolved {
+    let image = FileKey {
+        ino: 5,
+        dev: 1,
+        _pad: 0,
+    };
+    Resolved {
+        mapping: MappingKey {
+            map: MapKey::File(image),
+            start: 0,
+            end: 0,
+            pid: 0,
+        },
+        loc: Loc {
+            image: Some(image),
+            section: Some(3),
+            symbol,
+            page,
+        },
+        ..anon(pid, page, Kind::CowCopyFile)
+    }
+}
+
+fn state(events: &[Resolved]) -> State {
+    let mut state = State::default();
+    for e in events {
+        state.apply(e);
+    }
+    state
+}
+
+#[test]
+fn aggregates_per_process_and_kind() {
+    let s = state(&[
+        anon(1, 0x10000, Kind::CowCopyAnon),
+        anon(1, 0x11000, Kind::CowCopyAnon),
+        anon(1, 0x12000, Kind::CowReuse),
+        anon(2, 0x10000, Kind::WriteNotify),
+    ]);
+    let snap = s.snapshot(SnapshotOptions::default());
+    assert_eq!(snap.events, 4);
+    let p1 = snap.processes.iter().find(|p| p.pid == 1).expect("pid 1");
+    assert_eq!(crate::decode::comm_str(&p1.comm), "work");
+    assert_eq!(p1.counts.get(Kind::CowCopyAnon), 2);
+    assert_eq!(p1.counts.copies(), 2);
+    assert_eq!(p1.counts.cow_total(), 3);
+    assert_eq!(p1.latency_ns, 30);
+    assert_eq!(snap.latencies.len(), 3, "three kinds seen");
+    assert_eq!(snap.latencies[0].0, Kind::CowCopyAnon);
+    assert_eq!(snap.latencies[0].1.count, 2);
+    assert_eq!(snap.latencies[0].1.p50_ns, 10);
+    assert_eq!(snap.totals.get(Kind::WriteNotify), 1);
+    assert_eq!(snap.totals.cow_total(), 3);
+}
+
+#[test]
+fn pages_of_anon_memory_aggregate_across_processes() {
+    let snap = state(&[
+        anon(7, 0x10008, Kind::CowCopyAnon),
+        anon(8, 0x10010, Kind::CowCopyAnon),
+        anon(8, 0x10ff0, Kind::CowReuse),
+        anon(7, 0x11000, Kind::CowCopyAnon),
+    ])
+    .snapshot(SnapshotOptions::default());
+    let rows = snap.rows(View::Page);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].key, RowKey::Page(MapKey::Anon, 0x10000));
+    assert_eq!(rows[0].counts.cow_total(), 3);
+    assert_eq!(rows[0].counts.copies(), 2);
+    assert_eq!(rows[0].processes, 2, "pids 7 and 8, each counted once");
+    assert_eq!(rows[0].first_writer, TextId(2));
+    assert_eq!(rows[1].processes, 1);
+    // Anon mappings are told apart by process.
+    assert_eq!(snap.rows(View::Mapping).len(), 2);
+    assert!(snap.rows(View::Image).is_empty(), "anon is no image");
+    assert_eq!(snap.rows(View::Writer).len(), 1);
+}
+
+#[test]
+fn every_view_accounts_for_every_fault_it_covers() {
+    let mut events = vec![
+        anon(7, 0x10008, Kind::CowCopyAnon),
+        anon(8, 0x11000, Kind::CowReuse),
+        image_write(7, 0x3000, Some(1)),
+        image_write(7, 0x4000, None),
+        image_write(8, 0x3000, Some(1)),
+    ];
+    for e in &mut events {
+        e.stack = StackKey::Missing;
+    }
+    events[0].stack = StackKey::Stack(TextId(9));
+    let snap = state(&events).snapshot(SnapshotOptions {
+        top: None,
+        touch_map: true,
+    });
+    let sum = |view| -> u64 { snap.rows(view).iter().map(|r| r.counts.all()).sum() };
+    let all = snap.totals.all();
+    for view in [View::Mapping, View::Page, View::Writer, View::Stack] {
+        assert_eq!(sum(view), all, "{view:?}");
+    }
+    for view in [View::Image, View::Section, View::Symbol] {
+        assert_eq!(sum(view), 3, "{view:?}: the image faults");
+    }
+    assert_eq!(
+        snap.touched[0].pages.get(&0x3000),
+        Some(&vec![7, 8]),
+        "the touch map keeps who wrote each page"
+    );
+}
+
+#[test]
+fn faults_without_a_stack_are_kept_in_the_stack_view() {
+    let mut event = anon(7, 0x10008, Kind::CowCopyAnon);
+    event.stack = StackKey::Missing;
+    let snap = state(&[event]).snapshot(SnapshotOptions::default());
+    let rows = snap.rows(View::Stack);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].key, RowKey::Stack(StackKey::Missing));
+    // Without --stacks there is no stack view at all.
+    let snap = state(&[anon(7, 0x10008, Kind::CowCopyAnon)]).snapshot(SnapshotOptions::default());
+    assert!(snap.rows(View::Stack).is_empty());
+}
+
+#[test]
+fn snapshots_keep_the_top_rows() {
+    let events: Vec<Resolved> = (0..10u64)
+        .flat_map(|page| {
+            (0..=page).map(move |_| anon(7, 0x10000 + page * 0x1000, Kind::CowCopyAnon))
+        })
+        .collect();
+    let s = state(&events);
+    let snap = s.snapshot(SnapshotOptions {
+        top: Some(3),
+        touch_map: false,
+    });
+    let pages = &snap.views[View::Page.slot().expect("keyed")];
+    assert_eq!(pages.total_rows, 10);
+    let counts: Vec<u64> = pages.rows.iter().map(|r| r.counts.all()).collect();
+    assert_eq!(counts, [10, 9, 8]);
+}

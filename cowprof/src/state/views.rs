@@ -1,0 +1,141 @@
+//! The dimensions faults are aggregated by, and what each row counts.
+use cowprof_common::{FileKey, Kind};
+use serde::Serialize;
+
+use super::counts::KindCounts;
+use crate::resolve::keys::{MapKey, MappingKey, Resolved, StackKey, TextId};
+
+/// A dimension to aggregate by (`record --by`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum View {
+    Process,
+    Mapping,
+    Image,
+    Section,
+    Symbol,
+    Page,
+    Writer,
+    /// User stacks (needs `--stacks`).
+    Stack,
+}
+
+impl View {
+    /// Every view, in report order.
+    pub const ALL: [View; 8] = [
+        View::Process,
+        View::Mapping,
+        View::Image,
+        View::Section,
+        View::Symbol,
+        View::Page,
+        View::Writer,
+        View::Stack,
+    ];
+
+    /// The views the state keeps rows for (the process view is its own
+    /// table).
+    pub const KEYED: [View; 7] = [
+        View::Mapping,
+        View::Image,
+        View::Section,
+        View::Symbol,
+        View::Page,
+        View::Writer,
+        View::Stack,
+    ];
+
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            View::Process => "process",
+            View::Mapping => "mapping",
+            View::Image => "image",
+            View::Section => "section",
+            View::Symbol => "symbol",
+            View::Page => "page",
+            View::Writer => "writer",
+            View::Stack => "stack",
+        }
+    }
+
+    /// The view named `name`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<View> {
+        View::ALL.into_iter().find(|v| v.name() == name)
+    }
+
+    /// Whether the view lists image pages, and so comes with the touch map.
+    #[must_use]
+    pub const fn has_touch_map(self) -> bool {
+        matches!(
+            self,
+            View::Image | View::Section | View::Symbol | View::Page
+        )
+    }
+
+    /// Index into the keyed views (`None` for the process view).
+    pub(super) fn slot(self) -> Option<usize> {
+        View::KEYED.iter().position(|v| *v == self)
+    }
+}
+
+/// A row's identity: small integers, named only when a report is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RowKey {
+    Mapping(MappingKey),
+    Image(FileKey),
+    Section(FileKey, Option<u32>),
+    Symbol(FileKey, Option<u32>, Option<u32>),
+    /// A page of an image, by its virtual address there.
+    ImagePage(FileKey, Option<u32>, u64),
+    /// A page of another mapping, by address (or file offset).
+    Page(MapKey, u64),
+    Writer(TextId),
+    Stack(StackKey),
+}
+
+impl RowKey {
+    /// The row of `event` in `view`, if it has one there: image views hold
+    /// image pages only; the others every fault.
+    #[must_use]
+    pub fn of(view: View, event: &Resolved) -> Option<RowKey> {
+        let loc = &event.loc;
+        Some(match (view, loc.image) {
+            (View::Mapping, _) => RowKey::Mapping(event.mapping),
+            (View::Image, Some(image)) => RowKey::Image(image),
+            (View::Section, Some(image)) => RowKey::Section(image, loc.section),
+            (View::Symbol, Some(image)) => RowKey::Symbol(image, loc.section, loc.symbol),
+            (View::Page, Some(image)) => RowKey::ImagePage(image, loc.section, loc.page),
+            (View::Page, None) => RowKey::Page(event.mapping.map, loc.page),
+            (View::Writer, _) => RowKey::Writer(event.writer),
+            (View::Stack, _) if event.stack != StackKey::NotRecorded => RowKey::Stack(event.stack),
+            _ => return None,
+        })
+    }
+}
+
+/// What a row has counted.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    pub counts: KindCounts,
+    /// Distinct writers, sorted: four bytes per (row, process).
+    pub pids: Vec<u32>,
+    /// The first writing instruction.
+    pub first_writer: TextId,
+}
+
+impl Tally {
+    /// Counts one fault of `kind` by `pid`.
+    pub fn add(&mut self, kind: Kind, pid: u32) {
+        self.counts.add(kind);
+        if let Err(at) = self.pids.binary_search(&pid) {
+            // Grow by a quarter, not double: with 10 million (page, process)
+            // pairs the doubling slack alone was tens of MiB.
+            if self.pids.len() == self.pids.capacity() {
+                self.pids.reserve_exact((self.pids.len() / 4).max(2));
+            }
+            self.pids.insert(at, pid);
+        }
+    }
+}
