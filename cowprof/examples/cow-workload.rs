@@ -29,6 +29,14 @@
 //! - `fork-time`: like `fork-anon` without the parent's rewrite; the child
 //!   times its N writes and the parent prints `ns_per_fault=<ns>` (used by
 //!   benchmarks).
+//! - `fork-paced`: like `fork-time`, but the child writes its N pages in
+//!   batches of 64, 20 ms apart, so a recording can be watched mid-run.
+//! - `storm-files`: the child of a fork writes N anon pages (N
+//!   `cow_copy_anon`) and, spread over the second half of them, page 0 of
+//!   each of 64 two-page files `--file PATH.K` mapped `MAP_PRIVATE`; after
+//!   300 ms it writes page 1 of each, 10 ms apart (128 `cow_fill_file` in
+//!   all). With a
+//!   small ring buffer the files' path records meet a full buffer.
 //!
 //! With `--wait` the workload reports its pid and then blocks until a line
 //! arrives on stdin, so a profiler can attach with `-p` first.
@@ -217,6 +225,57 @@ fn fork_child(work: impl FnOnce()) -> i32 {
     pid
 }
 
+/// `storm-files`: see the module docs.
+fn storm_files(args: &Args) {
+    const FILES: usize = 64;
+    let n = args.pages.max(2 * FILES);
+    let path = args
+        .file
+        .clone()
+        .unwrap_or_else(|| usage("this mode needs --file"));
+    let files: Vec<*mut u8> = (0..FILES)
+        .map(|k| {
+            let mut name = path.clone().into_os_string();
+            name.push(format!(".{k}"));
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&name)
+                .unwrap_or_else(|e| {
+                    usage(&format!(
+                        "cannot create {}: {e}",
+                        std::path::Path::new(&name).display()
+                    ))
+                });
+            file.write_all_at_start(2);
+            map(2, libc::MAP_PRIVATE, file.as_raw_fd())
+        })
+        .collect();
+    let base = map(n, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1);
+    no_huge(base, n);
+    write_pages(base, 0..n, 1);
+    let step = n / 2 / FILES;
+    let child = fork_child(|| {
+        for page in 0..n {
+            write_pages(base, page..page + 1, 2);
+            if page >= n / 2 && (page - n / 2).is_multiple_of(step) {
+                if let Some(file) = files.get((page - n / 2) / step) {
+                    write_pages(*file, 0..1, 3);
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // Paced, so the one-page buffer can take each write's records.
+        for file in &files {
+            write_pages(*file, 1..2, 3);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    });
+    report(args, base, Some(child));
+}
+
 fn file_of(args: &Args) -> File {
     let path = args
         .file
@@ -392,6 +451,19 @@ fn main() {
             println!("ns_per_fork={mean:.1}");
         }
         "fork-time" => fork_time(&args),
+        "fork-paced" => {
+            let base = map(n, anon, -1);
+            no_huge(base, n);
+            write_pages(base, 0..n, 1);
+            let child = fork_child(|| {
+                for start in (0..n).step_by(64) {
+                    write_pages(base, start..(start + 64).min(n), 2);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            });
+            report(&args, base, Some(child));
+        }
+        "storm-files" => storm_files(&args),
         other => usage(&format!("unknown mode {other}")),
     }
 }

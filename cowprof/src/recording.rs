@@ -124,6 +124,7 @@ impl Recording {
         }
         recording.started = Instant::now();
         recording.attach_s = record_started.elapsed().as_secs_f64();
+        self_faults();
         Ok(recording)
     }
 
@@ -210,6 +211,44 @@ impl Recording {
             attach_s: self.attach_s,
             wall_s: self.record_started.elapsed().as_secs_f64(),
         })
+    }
+}
+
+/// A test hook: `COWPROF_SELF_FAULTS=N` makes cowprof take N COW faults of
+/// its own (zero-page copies) once its probes are live, so a test can check
+/// that it never traces itself.
+fn self_faults() {
+    let Some(pages) = std::env::var("COWPROF_SELF_FAULTS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    else {
+        return;
+    };
+    let len = pages * 4096;
+    // SAFETY: a fresh private anon mapping, read then written page by page
+    // (volatile, so every access happens), then unmapped.
+    unsafe {
+        let base = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if base == libc::MAP_FAILED {
+            return;
+        }
+        libc::madvise(base, len, libc::MADV_NOHUGEPAGE);
+        let base = base.cast::<u8>();
+        for page in 0..pages {
+            let _ = std::ptr::read_volatile(base.add(page * 4096));
+        }
+        for page in 0..pages {
+            std::ptr::write_volatile(base.add(page * 4096), 1);
+        }
+        libc::munmap(base.cast(), len);
     }
 }
 

@@ -68,17 +68,38 @@ fn symbol_addr(path: &Path, name: &str) -> u64 {
 }
 
 fn record(dir: &Path, by: &str) -> Value {
+    record_args(dir, by, &[])
+}
+
+/// `record --by BY -- fixture ARGS...`.
+fn record_args(dir: &Path, by: &str, args: &[&str]) -> Value {
     let fixture = dir.join("fixture");
-    record_summary([
+    let mut all = vec![
         "--by".as_ref(),
         by.as_ref(),
         "--".as_ref(),
         fixture.as_os_str(),
-    ])
+    ];
+    all.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
+    record_summary(all)
 }
 
+/// The rows of view `name`.
+fn view<'a>(summary: &'a Value, name: &str) -> &'a Vec<Value> {
+    summary["views"][name]
+        .as_array()
+        .unwrap_or_else(|| panic!("no view {name}: {summary}"))
+}
+
+/// The rows of the one view asked for.
 fn rows(summary: &Value) -> &Vec<Value> {
-    summary["rows"].as_array().expect("rows")
+    let views = summary["views"].as_object().expect("views");
+    assert_eq!(views.len(), 1, "one view asked for: {views:?}");
+    views
+        .values()
+        .next()
+        .and_then(Value::as_array)
+        .expect("rows")
 }
 
 /// The row whose key contains `needle`; panics with the summary otherwise.
@@ -211,21 +232,81 @@ fn a_process_that_exits_at_once_is_attributed_to_its_file() {
     let Some(dir) = fixture() else {
         return;
     };
-    // The child writes and exits within microseconds; its mappings are gone
-    // before userspace reads the events, so the path must come from the
-    // kernel.
-    let summary = record(dir.path(), "image");
+    // One process writes the library's hot pages and its own .data and
+    // exits within microseconds; no process maps either file any more when
+    // userspace reads the events, so paths must come from the kernel.
+    let summary = record_args(dir.path(), "symbol", &["solo"]);
+    let hot = row_with(&summary, "libhotcold.so .data hot");
+    assert_eq!(copies(hot), 32, "{hot}");
+    let exe_data = row_with(&summary, "fixture .data exe_data");
+    assert_eq!(copies(exe_data), 4, "{exe_data}");
     let lib = dir
         .path()
         .join("libhotcold.so")
         .canonicalize()
         .expect("path");
     assert!(
-        rows(&summary)
-            .iter()
-            .any(|r| r["key"] == lib.display().to_string()),
-        "{lib:?} in {summary}"
+        hot["key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with(&lib.display().to_string())),
+        "{hot}"
     );
+}
+
+#[test]
+fn a_library_replaced_on_disk_is_never_named_from_the_new_file() {
+    let Some(dir) = fixture() else {
+        return;
+    };
+    // The program renames another ELF file (a copy of itself) over the
+    // library it has mapped, then writes the library's hot pages. The path
+    // now leads to the other file: its sections and symbols must not be
+    // given to the library's pages.
+    let other = dir.path().join("other");
+    std::fs::copy(dir.path().join("fixture"), &other).expect("copy");
+    let lib = dir.path().join("libhotcold.so");
+    let summary = record_args(
+        dir.path(),
+        "symbol,mapping",
+        &[
+            "replace",
+            other.to_str().expect("utf-8"),
+            lib.to_str().expect("utf-8"),
+        ],
+    );
+    let of_lib = |name: &str| -> Vec<Value> {
+        view(&summary, name)
+            .iter()
+            .filter(|r| {
+                r["key"]
+                    .as_str()
+                    .is_some_and(|k| k.contains("libhotcold.so"))
+            })
+            .cloned()
+            .collect()
+    };
+    for row in of_lib("symbol") {
+        assert!(
+            row["key"].as_str().is_some_and(|k| k.ends_with(" hot")),
+            "only the mapped library's own symbol, never the new file's: {row}"
+        );
+    }
+    // Every copy of the library's pages is still counted, under its path,
+    // marked when the file there is not the one mapped.
+    let mappings = of_lib("mapping");
+    assert_eq!(mappings.len(), 1, "{mappings:?}");
+    // hot's 32 pages, and the loader's relocation writes in the parent.
+    assert!(copies(&mappings[0]) >= 32, "{}", mappings[0]);
+    // The program's own image is still attributed.
+    let exe_data = view(&summary, "symbol")
+        .iter()
+        .find(|r| {
+            r["key"]
+                .as_str()
+                .is_some_and(|k| k.contains("fixture .data exe_data"))
+        })
+        .unwrap_or_else(|| panic!("exe_data: {summary}"));
+    assert_eq!(copies(exe_data), 4);
 }
 
 /// The interpreter behind `python3`, resolved past any wrapper script.
@@ -293,4 +374,80 @@ fn stacks_are_aggregated_and_named_after_the_process_is_gone() {
         })
         .unwrap_or_else(|| panic!("a stack through write_hot: {summary}"));
     assert_eq!(hot["copies"], 32, "{hot}");
+}
+
+type Counts = std::collections::BTreeMap<String, u64>;
+
+/// A counts object (kind → count).
+fn counts_of(counts: &Value) -> Counts {
+    counts
+        .as_object()
+        .expect("counts")
+        .iter()
+        .map(|(kind, n)| (kind.clone(), n.as_u64().expect("count")))
+        .collect()
+}
+
+/// Per-kind sums of `rows`' counts.
+fn kind_sums<'a>(rows: impl IntoIterator<Item = &'a Value>) -> Counts {
+    let mut sums = Counts::new();
+    for row in rows {
+        for (kind, n) in counts_of(&row["counts"]) {
+            *sums.entry(kind).or_default() += n;
+        }
+    }
+    sums
+}
+
+#[test]
+fn every_view_of_one_recording_agrees_with_the_totals_and_the_kernel() {
+    let Some(dir) = fixture() else {
+        return;
+    };
+    let summary = record_args(
+        dir.path(),
+        "process,mapping,image,section,symbol,page,writer,stack",
+        &[],
+    );
+    assert_eq!(summary["lost_events"], 0, "{summary}");
+    let totals = counts_of(&summary["totals"]);
+    let kernel = counts_of(&summary["kernel_totals"]);
+    assert_eq!(
+        totals, kernel,
+        "every fault the kernel counted was recorded"
+    );
+    let processes = summary["processes"].as_array().expect("processes");
+    assert_eq!(kind_sums(processes), totals, "processes");
+    for name in ["mapping", "page", "writer", "stack"] {
+        assert_eq!(kind_sums(view(&summary, name)), totals, "view {name}");
+    }
+    // The image views hold the image pages: the same faults in each.
+    let images = kind_sums(view(&summary, "image"));
+    assert_eq!(kind_sums(view(&summary, "section")), images, "section");
+    assert_eq!(kind_sums(view(&summary, "symbol")), images, "symbol");
+    for image in view(&summary, "image") {
+        let path = format!("{} ", image["key"].as_str().expect("key"));
+        let sections = view(&summary, "section")
+            .iter()
+            .filter(|r| r["key"].as_str().is_some_and(|k| k.starts_with(&path)));
+        assert_eq!(
+            kind_sums(sections),
+            kind_sums([image]),
+            "the sections of {path}"
+        );
+    }
+    // The numbers of the single-view recordings, from the same state.
+    let hot = view(&summary, "symbol")
+        .iter()
+        .find(|r| {
+            r["key"]
+                .as_str()
+                .is_some_and(|k| k.ends_with("libhotcold.so .data hot"))
+        })
+        .unwrap_or_else(|| panic!("hot: {summary}"));
+    assert_eq!(copies(hot), 32);
+    assert!(
+        summary["waste"].as_array().is_some_and(|w| !w.is_empty()),
+        "the touch map comes with the image views"
+    );
 }

@@ -10,20 +10,22 @@ fn doctor_verdicts_match_what_record_can_attach() {
     if !bpf_available() {
         return;
     }
-    let output = Command::new(cowprof())
-        .args(["doctor", "--json"])
-        .output()
-        .expect("running doctor");
+    let output = crate::harness::output(Command::new(cowprof()).args(["doctor", "--json"]));
     let doctor: Value = serde_json::from_slice(&output.stdout).expect("doctor JSON");
     assert_eq!(output.status.code(), Some(0), "some strategy works here");
     let strategies = doctor["strategies"].as_array().expect("strategies");
     assert_eq!(strategies.len(), 3);
     for report in strategies {
         let name = report["strategy"].as_str().expect("name");
-        let recorded = Command::new(cowprof())
-            .args(["record", "--probe", name, "-o", "/dev/null", "--", "true"])
-            .output()
-            .expect("running record");
+        let recorded = crate::harness::output(Command::new(cowprof()).args([
+            "record",
+            "--probe",
+            name,
+            "-o",
+            "/dev/null",
+            "--",
+            "true",
+        ]));
         let available = report["available"].as_bool().expect("available");
         assert_eq!(
             recorded.status.success(),
@@ -49,10 +51,8 @@ fn doctor_verdicts_match_what_record_can_attach() {
         .find(|s| s["available"] == true)
         .map(|s| s["strategy"].clone());
     assert_eq!(Some(doctor["chosen"].clone()), first_available);
-    let auto = Command::new(cowprof())
-        .args(["record", "--json", "--", "true"])
-        .output()
-        .expect("running record");
+    let auto =
+        crate::harness::output(Command::new(cowprof()).args(["record", "--json", "--", "true"]));
     let summary: Value = serde_json::from_slice(&auto.stdout).expect("summary");
     assert_eq!(summary["strategy"], doctor["chosen"]);
 }

@@ -1,10 +1,63 @@
 //! Running cowprof and the workload, and counting events in a range.
 use std::{
     collections::BTreeMap,
-    io::{BufRead as _, BufReader, Write as _},
+    io::{BufRead as _, BufReader, Read as _, Write as _},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    time::{Duration, Instant},
 };
+
+/// How long any command a test runs may take before the test fails rather
+/// than hangs CI (the emulated VM guests are slow).
+pub const TIMEOUT: Duration = Duration::from_mins(10);
+
+/// Waits for `child`, killing it and failing the test past [`TIMEOUT`].
+pub fn wait(child: &mut Child, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for a child") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `cmd` to completion, with its output, within [`TIMEOUT`].
+pub fn output(cmd: &mut Command) -> Output {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let reader = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = reader(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = reader(Box::new(child.stderr.take().expect("stderr")));
+    let status = wait(&mut child, &what);
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+/// Runs `cmd` to completion within [`TIMEOUT`]; its exit status.
+pub fn status(cmd: &mut Command) -> ExitStatus {
+    let what = format!("{cmd:?}");
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{what}: {e}"));
+    wait(&mut child, &what)
+}
 
 use serde_json::Value;
 
@@ -82,12 +135,12 @@ pub fn scratch() -> tempfile::TempDir {
 /// `cowprof record --json [--probe=…] ARGS`, which must succeed: the summary
 /// it prints.
 pub fn record_summary<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Value {
-    let out = Command::new(cowprof())
-        .args(["record", "--json"])
-        .args(forced_probe().map(|p| format!("--probe={p}")))
-        .args(args)
-        .output()
-        .expect("cowprof record");
+    let out = output(
+        Command::new(cowprof())
+            .args(["record", "--json"])
+            .args(forced_probe().map(|p| format!("--probe={p}")))
+            .args(args),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -190,7 +243,7 @@ impl Files {
         }
     }
 
-    fn finish(&self) -> Recording {
+    pub fn finish(&self) -> Recording {
         let summary = std::fs::read_to_string(&self.summary).expect("summary file");
         Recording {
             summary: serde_json::from_str(&summary).expect("summary JSON"),
@@ -233,13 +286,13 @@ pub fn record_command(files: &Files, command: &[String]) -> Recording {
 
 /// `cowprof record <options...> -- <command...>`.
 pub fn record_command_with(files: &Files, options: &[&str], command: &[String]) -> Recording {
-    let status = Command::new(cowprof())
-        .args(record_args(files))
-        .args(options)
-        .arg("--")
-        .args(command)
-        .status()
-        .expect("running cowprof");
+    let status = status(
+        Command::new(cowprof())
+            .args(record_args(files))
+            .args(options)
+            .arg("--")
+            .args(command),
+    );
     assert!(status.success(), "cowprof record failed: {status}");
     files.finish()
 }
@@ -289,8 +342,8 @@ pub fn record_pid(files: &Files, mode: &str, extra: &[&str]) -> Recording {
         .expect("stdin")
         .write_all(b"go\n")
         .expect("releasing the workload");
-    assert!(workload.wait().expect("workload").success());
-    let status = cowprof.wait().expect("cowprof");
+    assert!(wait(&mut workload, "the workload").success());
+    let status = wait(&mut cowprof, "cowprof record -p");
     assert!(status.success(), "cowprof record -p failed: {status}");
     files.finish()
 }

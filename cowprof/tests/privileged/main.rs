@@ -9,6 +9,7 @@ mod count_only;
 mod doctor;
 mod harness;
 mod kinds;
+mod pipeline;
 mod smaps;
 mod targets;
 mod unprivileged;

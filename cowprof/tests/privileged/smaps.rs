@@ -93,7 +93,7 @@ fn copies_equal_the_growth_of_private_dirty() {
     let after = private_dirty_kb(child, start);
     // SAFETY: as above.
     unsafe { libc::kill(i32::try_from(child).expect("pid"), libc::SIGCONT) };
-    assert!(recorder.wait().expect("cowprof").success());
+    assert!(crate::harness::wait(&mut recorder, "cowprof").success());
     let copies = std::fs::read_to_string(&files.events)
         .expect("events")
         .lines()

@@ -19,18 +19,18 @@ fn unprivileged_user_gets_one_line_and_exit_code_3() {
         .expect("chmod dir");
     let bin = dir.path().join("cowprof");
     std::fs::copy(cowprof(), &bin).expect("copy binary");
-    let output = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(&bin)
-        .args(["record", "--", "true"])
-        .current_dir(dir.path())
-        .output()
-        .expect("running setpriv");
+    let output = crate::harness::output(
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(&bin)
+            .args(["record", "--", "true"])
+            .current_dir(dir.path()),
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "stderr: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr}");
