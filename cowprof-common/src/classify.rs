@@ -1,4 +1,4 @@
-//! Classification of a write fault into the kinds of DESIGN.md §2.
+//! Classification of a write fault into the kinds of docs/kernel.md §2.
 //!
 //! The function is pure: it sees only facts the probes gathered, so the same
 //! code runs inside the eBPF programs of every strategy and in host unit tests.

@@ -27,7 +27,7 @@ pub fn active() -> Option<&'static mut TaskState> {
 /// Makes sure the pending fault knows its mapping: looks it up with
 /// `bpf_find_vma` and remembers it in the task's cache.
 ///
-/// Only call this where IRQs are enabled (DESIGN.md §4).
+/// Only call this where IRQs are enabled (docs/kernel.md §4).
 #[inline(always)]
 pub fn resolve_vma(state: &mut TaskState) {
     if state.pending.vma_found != 0 {

@@ -173,7 +173,7 @@ struct Lookup {
 ///
 /// Only call this where interrupts are enabled: with IRQs off the kernel
 /// defers the mmap unlock through irq_work, which costs a self-IPI per call
-/// (DESIGN.md §4).
+/// (docs/kernel.md §4).
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn cowprof_find_vma(addr: u64, out: *mut VmaInfo) -> i64 {

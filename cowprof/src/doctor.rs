@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::{
     kernel::{btf::VMLINUX_BTF, privileges, tracefs},
     probe::{
-        strategy::{KernelFacts, ProbeSpec, Strategy, TABLE},
+        strategy::{KernelFacts, ProbeSpec, Requirement, Strategy, REQUIREMENTS, TABLE},
         ProbeOptions, Probes,
     },
 };
@@ -44,6 +44,8 @@ pub struct Doctor {
     pub tracefs: bool,
     pub strategies: Vec<StrategyReport>,
     pub chosen: Option<Strategy>,
+    /// What every strategy needs beyond its attach points.
+    pub requirements: &'static [Requirement],
     pub table: Vec<ProbeRow>,
     pub fixes: Vec<String>,
 }
@@ -117,6 +119,7 @@ impl Doctor {
             tracefs: tracefs::is_mounted(),
             strategies,
             chosen,
+            requirements: REQUIREMENTS,
             table,
             fixes: Vec::new(),
         };
@@ -215,6 +218,14 @@ impl Doctor {
         }
         let chosen = self.chosen.map_or("none", Strategy::name);
         let _ = writeln!(out, "\nchosen: {chosen}");
+        let _ = writeln!(out, "\nevery strategy needs:");
+        for r in self.requirements {
+            let _ = writeln!(
+                out,
+                "  {:<28} Linux {}.{}+  ({})",
+                r.feature, r.min_kernel.0, r.min_kernel.1, r.used_for
+            );
+        }
         let _ = writeln!(
             out,
             "\n{:<11} {:<26} {:<42} {:>6} {:<8} check",

@@ -2,7 +2,7 @@
 //!
 //! 1. nightly `rust-src` (the eBPF crate is built with `-Z build-std=core`);
 //! 2. bpf-linker 0.13, built against the nightly toolchain's own libLLVM
-//!    (DESIGN.md §6), cached in `~/.cache/cowprof/bpf-linker`;
+//!    (docs/kernel.md §6), cached in `~/.cache/cowprof/bpf-linker`;
 //! 3. kernel BTF present;
 //! 4. tracefs mounted.
 use std::{

@@ -2,7 +2,7 @@
 //! 6.12 cloud kernels under qemu (TCG; KVM does not work on this host), runs
 //! the live suite once per probe strategy inside each, plus `cowprof
 //! doctor`, a latency sample and a cost sample, and reports a kernel ×
-//! strategy table. DESIGN.md §7 has the recipe this follows.
+//! strategy table. docs/kernel.md §7 has the recipe this follows.
 mod guest;
 mod host;
 

@@ -1,4 +1,4 @@
-//! One file per probe. The tracepoint strategy (DESIGN.md §3) is:
+//! One file per probe. The tracepoint strategy (docs/kernel.md §3) is:
 //!
 //! 1. [`fault_entry`]: `exceptions:page_fault_user` opens a pending record for
 //!    each user write fault of a followed process, taking the mapping from

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::kernel::btf::KernelBtf;
 
-/// A way of probing the write-protect fault path (DESIGN.md §3).
+/// A way of probing the write-protect fault path (docs/kernel.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {

@@ -1,4 +1,4 @@
-//! Each kind of DESIGN.md §2, counted exactly in the range under test.
+//! Each kind of docs/kernel.md §2, counted exactly in the range under test.
 use crate::harness::{bpf_available, record_workload, Files};
 
 const N: u64 = 4096;
