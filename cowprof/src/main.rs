@@ -20,8 +20,24 @@ use cowprof::{
     state::View,
 };
 
+/// Raises the soft limit of open files to the hard limit: cowprof keeps
+/// each image it attributes open, so its identity cannot change under it.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit on a valid struct.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) == 0
+            && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    raise_fd_limit();
     if let Err(err) = init_logging(cli.log_file.as_deref()) {
         eprintln!("cowprof: error: {err:#}");
         return ExitCode::from(exit::OUTPUT);

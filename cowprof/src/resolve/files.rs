@@ -12,7 +12,7 @@
 use std::{
     fs::File,
     io::Read as _,
-    os::unix::fs::MetadataExt as _,
+    os::{fd::AsRawFd as _, unix::fs::MetadataExt as _},
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -34,8 +34,11 @@ pub struct Hint {
 /// A file's contents, once looked for.
 #[derive(Clone, Debug)]
 pub enum Opened {
-    /// The mapped file, read from `source`; `image` when it is ELF.
+    /// The mapped file, kept open: `source` (`/proc/self/fd/N`) names
+    /// exactly it for symbolization, whatever its path leads to later;
+    /// `image` when it is ELF.
     Verified {
+        file: Arc<File>,
         source: PathBuf,
         image: Option<Arc<Image>>,
     },
@@ -59,7 +62,7 @@ fn kernel_dev(dev: u64) -> u64 {
 
 /// Reads `path` if it is the file `key`; with `trusted`, whatever it is
 /// (a `map_files` entry is the mapped file by construction).
-fn read_if_same(path: &Path, key: &FileKey, trusted: bool) -> Option<Vec<u8>> {
+fn read_if_same(path: &Path, key: &FileKey, trusted: bool) -> Option<(File, Vec<u8>)> {
     let mut file = File::open(path).ok()?;
     let meta = file.metadata().ok()?;
     let same = meta.ino() == key.ino && kernel_dev(meta.dev()) == u64::from(key.dev);
@@ -74,7 +77,7 @@ fn read_if_same(path: &Path, key: &FileKey, trusted: bool) -> Option<Vec<u8>> {
     }
     let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.read_to_end(&mut data).ok()?;
-    Some(data)
+    Some((file, data))
 }
 
 impl Files {
@@ -138,20 +141,20 @@ impl Files {
         let by_path = self
             .paths
             .get(key)
-            .and_then(|path| Some((path.clone(), read_if_same(path, key, false)?)));
+            .and_then(|path| read_if_same(path, key, false));
         let by_map = || {
             let hint = hint?;
             let path = PathBuf::from(format!(
                 "/proc/{}/map_files/{:x}-{:x}",
                 hint.pid, hint.start, hint.end
             ));
-            let data = read_if_same(&path, key, true)?;
-            Some((path, data))
+            read_if_same(&path, key, true)
         };
         match by_path.or_else(by_map) {
-            Some((source, data)) => Opened::Verified {
+            Some((file, data)) => Opened::Verified {
                 image: Image::parse(&data).map(Arc::new),
-                source,
+                source: PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd())),
+                file: Arc::new(file),
             },
             None => Opened::Unverified,
         }

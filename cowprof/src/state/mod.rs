@@ -81,7 +81,7 @@ pub struct State {
     events: u64,
     totals: KindCounts,
     processes: HashMap<u32, Process>,
-    views: [HashMap<RowKey, Tally>; View::KEYED.len()],
+    views: [HashMap<RowKey, Tally>; View::ALL.len() - 1],
     /// Image → page → the processes that wrote it (sorted).
     touched: HashMap<FileKey, BTreeMap<u64, Vec<u32>>>,
     latencies: Latencies,

@@ -33,17 +33,9 @@ impl View {
         View::Stack,
     ];
 
-    /// The views the state keeps rows for (the process view is its own
-    /// table).
-    pub const KEYED: [View; 7] = [
-        View::Mapping,
-        View::Image,
-        View::Section,
-        View::Symbol,
-        View::Page,
-        View::Writer,
-        View::Stack,
-    ];
+    /// The views the state keeps rows for: all but the process view, which
+    /// is its own table.
+    pub const KEYED: &'static [View] = View::ALL.split_at(1).1;
 
     #[must_use]
     pub const fn name(self) -> &'static str {

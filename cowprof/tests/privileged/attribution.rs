@@ -287,8 +287,16 @@ fn a_library_replaced_on_disk_is_never_named_from_the_new_file() {
     };
     for row in of_lib("symbol") {
         assert!(
-            row["key"].as_str().is_some_and(|k| k.ends_with(" hot")),
-            "only the mapped library's own symbol, never the new file's: {row}"
+            row["key"]
+                .as_str()
+                .is_some_and(|k| k.ends_with(" hot") || k.ends_with(" lib_bss")),
+            "only the mapped library's own symbols, never the new file's: {row}"
+        );
+        assert!(
+            row["first_writer"]
+                .as_str()
+                .is_some_and(|w| w.contains("write_")),
+            "the library's own writer, named from the mapped file: {row}"
         );
     }
     // Every copy of the library's pages is still counted, under its path,
