@@ -206,6 +206,14 @@ pub struct FileKey {
     pub _pad: u32,
 }
 
+impl FileKey {
+    /// The key of inode `ino` on device `dev` (kernel `dev_t` encoding).
+    #[must_use]
+    pub const fn new(ino: u64, dev: u32) -> Self {
+        Self { ino, dev, _pad: 0 }
+    }
+}
+
 /// Byte offsets of kernel struct fields, read from the running kernel's BTF
 /// by userspace and handed to the programs, so one object runs on every
 /// kernel without compile-time struct layouts.

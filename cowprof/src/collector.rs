@@ -136,22 +136,20 @@ impl Run {
     }
 
     fn flush_events(&mut self) {
-        let Some(sink) = &self.sinks.events else {
-            return;
-        };
         if self.batch.is_empty() {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
         let n = batch.len() as u64;
-        match sink.try_send(batch) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.drops.events += n,
-            Err(TrySendError::Disconnected(_)) => {
-                self.drops.events += n;
-                self.sinks.events = None;
-            }
+        if !offer(&mut self.sinks.events, batch) {
+            self.drops.events += n;
         }
+    }
+
+    /// A named report of the state now.
+    fn report(&self, options: SnapshotOptions) -> Report {
+        let snapshot = self.state.snapshot(options);
+        naming::report(&snapshot, &self.resolver, &self.options.views, self.stats)
     }
 
     /// Reads the kernel's counters; a failure keeps the last ones read.
@@ -167,28 +165,21 @@ impl Run {
             return;
         }
         self.read_stats();
-        let snapshot = self.state.snapshot(SnapshotOptions {
+        let report = self.report(SnapshotOptions {
             top: self.options.top,
             touch_map: self.options.touch_map,
         });
-        let report = naming::report(&snapshot, &self.resolver, &self.options.views, self.stats);
-        let Some(sink) = &self.sinks.reports else {
-            return;
-        };
-        match sink.try_send(Arc::new(report)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.drops.reports += 1,
-            Err(TrySendError::Disconnected(_)) => self.sinks.reports = None,
+        if !offer(&mut self.sinks.reports, Arc::new(report)) {
+            self.drops.reports += 1;
         }
     }
 
     fn run(mut self, stop: &AtomicBool) -> Final {
         let mut next_tick = self.options.tick.map(|t| Instant::now() + t);
         loop {
-            // Read the flag before draining, so the last drain runs after
-            // the stop was asked for and misses nothing.
-            let stopping = stop.load(Ordering::Acquire);
-            if stopping {
+            // The final drain below runs after the stop was asked for, so
+            // it misses nothing sent before.
+            if stop.load(Ordering::Acquire) {
                 break;
             }
             let wait = next_tick.map_or(POLL_INTERVAL, |t| {
@@ -229,17 +220,32 @@ impl Run {
         let read = self.probes.stats();
         let mut warnings = account_end(&mut self.state, &mut self.stats, counted, read);
         self.warnings.append(&mut warnings);
-        let snapshot = self.state.snapshot(SnapshotOptions {
+        let report = self.report(SnapshotOptions {
             top: None,
             touch_map: true,
         });
-        let report = naming::report(&snapshot, &self.resolver, &self.options.views, self.stats);
         Final {
             report,
             programs: self.probes.program_stats(),
             drops: self.drops,
             undecodable: self.undecodable,
             warnings: self.warnings,
+        }
+    }
+}
+
+/// Offers `item` to a sink without blocking. Returns whether it took it; a
+/// sink that hung up is forgotten.
+fn offer<T>(sink: &mut Option<SyncSender<T>>, item: T) -> bool {
+    let Some(tx) = sink else {
+        return true;
+    };
+    match tx.try_send(item) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => false,
+        Err(TrySendError::Disconnected(_)) => {
+            *sink = None;
+            false
         }
     }
 }

@@ -48,7 +48,7 @@ const TICK: Duration = Duration::from_millis(20);
 pub struct Recording {
     /// Declared first: dropped first, so the probes detach before the
     /// child is reaped.
-    collector: Option<Collector>,
+    collector: Collector,
     child: Option<HeldChild>,
     watch: Option<PidWatch>,
     strategy: Strategy,
@@ -105,7 +105,7 @@ impl Recording {
         let collector =
             Collector::spawn(probes, options.collector, sinks).map_err(RecordError::Thread)?;
         let mut recording = Self {
-            collector: Some(collector),
+            collector,
             child,
             watch,
             strategy,
@@ -192,16 +192,12 @@ impl Recording {
     /// # Errors
     /// When the collector thread failed.
     pub fn finish(
-        mut self,
+        self,
         stop_reason: StopReason,
         command_exit: Option<i32>,
     ) -> Result<Finished, RecordError> {
         let duration_s = self.started.elapsed().as_secs_f64();
-        let collector = self
-            .collector
-            .take()
-            .ok_or(CollectError::Panicked("finished twice".into()))?;
-        let collected = collector.finish()?;
+        let collected = self.collector.finish()?;
         Ok(Finished {
             collected,
             strategy: self.strategy,

@@ -80,6 +80,30 @@ fn read_if_same(path: &Path, key: &FileKey, trusted: bool) -> Option<(File, Vec<
     Some((file, data))
 }
 
+/// Looks for the contents of `key`: through its path, else through `hint`'s
+/// `map_files` entry.
+fn look_for(paths: &HashMap<FileKey, PathBuf>, key: &FileKey, hint: Option<Hint>) -> Opened {
+    let by_path = paths
+        .get(key)
+        .and_then(|path| read_if_same(path, key, false));
+    let by_map = || {
+        let hint = hint?;
+        let path = PathBuf::from(format!(
+            "/proc/{}/map_files/{:x}-{:x}",
+            hint.pid, hint.start, hint.end
+        ));
+        read_if_same(&path, key, true)
+    };
+    match by_path.or_else(by_map) {
+        Some((file, data)) => Opened::Verified {
+            image: Image::parse(&data).map(Arc::new),
+            source: PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd())),
+            file: Arc::new(file),
+        },
+        None => Opened::Unverified,
+    }
+}
+
 impl Files {
     /// Files resolved against this process's mounts.
     #[must_use]
@@ -93,11 +117,7 @@ impl Files {
     /// Learns a file's path from the kernel. A file that could not be
     /// verified before is looked for again.
     pub fn add(&mut self, record: &FileRecord) {
-        let key = FileKey {
-            ino: record.ino,
-            dev: record.dev,
-            _pad: 0,
-        };
+        let key = FileKey::new(record.ino, record.dev);
         self.paths.insert(key, self.mounts.path_of(record));
         if matches!(self.opened.get(&key), Some(Opened::Unverified)) {
             self.opened.remove(&key);
@@ -130,40 +150,16 @@ impl Files {
     /// The contents of `key`, looked for on first use (then one hash
     /// lookup): through its path, else through `hint`'s `map_files` entry.
     pub fn open(&mut self, key: &FileKey, hint: Option<Hint>) -> &Opened {
-        if !self.opened.contains_key(key) {
-            let opened = self.look_for(key, hint);
-            self.opened.insert(*key, opened);
-        }
-        &self.opened[key]
-    }
-
-    fn look_for(&self, key: &FileKey, hint: Option<Hint>) -> Opened {
-        let by_path = self
-            .paths
-            .get(key)
-            .and_then(|path| read_if_same(path, key, false));
-        let by_map = || {
-            let hint = hint?;
-            let path = PathBuf::from(format!(
-                "/proc/{}/map_files/{:x}-{:x}",
-                hint.pid, hint.start, hint.end
-            ));
-            read_if_same(&path, key, true)
-        };
-        match by_path.or_else(by_map) {
-            Some((file, data)) => Opened::Verified {
-                image: Image::parse(&data).map(Arc::new),
-                source: PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd())),
-                file: Arc::new(file),
-            },
-            None => Opened::Unverified,
-        }
+        let paths = &self.paths;
+        self.opened
+            .entry(*key)
+            .or_insert_with(|| look_for(paths, key, hint))
     }
 
     /// The parsed image of `key`, if it is a verified ELF file.
-    pub fn image(&mut self, key: &FileKey, hint: Option<Hint>) -> Option<Arc<Image>> {
+    pub fn image(&mut self, key: &FileKey, hint: Option<Hint>) -> Option<&Image> {
         match self.open(key, hint) {
-            Opened::Verified { image, .. } => image.clone(),
+            Opened::Verified { image, .. } => image.as_deref(),
             Opened::Unverified => None,
         }
     }
@@ -200,11 +196,10 @@ mod tests {
 
     fn key_of(path: &Path) -> FileKey {
         let meta = std::fs::metadata(path).expect("metadata");
-        FileKey {
-            ino: meta.ino(),
-            dev: u32::try_from(kernel_dev(meta.dev())).expect("dev"),
-            _pad: 0,
-        }
+        FileKey::new(
+            meta.ino(),
+            u32::try_from(kernel_dev(meta.dev())).expect("dev"),
+        )
     }
 
     /// A kernel record naming `path` on the root file system.

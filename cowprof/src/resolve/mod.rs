@@ -33,11 +33,7 @@ use self::{
 pub const PAGE: u64 = 4096;
 
 fn key_of(vma: &VmaInfo) -> FileKey {
-    FileKey {
-        ino: vma.ino,
-        dev: vma.dev,
-        _pad: 0,
-    }
+    FileKey::new(vma.ino, vma.dev)
 }
 
 /// Resolves events to identities, and keeps what names them.
@@ -150,15 +146,11 @@ impl Resolver {
                 // The image's own mapping is the one before this one; its
                 // map_files entry is not known here, so only its path can
                 // verify it.
-                let key = FileKey {
-                    ino: event.bss.ino,
-                    dev: event.bss.dev,
-                    _pad: 0,
-                };
+                let key = FileKey::new(event.bss.ino, event.bss.dev);
                 let offset = event.addr.wrapping_sub(event.bss.base);
                 if let Some(loc) = self.files.image(&key, None).and_then(|image| {
                     let vaddr = image.vaddr_of_memory_offset(offset)?;
-                    Some(in_image(&image, key, vaddr))
+                    Some(in_image(image, key, vaddr))
                 }) {
                     return (mapping, loc);
                 }
@@ -187,7 +179,7 @@ impl Resolver {
         };
         let loc = match self.files.image(&key, Some(hint)) {
             Some(image) => match image.vaddr_of_offset(offset) {
-                Some(vaddr) => in_image(&image, key, vaddr + (event.addr & (PAGE - 1))),
+                Some(vaddr) => in_image(image, key, vaddr + (event.addr & (PAGE - 1))),
                 None => Loc {
                     image: Some(key),
                     ..in_file

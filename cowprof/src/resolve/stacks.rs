@@ -57,11 +57,7 @@ impl StackResolver {
                     .iter()
                     .find(|m| (m.vm_start..m.vm_end).contains(ip))
                     .and_then(|m| {
-                        let key = FileKey {
-                            ino: m.ino,
-                            dev: m.dev,
-                            _pad: 0,
-                        };
+                        let key = FileKey::new(m.ino, m.dev);
                         let hint = Hint {
                             pid,
                             start: m.vm_start,

@@ -83,11 +83,7 @@ fn writer_text(event: &FaultEvent, files: &mut Files) -> String {
     if code.file_backed == 0 {
         return format!("[anon code] {:#x}", event.ip);
     }
-    let key = FileKey {
-        ino: code.ino,
-        dev: code.dev,
-        _pad: 0,
-    };
+    let key = FileKey::new(code.ino, code.dev);
     let path = files.path(&key);
     let name = path.rsplit('/').next().unwrap_or(&path).to_owned();
     let offset = file_offset(event.ip, code.vm_start, code.vm_pgoff);

@@ -134,9 +134,7 @@ impl State {
                 .or_default()
                 .entry(event.loc.page)
                 .or_default();
-            if let Err(at) = pids.binary_search(&event.pid) {
-                pids.insert(at, event.pid);
-            }
+            views::add_pid(pids, event.pid);
         }
     }
 

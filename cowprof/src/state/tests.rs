@@ -33,11 +33,7 @@ fn anon(pid: u32, addr: u64, kind: Kind) -> Resolved {
 }
 
 fn image_write(pid: u32, page: u64, symbol: Option<u32>) -> Resolved {
-    let image = FileKey {
-        ino: 5,
-        dev: 1,
-        _pad: 0,
-    };
+    let image = FileKey::new(5, 1);
     Resolved {
         mapping: MappingKey {
             map: MapKey::File(image),

@@ -121,13 +121,18 @@ impl Tally {
     /// Counts one fault of `kind` by `pid`.
     pub fn add(&mut self, kind: Kind, pid: u32) {
         self.counts.add(kind);
-        if let Err(at) = self.pids.binary_search(&pid) {
-            // Grow by a quarter, not double: with 10 million (page, process)
-            // pairs the doubling slack alone was tens of MiB.
-            if self.pids.len() == self.pids.capacity() {
-                self.pids.reserve_exact((self.pids.len() / 4).max(2));
-            }
-            self.pids.insert(at, pid);
+        add_pid(&mut self.pids, pid);
+    }
+}
+
+/// Adds `pid` to the sorted set `pids`.
+pub fn add_pid(pids: &mut Vec<u32>, pid: u32) {
+    if let Err(at) = pids.binary_search(&pid) {
+        // Grow by a quarter, not double: with 10 million (page, process)
+        // pairs the doubling slack alone was tens of MiB.
+        if pids.len() == pids.capacity() {
+            pids.reserve_exact((pids.len() / 4).max(2));
         }
+        pids.insert(at, pid);
     }
 }
