@@ -305,7 +305,12 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
             matches!(state_of(pid), Some('Z') | None)
         });
-        assert!(exited, "the held child is still waiting for a release");
+        if !exited {
+            // Do not leave it holding the test's output pipes.
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(i32::try_from(pid).unwrap_or(i32::MAX), libc::SIGKILL) };
+            panic!("the held child is still waiting for a release");
+        }
         let status = held.wait(Some(Duration::from_secs(5))).expect("wait");
         assert!(status.is_some_and(|s| libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 127));
     }
