@@ -149,7 +149,7 @@ impl Run {
     /// A named report of the state now.
     fn report(&self, options: SnapshotOptions) -> Report {
         let snapshot = self.state.snapshot(options);
-        naming::report(&snapshot, &self.resolver, &self.options.views, self.stats)
+        naming::report(snapshot, &self.resolver, &self.options.views, self.stats)
     }
 
     /// Reads the kernel's counters; a failure keeps the last ones read.
@@ -220,10 +220,24 @@ impl Run {
         let read = self.probes.stats();
         let mut warnings = account_end(&mut self.state, &mut self.stats, counted, read);
         self.warnings.append(&mut warnings);
-        let report = self.report(SnapshotOptions {
-            top: None,
-            touch_map: true,
-        });
+        // The last report takes the state apart rather than copying it:
+        // each view's rows are named as they leave it.
+        let mut state = std::mem::take(&mut self.state);
+        state.freeze();
+        let views = self
+            .options
+            .views
+            .iter()
+            .filter(|v| **v != View::Process)
+            .map(|v| (*v, naming::rows(state.take_rows(*v), &self.resolver)))
+            .collect();
+        let mut report = naming::report(
+            state.into_snapshot(),
+            &self.resolver,
+            &self.options.views,
+            self.stats,
+        );
+        report.views = views;
         Final {
             report,
             programs: self.probes.program_stats(),

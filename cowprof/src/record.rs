@@ -3,7 +3,7 @@
 //! starts, so a bad path costs no recording.
 use std::{
     fs::File,
-    io::{self, Write as _},
+    io,
     path::{Path, PathBuf},
     sync::atomic::AtomicBool,
     time::Duration,
@@ -85,14 +85,16 @@ pub fn record(options: &RecordOptions, interrupted: &AtomicBool) -> Result<Summa
     );
     summary.events_file_error = events_writer.and_then(|w| w.finish().err());
     summary.cost = SelfCost::measure(finished.attach_s, finished.wall_s);
-    let text = if options.json {
-        summary.to_json() + "\n"
-    } else {
-        summary.to_text()
+    let write = |out: &mut dyn io::Write| {
+        if options.json {
+            summary.write_json(out)
+        } else {
+            out.write_all(summary.to_text().as_bytes())
+        }
     };
     let written = match summary_out {
-        Some(mut file) => file.write_all(text.as_bytes()),
-        None => io::stdout().write_all(text.as_bytes()),
+        Some(mut file) => write(&mut file),
+        None => write(&mut io::stdout().lock()),
     };
     written.map_err(|source| RecordError::Output {
         path: options

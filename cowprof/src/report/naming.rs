@@ -16,13 +16,13 @@ use crate::{
         keys::{MapKey, MappingKey, StackKey},
         Resolver, PAGE,
     },
-    state::{RowKey, Snapshot, TouchedImage, View},
+    state::{RowKey, Snapshot, TouchedImage, View, ViewRow},
 };
 
 /// Builds the report of `snapshot`, naming the rows of `views`.
 #[must_use]
 pub fn report(
-    snapshot: &Snapshot,
+    snapshot: Snapshot,
     resolver: &Resolver,
     views: &[View],
     kernel: ProbeStats,
@@ -44,29 +44,11 @@ pub fn report(
             .cmp(&a.counts.cow_total())
             .then(a.pid.cmp(&b.pid))
     });
-    let views = views
-        .iter()
-        .filter(|v| **v != View::Process)
-        .map(|view| {
-            let mut rows: Vec<Row> = snapshot
-                .rows(*view)
-                .iter()
-                .map(|r| Row {
-                    key: namer.row(&r.key),
-                    counts: r.counts,
-                    copies: r.counts.copies(),
-                    processes: r.processes,
-                    first_writer: resolver.text(r.first_writer).to_owned(),
-                })
-                .collect();
-            rows.sort_by(|a, b| {
-                b.counts
-                    .cow_total()
-                    .cmp(&a.counts.cow_total())
-                    .then_with(|| a.key.cmp(&b.key))
-            });
-            (*view, rows)
-        })
+    let views = snapshot
+        .views
+        .into_iter()
+        .filter(|v| views.contains(&v.view))
+        .map(|v| (v.view, rows(v.rows, resolver)))
         .collect();
     let mut waste: Vec<ImageWaste> = snapshot
         .touched
@@ -88,6 +70,28 @@ pub fn report(
             .collect(),
         kernel,
     }
+}
+
+/// Names `rows` of a view, most COW faults first (then by name).
+pub fn rows(rows: impl IntoIterator<Item = ViewRow>, resolver: &Resolver) -> Vec<Row> {
+    let namer = Namer { resolver };
+    let mut rows: Vec<Row> = rows
+        .into_iter()
+        .map(|r| Row {
+            key: namer.row(&r.key),
+            counts: r.counts,
+            copies: r.counts.copies(),
+            processes: r.processes,
+            first_writer: resolver.text(r.first_writer).to_owned(),
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.counts
+            .cow_total()
+            .cmp(&a.counts.cow_total())
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    rows
 }
 
 struct Namer<'a> {

@@ -170,13 +170,17 @@ impl Summary {
             && self.events_file_error.is_none()
     }
 
-    /// The summary as one JSON document.
+    /// Writes the summary as one JSON document, streamed: a summary with
+    /// every page of a long recording is never held as one string.
     ///
-    /// # Panics
-    /// Never: the summary contains only serializable data.
-    #[must_use]
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("summary serializes")
+    /// # Errors
+    /// When writing fails.
+    pub fn write_json(&self, out: impl std::io::Write) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut out = std::io::BufWriter::new(out);
+        serde_json::to_writer_pretty(&mut out, self)?;
+        out.write_all(b"\n")?;
+        out.flush()
     }
 
     /// The summary as a table.

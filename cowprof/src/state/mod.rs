@@ -121,10 +121,7 @@ impl State {
                 continue;
             };
             rows.entry(key)
-                .or_insert_with(|| Tally {
-                    first_writer: event.instruction,
-                    ..Tally::default()
-                })
+                .or_insert_with(|| Tally::new(event.instruction))
                 .add(event.kind, event.pid);
         }
         if let Some(image) = event.loc.image {
@@ -163,29 +160,19 @@ impl State {
         self.totals
     }
 
-    /// An owned copy of every view (and, if asked, the touch map).
+    /// An owned copy of every view (and, if asked, the touch map). With a
+    /// cap, only the rows kept are copied.
     #[must_use]
     pub fn snapshot(&self, options: SnapshotOptions) -> Snapshot {
-        let mut processes: Vec<Process> = self.processes.values().copied().collect();
-        let total_processes = processes.len();
-        top(&mut processes, options.top, |p| p.counts.cow_total());
         let views = View::KEYED
             .iter()
             .zip(&self.views)
             .map(|(view, rows)| {
-                let mut out: Vec<ViewRow> = rows
-                    .iter()
-                    .map(|(key, tally)| ViewRow {
-                        key: *key,
-                        counts: tally.counts,
-                        processes: tally.pids.len(),
-                        first_writer: tally.first_writer,
-                    })
-                    .collect();
-                top(&mut out, options.top, |r| r.counts.cow_total());
+                let mut kept: Vec<(&RowKey, &Tally)> = rows.iter().collect();
+                top(&mut kept, options.top, |(_, t)| t.counts.cow_total());
                 ViewRows {
                     view: *view,
-                    rows: out,
+                    rows: kept.into_iter().map(|(k, t)| ViewRow::new(*k, t)).collect(),
                     total_rows: rows.len(),
                 }
             })
@@ -201,6 +188,55 @@ impl State {
         } else {
             Vec::new()
         };
+        self.snapshot_with(views, touched, options.top)
+    }
+
+    /// Ends the recording's growth: frees every row's list of processes
+    /// (keeping their number) and returns the freed memory to the system,
+    /// so naming the rows at the end adds nothing to the peak.
+    pub fn freeze(&mut self) {
+        for rows in &mut self.views {
+            rows.values_mut().for_each(Tally::freeze);
+        }
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only releases free heap memory.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+
+    /// Takes the rows of `view` out of the state, one at a time: the end of
+    /// a recording names them without a second copy of every row.
+    pub fn take_rows(&mut self, view: View) -> impl Iterator<Item = ViewRow> {
+        let rows = View::KEYED
+            .iter()
+            .position(|v| *v == view)
+            .map(|i| std::mem::take(&mut self.views[i]))
+            .unwrap_or_default();
+        rows.into_iter()
+            .map(|(key, tally)| ViewRow::new(key, &tally))
+    }
+
+    /// The state as a snapshot without view rows (take them with
+    /// [`State::take_rows`]), the touch map moved rather than copied.
+    #[must_use]
+    pub fn into_snapshot(mut self) -> Snapshot {
+        let touched = std::mem::take(&mut self.touched)
+            .into_iter()
+            .map(|(image, pages)| TouchedImage { image, pages })
+            .collect();
+        self.snapshot_with(Vec::new(), touched, None)
+    }
+
+    fn snapshot_with(
+        &self,
+        views: Vec<ViewRows>,
+        touched: Vec<TouchedImage>,
+        cap: Option<usize>,
+    ) -> Snapshot {
+        let mut processes: Vec<Process> = self.processes.values().copied().collect();
+        let total_processes = processes.len();
+        top(&mut processes, cap, |p| p.counts.cow_total());
         Snapshot {
             events: self.events,
             totals: self.totals,
@@ -213,12 +249,25 @@ impl State {
     }
 }
 
+impl ViewRow {
+    fn new(key: RowKey, tally: &Tally) -> Self {
+        Self {
+            key,
+            counts: tally.counts,
+            processes: tally.processes(),
+            first_writer: tally.first_writer,
+        }
+    }
+}
+
 impl Snapshot {
-    /// The rows of `view` (empty for the process view).
+    /// The rows of `view` (empty for the process view, or a view the
+    /// snapshot left out).
     #[must_use]
     pub fn rows(&self, view: View) -> &[ViewRow] {
-        view.slot()
-            .and_then(|i| self.views.get(i))
+        self.views
+            .iter()
+            .find(|v| v.view == view)
             .map_or(&[], |v| v.rows.as_slice())
     }
 }

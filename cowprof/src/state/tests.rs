@@ -163,8 +163,32 @@ fn snapshots_keep_the_top_rows() {
         top: Some(3),
         touch_map: false,
     });
-    let pages = &snap.views[View::Page.slot().expect("keyed")];
+    let pages = snap
+        .views
+        .iter()
+        .find(|v| v.view == View::Page)
+        .expect("the page view");
     assert_eq!(pages.total_rows, 10);
     let counts: Vec<u64> = pages.rows.iter().map(|r| r.counts.all()).collect();
     assert_eq!(counts, [10, 9, 8]);
+}
+
+#[test]
+fn a_frozen_state_keeps_the_number_of_processes() {
+    let mut s = state(&[
+        anon(7, 0x10008, Kind::CowCopyAnon),
+        anon(8, 0x10010, Kind::CowCopyAnon),
+    ]);
+    let before = s.snapshot(SnapshotOptions::default());
+    s.freeze();
+    let after = s.snapshot(SnapshotOptions::default());
+    assert_eq!(after.rows(View::Page), before.rows(View::Page));
+    assert_eq!(after.rows(View::Page)[0].processes, 2);
+    let taken: Vec<ViewRow> = s.take_rows(View::Page).collect();
+    assert_eq!(taken.len(), before.rows(View::Page).len());
+    assert!(taken.iter().all(|r| before.rows(View::Page).contains(r)));
+    assert!(s
+        .snapshot(SnapshotOptions::default())
+        .rows(View::Page)
+        .is_empty());
 }

@@ -65,11 +65,6 @@ impl View {
             View::Image | View::Section | View::Symbol | View::Page
         )
     }
-
-    /// Index into the keyed views (`None` for the process view).
-    pub(super) fn slot(self) -> Option<usize> {
-        View::KEYED.iter().position(|v| *v == self)
-    }
 }
 
 /// A row's identity: small integers, named only when a report is built.
@@ -115,13 +110,43 @@ pub struct Tally {
     pub pids: Vec<u32>,
     /// The first writing instruction.
     pub first_writer: TextId,
+    /// How many processes wrote, once `pids` is freed (see [`Tally::freeze`]).
+    frozen_processes: u32,
 }
 
 impl Tally {
+    /// A row first written by `first_writer`.
+    #[must_use]
+    pub fn new(first_writer: TextId) -> Self {
+        Self {
+            first_writer,
+            ..Self::default()
+        }
+    }
+
     /// Counts one fault of `kind` by `pid`.
     pub fn add(&mut self, kind: Kind, pid: u32) {
         self.counts.add(kind);
         add_pid(&mut self.pids, pid);
+    }
+
+    /// Distinct processes that wrote.
+    #[must_use]
+    pub fn processes(&self) -> usize {
+        if self.pids.is_empty() {
+            self.frozen_processes as usize
+        } else {
+            self.pids.len()
+        }
+    }
+
+    /// Keeps the number of processes and frees their list: the row takes no
+    /// more processes.
+    pub fn freeze(&mut self) {
+        if !self.pids.is_empty() {
+            self.frozen_processes = u32::try_from(self.pids.len()).unwrap_or(u32::MAX);
+            self.pids = Vec::new();
+        }
     }
 }
 
