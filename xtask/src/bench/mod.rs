@@ -197,7 +197,7 @@ fn programs_section(
 fn load_section(md: &mut String, load: &load::LoadResult, attach: &[f64]) -> Value {
     let _ = writeln!(
         md,
-        "## Two writers on two cores, recorded with `--by page`\n"
+        "## Two writers on two cores, recorded with `--by page` (the state keeps every view; page is the one printed)\n"
     );
     let _ = writeln!(md, "| COW faults (kernel count) | recorded | lost | seconds | faults/s | cowprof CPU (% of one core) | cowprof peak RSS |");
     let _ = writeln!(md, "|---|---|---|---|---|---|---|");
