@@ -150,7 +150,9 @@ pub struct FaultEvent {
     pub tag: u32,
     /// A [`crate::Kind`] discriminant.
     pub kind: u8,
-    pub _pad: [u8; 3],
+    pub _pad: u8,
+    /// The CPU the fault completed on.
+    pub cpu: u16,
     /// `bpf_ktime_get_ns()` at completion.
     pub ts_ns: u64,
     /// Fault entry to completion, in ns.

@@ -218,11 +218,15 @@ pub fn complete(state: &mut TaskState, stack: impl FnOnce() -> i32) {
     // across this program and the global functions it calls. Ring buffer
     // memory is not zeroed, so every field is written.
     // SAFETY: `event` points at the reserved entry.
-    #[expect(clippy::cast_possible_truncation, reason = "pid_tgid packs two u32")]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "pid_tgid packs two u32; CPU ids fit in 16 bits"
+    )]
     unsafe {
         (*event).tag = TAG_FAULT;
         (*event).kind = kind as u8;
-        (*event)._pad = [0; 3];
+        (*event)._pad = 0;
+        (*event).cpu = gen::bpf_get_smp_processor_id() as u16;
         (*event).ts_ns = now;
         (*event).latency_ns = now.saturating_sub(pending.start_ns);
         (*event).addr = pending.addr;

@@ -47,6 +47,10 @@ pub struct Cli {
 pub enum Command {
     /// Record COW faults of a target and print a per-process summary.
     Record(RecordArgs),
+    /// Print the views of a recorded profile (`record -o DIR`), or compare
+    /// two. Exit codes: 6 output, 8 not a profile, 9 corrupt file or
+    /// manifest, 10 unknown schema version.
+    Report(ReportArgs),
     /// Show what this kernel supports, the strategy cowprof would choose,
     /// and how to fix what is missing. Exits 0 when some strategy works.
     Doctor {
@@ -104,9 +108,14 @@ pub struct RecordArgs {
     /// Print the summary as one JSON document.
     #[arg(long)]
     pub json: bool,
-    /// Write the summary to FILE instead of stdout.
-    #[arg(short, long, value_name = "FILE")]
+    /// Write a profile to the directory DIR (Parquet files and a manifest,
+    /// for `cowprof report`, polars, `DuckDB` or pyarrow). It must be new or
+    /// empty.
+    #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+    /// Write the summary to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
     /// Write every fault as a JSON line to FILE.
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
@@ -142,6 +151,63 @@ pub struct RecordArgs {
     /// Probe strategy: the best available (auto), or force one.
     #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
     pub probe: ProbeChoice,
+}
+
+/// `report`'s arguments.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The profile directory (`record -o DIR`).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The views to print, comma-separated (as `record --by`).
+    #[arg(long, value_name = "VIEW,...", value_delimiter = ',', value_parser = parse_view, default_value = "process")]
+    pub by: Vec<View>,
+    /// Only this process.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+    /// Only processes with this name.
+    #[arg(long, value_name = "COMM")]
+    pub comm: Option<String>,
+    /// Only this image (its full path).
+    #[arg(long, value_name = "PATH")]
+    pub image: Option<String>,
+    /// Only this kind of fault.
+    #[arg(long, value_name = "KIND", value_parser = parse_kind)]
+    pub kind: Option<cowprof_common::Kind>,
+    /// Only faults this many seconds after the start or later.
+    #[arg(long, value_name = "SECS")]
+    pub since: Option<f64>,
+    /// Only faults before this many seconds after the start.
+    #[arg(long, value_name = "SECS")]
+    pub until: Option<f64>,
+    /// At most N rows per view.
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Compare with the profile OTHER (the baseline): rows that grew or
+    /// shrank, by how much, largest change first.
+    #[arg(long, value_name = "OTHER")]
+    pub diff: Option<PathBuf>,
+}
+
+/// `report --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+fn parse_kind(text: &str) -> Result<cowprof_common::Kind, String> {
+    cowprof_common::Kind::ALL
+        .into_iter()
+        .find(|k| k.name() == text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = cowprof_common::Kind::ALL.iter().map(|k| k.name()).collect();
+            format!("{text:?} is not a kind; use one of {}", names.join(", "))
+        })
 }
 
 /// `--probe`.

@@ -19,7 +19,10 @@ use serde::Serialize;
 use crate::{
     decode::{decode, Decoded},
     probe::{CountedProcess, ProbeError, ProbeStats, Probes, ProgramStat},
-    report::{naming, Report},
+    report::{
+        events::{EventNames, EventRow},
+        naming, Report,
+    },
     resolve::Resolver,
     state::{KindCounts, SnapshotOptions, State, View},
 };
@@ -52,6 +55,8 @@ pub struct Sinks {
     pub reports: Option<SyncSender<Arc<Report>>>,
     /// Every fault event, in batches.
     pub events: Option<SyncSender<Vec<FaultEvent>>>,
+    /// Every fault, named, in batches.
+    pub rows: Option<SyncSender<Vec<EventRow>>>,
 }
 
 /// What sinks could not take.
@@ -59,8 +64,10 @@ pub struct Sinks {
 pub struct SinkDrops {
     /// Reports a sink had no room for (it gets a newer one).
     pub reports: u64,
-    /// Events the per-event sink had no room for: missing from its output.
+    /// Events the events file had no room for: missing from it.
     pub events: u64,
+    /// Events the profile writer had no room for: missing from the profile.
+    pub rows: u64,
 }
 
 /// What the collector hands back when it stops.
@@ -98,6 +105,8 @@ struct Run {
     options: CollectorOptions,
     sinks: Sinks,
     batch: Vec<FaultEvent>,
+    rows: Vec<EventRow>,
+    names: EventNames,
     drops: SinkDrops,
     undecodable: u64,
     stats: ProbeStats,
@@ -113,6 +122,8 @@ impl Run {
             state,
             sinks,
             batch,
+            rows,
+            names,
             undecodable,
             ..
         } = self;
@@ -120,6 +131,9 @@ impl Run {
             Ok(Decoded::Fault(event)) => {
                 if let Some(resolved) = resolver.resolve(&event) {
                     state.apply(&resolved);
+                    if sinks.rows.is_some() {
+                        rows.push(names.row(&event, &resolved, resolver));
+                    }
                 }
                 if sinks.events.is_some() {
                     batch.push(event);
@@ -136,13 +150,19 @@ impl Run {
     }
 
     fn flush_events(&mut self) {
-        if self.batch.is_empty() {
-            return;
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            let n = batch.len() as u64;
+            if !offer(&mut self.sinks.events, batch) {
+                self.drops.events += n;
+            }
         }
-        let batch = std::mem::take(&mut self.batch);
-        let n = batch.len() as u64;
-        if !offer(&mut self.sinks.events, batch) {
-            self.drops.events += n;
+        if !self.rows.is_empty() {
+            let rows = std::mem::take(&mut self.rows);
+            let n = rows.len() as u64;
+            if !offer(&mut self.sinks.rows, rows) {
+                self.drops.rows += n;
+            }
         }
     }
 
@@ -317,6 +337,8 @@ impl Collector {
                     options,
                     sinks,
                     batch: Vec::new(),
+                    rows: Vec::new(),
+                    names: EventNames::default(),
                     drops: SinkDrops::default(),
                     undecodable: 0,
                     stats: ProbeStats::default(),

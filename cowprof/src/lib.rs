@@ -9,6 +9,8 @@ pub mod decode;
 pub mod doctor;
 pub mod kernel;
 pub mod probe;
+#[cfg(feature = "parquet")]
+pub mod profile;
 pub mod record;
 pub mod recording;
 pub mod report;

@@ -13,7 +13,7 @@ use std::{
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser as _};
 use cowprof::{
-    cli::{exit, Cli, Command, RecordArgs},
+    cli::{exit, Cli, Command, RecordArgs, ReportArgs},
     probe::{ProbeError, ProbeOptions},
     record::{record, RecordOptions},
     recording::RecordError,
@@ -44,6 +44,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Record(args) => run_record(args),
+        Command::Report(args) => run_report(&args),
         Command::Doctor { json } => {
             let doctor = cowprof::doctor::Doctor::examine();
             let text = if json {
@@ -107,7 +108,8 @@ fn run_record(args: RecordArgs) -> ExitCode {
         target,
         duration: args.duration,
         events: args.events,
-        summary: args.output,
+        summary: args.summary,
+        profile: args.output,
         json: args.json,
         probe: ProbeOptions {
             system_wide: false,
@@ -154,5 +156,21 @@ fn record_exit_code(err: &RecordError) -> u8 {
         | RecordError::Collect(_) => exit::FAILURE,
         RecordError::Target(_) => exit::TARGET,
         RecordError::Output { .. } => exit::OUTPUT,
+        #[cfg(feature = "parquet")]
+        RecordError::Profile(err) => err.exit_code(),
+        RecordError::NoProfiles => exit::USAGE,
     }
+}
+
+#[cfg(feature = "parquet")]
+fn run_report(args: &ReportArgs) -> ExitCode {
+    match cowprof::profile::verb::run(args, &mut io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(err.exit_code(), &err),
+    }
+}
+
+#[cfg(not(feature = "parquet"))]
+fn run_report(_: &ReportArgs) -> ExitCode {
+    fail(exit::USAGE, &RecordError::NoProfiles)
 }

@@ -30,6 +30,8 @@ pub struct RecordOptions {
     pub events: Option<PathBuf>,
     /// Write the summary to this file instead of stdout.
     pub summary: Option<PathBuf>,
+    /// Write a profile directory here (`-o DIR`).
+    pub profile: Option<PathBuf>,
     /// The summary as JSON.
     pub json: bool,
     pub probe: ProbeOptions,
@@ -42,6 +44,34 @@ fn create(path: &Path) -> Result<File, RecordError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+#[cfg(feature = "parquet")]
+type Profile = crate::profile::sink::ProfileSink;
+#[cfg(not(feature = "parquet"))]
+type Profile = std::convert::Infallible;
+
+/// Opens the profile directory, if one is asked for, before the target
+/// starts, and sends it the events.
+fn open_profile(
+    dir: Option<&Path>,
+    target: &Target,
+    sinks: &mut Sinks,
+) -> Result<Option<Profile>, RecordError> {
+    let Some(dir) = dir else {
+        return Ok(None);
+    };
+    #[cfg(feature = "parquet")]
+    {
+        let (profile, tx) = Profile::open(dir, target.describe())?;
+        sinks.rows = Some(tx);
+        Ok(Some(profile))
+    }
+    #[cfg(not(feature = "parquet"))]
+    {
+        let _ = (dir, target, sinks);
+        Err(RecordError::NoProfiles)
+    }
 }
 
 /// Records until the target exits, `interrupted` is set, or the duration
@@ -62,19 +92,41 @@ pub fn record(options: &RecordOptions, interrupted: &AtomicBool) -> Result<Summa
         }
         None => None,
     };
+    let mut views = options.by.clone();
+    let mut profile = open_profile(options.profile.as_deref(), &options.target, &mut sinks)?;
+    if profile.is_some() && !views.contains(&View::Mapping) {
+        // The profile's mappings table.
+        views.push(View::Mapping);
+    }
     let mut recording = Recording::start(
         RecordingOptions {
             target: options.target.clone(),
             probe: options.probe,
             collector: CollectorOptions {
-                views: options.by.clone(),
+                views,
                 ..CollectorOptions::default()
             },
         },
         sinks,
     )?;
+    #[cfg(feature = "parquet")]
+    if let Some(profile) = profile.as_mut() {
+        profile.started(recording.strategy().name())?;
+    }
     let (stop, command_exit) = recording.run_until(interrupted, options.duration)?;
     let finished = recording.finish(stop, command_exit)?;
+    #[cfg(feature = "parquet")]
+    if let Some(profile) = profile.take() {
+        let collected = &finished.collected;
+        profile.finish(&crate::profile::sink::Ending {
+            report: &collected.report,
+            duration_s: finished.duration_s,
+            stop_reason: &format!("{:?}", finished.stop_reason),
+            dropped: collected.drops.rows,
+            warnings: &collected.warnings,
+        })?;
+    }
+    let _ = &mut profile;
     let mut summary = Summary::new(
         finished.strategy,
         finished.stop_reason,

@@ -31,6 +31,11 @@ pub enum RecordError {
     Thread(io::Error),
     #[error(transparent)]
     Collect(#[from] CollectError),
+    #[cfg(feature = "parquet")]
+    #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
+    #[error("this cowprof was built without profiles (the `parquet` feature); rebuild it with default features")]
+    NoProfiles,
 }
 
 /// How to record.

@@ -46,6 +46,23 @@ pub enum Target {
     SystemWide,
 }
 
+impl Target {
+    /// The target in words, for manifests: the command line, `pid N`, or
+    /// `all`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Command(argv) => argv
+                .iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
+            Target::Pid(pid) => format!("pid {pid}"),
+            Target::SystemWide => "all".to_owned(),
+        }
+    }
+}
+
 /// Resolves `program` the way `execvp` would.
 fn resolve(program: &OsString) -> Result<PathBuf, TargetError> {
     let path = Path::new(program);

@@ -187,3 +187,46 @@ fn mount_tracefs() {
         );
     }
 }
+
+/// The Python packages the tests read profiles with.
+const PYTHON_PACKAGES: &[&str] = &["pyarrow", "duckdb"];
+
+/// A Python with pyarrow and `DuckDB`, in a virtual environment cached in
+/// `~/.cache/cowprof/venv` (made, and filled from `PyPI`, once).
+pub fn python() -> Result<PathBuf> {
+    let venv = cache::dir().join("venv");
+    let python = venv.join("bin").join("python3");
+    let imports = PYTHON_PACKAGES.join(", ");
+    let ready = || {
+        Command::new(&python)
+            .args(["-c", &format!("import {imports}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if ready() {
+        return Ok(python);
+    }
+    if !python.exists() {
+        status(Command::new("python3").arg("-m").arg("venv").arg(&venv))
+            .context("making the tests' Python environment (python3 -m venv)")?;
+    }
+    status(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(PYTHON_PACKAGES),
+    )
+    .context("installing the tests' Python packages from PyPI")?;
+    if !ready() {
+        bail!(
+            "{} cannot import {imports} after installing them",
+            python.display()
+        );
+    }
+    Ok(python)
+}

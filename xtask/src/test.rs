@@ -23,15 +23,21 @@ pub fn run(with_lint: bool) -> Result<()> {
         env.cargo()
             .args(["build", "--package", "cowprof", "--examples"]),
     )?;
-    setup::status(env.cargo().args([
-        "test",
-        "--package",
-        "cowprof",
-        "--test",
-        "privileged",
-        "--",
-        "--test-threads=1",
-    ]))?;
+    // Profiles are read back by pyarrow and DuckDB too.
+    let python = setup::python()?;
+    setup::status(
+        env.cargo()
+            .args([
+                "test",
+                "--package",
+                "cowprof",
+                "--test",
+                "privileged",
+                "--",
+                "--test-threads=1",
+            ])
+            .env("COWPROF_PYTHON", python),
+    )?;
     // The kernel matrix: the same suite under every strategy on 6.1 and 6.12.
     crate::vm::run(&env, None, false)
 }

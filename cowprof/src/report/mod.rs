@@ -1,6 +1,7 @@
 //! A report: a snapshot of the state with every key named, owned and ready
 //! for the sinks (the summary, and later Parquet, the TUI, the gate and the
 //! exporter). Built by [`naming`] in the collector thread.
+pub mod events;
 pub mod naming;
 
 use std::collections::BTreeMap;
@@ -57,6 +58,18 @@ pub struct ImageWaste {
     pub per_process: Vec<(u32, u64, u64)>,
 }
 
+/// One writable page of an image: the touch map, page by page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PageRow {
+    pub image: String,
+    /// The page's virtual address in the image.
+    pub page: u64,
+    pub section: String,
+    pub written: bool,
+    /// Processes that wrote it.
+    pub processes: u32,
+}
+
 /// How many symbols each image's touch map lists.
 pub const SYMBOLS_PER_IMAGE: usize = 50;
 
@@ -73,6 +86,9 @@ pub struct Report {
     /// Writable image pages never written, per image.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub waste: Vec<ImageWaste>,
+    /// The touch map page by page (profiles keep it; summaries do not).
+    #[serde(skip)]
+    pub pages: Vec<PageRow>,
     pub totals: KindCounts,
     /// Per-fault latency percentiles per kind.
     pub latency: BTreeMap<&'static str, LatencySummary>,

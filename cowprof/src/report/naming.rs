@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use cowprof_common::FileKey;
 
-use super::{ImageWaste, ProcessSummary, Report, Row, Waste, SYMBOLS_PER_IMAGE};
+use super::{ImageWaste, PageRow, ProcessSummary, Report, Row, Waste, SYMBOLS_PER_IMAGE};
 use crate::{
     decode::comm_str,
     probe::ProbeStats,
@@ -27,7 +27,7 @@ pub fn report(
     views: &[View],
     kernel: ProbeStats,
 ) -> Report {
-    let namer = Namer { resolver };
+    let namer = Namer::new(resolver);
     let mut processes: Vec<ProcessSummary> = snapshot
         .processes
         .iter()
@@ -50,11 +50,11 @@ pub fn report(
         .filter(|v| views.contains(&v.view))
         .map(|v| (v.view, rows(v.rows, resolver)))
         .collect();
-    let mut waste: Vec<ImageWaste> = snapshot
+    let (mut waste, pages): (Vec<ImageWaste>, Vec<Vec<PageRow>>) = snapshot
         .touched
         .iter()
         .filter_map(|t| namer.waste(t))
-        .collect();
+        .unzip();
     waste.sort_by_key(|w| std::cmp::Reverse(w.total.untouched_pages));
     Report {
         events: snapshot.events,
@@ -62,6 +62,7 @@ pub fn report(
         total_processes: snapshot.total_processes,
         views,
         waste,
+        pages: pages.into_iter().flatten().collect(),
         totals: snapshot.totals,
         latency: snapshot
             .latencies
@@ -74,7 +75,7 @@ pub fn report(
 
 /// Names `rows` of a view, most COW faults first (then by name).
 pub fn rows(rows: impl IntoIterator<Item = ViewRow>, resolver: &Resolver) -> Vec<Row> {
-    let namer = Namer { resolver };
+    let namer = Namer::new(resolver);
     let mut rows: Vec<Row> = rows
         .into_iter()
         .map(|r| Row {
@@ -94,17 +95,22 @@ pub fn rows(rows: impl IntoIterator<Item = ViewRow>, resolver: &Resolver) -> Vec
     rows
 }
 
-struct Namer<'a> {
+/// Names identities from what the resolver learned.
+pub(crate) struct Namer<'a> {
     resolver: &'a Resolver,
 }
 
-impl Namer<'_> {
+impl<'a> Namer<'a> {
+    pub(crate) fn new(resolver: &'a Resolver) -> Self {
+        Self { resolver }
+    }
+
     fn files(&self) -> &Files {
         self.resolver.files()
     }
 
     /// A file's path, marked when the file found there is not the mapped one.
-    fn path(&self, key: &FileKey) -> String {
+    pub(crate) fn path(&self, key: &FileKey) -> String {
         let path = self.files().path(key);
         if self.files().unverified(key) {
             format!("{path} [unverified]")
@@ -115,7 +121,7 @@ impl Namer<'_> {
 
     /// A mapping's name: its file's path, or `[heap]`, `[stack]`,
     /// `[anon:NAME]` or `[anon]`.
-    fn mapping(&self, map: &MapKey) -> String {
+    pub(crate) fn mapping(&self, map: &MapKey) -> String {
         match map {
             MapKey::File(key) => self.path(key),
             MapKey::Named(key) => self.files().path(key),
@@ -125,13 +131,13 @@ impl Namer<'_> {
         }
     }
 
-    fn section(&self, image: &FileKey, index: Option<u32>) -> String {
+    pub(crate) fn section(&self, image: &FileKey, index: Option<u32>) -> String {
         index
             .and_then(|i| self.files().opened_image(image)?.sections.get(i as usize))
             .map_or_else(|| "?".to_owned(), |s| s.name.clone())
     }
 
-    fn symbol(&self, image: &FileKey, index: Option<u32>) -> String {
+    pub(crate) fn symbol(&self, image: &FileKey, index: Option<u32>) -> String {
         index
             .and_then(|i| self.files().opened_image(image)?.data.get(i as usize))
             .map_or_else(|| "?".to_owned(), |s| s.name.clone())
@@ -177,7 +183,7 @@ impl Namer<'_> {
 
     /// Writable pages never written of one image, summed across processes
     /// and per process, per section and per symbol.
-    fn waste(&self, touched: &TouchedImage) -> Option<ImageWaste> {
+    fn waste(&self, touched: &TouchedImage) -> Option<(ImageWaste, Vec<PageRow>)> {
         let image = self.files().opened_image(&touched.image)?;
         let pages = &touched.pages;
         let mut total = Waste {
@@ -186,6 +192,7 @@ impl Namer<'_> {
         };
         let mut sections: BTreeMap<String, Waste> = BTreeMap::new();
         let mut pids: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut page_rows = Vec::new();
         for page in image.writable_pages() {
             let section = image
                 .sections
@@ -197,6 +204,13 @@ impl Namer<'_> {
                 ..Waste::default()
             });
             let writers = pages.get(&page);
+            page_rows.push(PageRow {
+                image: total.name.clone(),
+                page,
+                section: section.to_owned(),
+                written: writers.is_some(),
+                processes: writers.map_or(0, |w| u32::try_from(w.len()).unwrap_or(u32::MAX)),
+            });
             for w in [&mut total, entry] {
                 w.count(writers.is_some());
             }
@@ -208,18 +222,21 @@ impl Namer<'_> {
             .into_iter()
             .map(|(pid, touched)| (pid, touched, total.writable_pages.saturating_sub(touched)))
             .collect();
-        Some(ImageWaste {
-            total,
-            sections: sections.into_values().collect(),
-            symbols: symbol_waste(image, pages),
-            per_process,
-        })
+        Some((
+            ImageWaste {
+                total,
+                sections: sections.into_values().collect(),
+                symbols: symbol_waste(image, pages),
+                per_process,
+            },
+            page_rows,
+        ))
     }
 }
 
 impl Waste {
     /// Counts one writable page, written or not.
-    fn count(&mut self, written: bool) {
+    pub(crate) fn count(&mut self, written: bool) {
         self.writable_pages += 1;
         if written {
             self.touched_pages += 1;

@@ -2,3 +2,4 @@
 //! state and gets its data from the collector over a bounded channel.
 pub mod events;
 pub mod summary;
+pub mod tables;

@@ -2,9 +2,9 @@
 //! recording cost, as a table or one JSON document.
 use std::fmt::Write as _;
 
-use cowprof_common::Kind;
 use serde::Serialize;
 
+use super::tables;
 use crate::{
     collector::{Final, SinkDrops},
     probe::{ProgramStat, Strategy},
@@ -187,32 +187,9 @@ impl Summary {
     #[must_use]
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let _ = write!(out, "{:>8} {:<16}", "PID", "COMM");
-        for kind in Kind::ALL {
-            let _ = write!(out, " {:>13}", kind.name());
-        }
-        let _ = writeln!(out, " {:>10} {:>10}", "COW", "AVG_NS");
-        let row = |out: &mut String, pid: &str, comm: &str, counts: &KindCounts, latency: u64| {
-            let _ = write!(out, "{pid:>8} {comm:<16}");
-            for kind in Kind::ALL {
-                let _ = write!(out, " {:>13}", counts.get(kind));
-            }
-            let faults: u64 = Kind::ALL.iter().map(|k| counts.get(*k)).sum();
-            let avg = latency.checked_div(faults).unwrap_or(0);
-            let _ = writeln!(out, " {:>10} {avg:>10}", counts.cow_total());
-        };
-        for p in &self.report.processes {
-            row(
-                &mut out,
-                &p.pid.to_string(),
-                &p.comm,
-                &p.counts,
-                p.latency_ns,
-            );
-        }
-        let latency = self.report.processes.iter().map(|p| p.latency_ns).sum();
-        row(&mut out, "", "total", &self.report.totals, latency);
-        self.views_text(&mut out);
+        tables::processes(&mut out, &self.report.processes, &self.report.totals);
+        tables::views(&mut out, &self.report.views);
+        tables::waste(&mut out, &self.report.waste);
         if !self.report.latency.is_empty() {
             let _ = writeln!(
                 out,
@@ -267,80 +244,5 @@ impl Summary {
             let _ = writeln!(out, "warning: {warning}");
         }
         out
-    }
-
-    fn views_text(&self, out: &mut String) {
-        for (view, rows) in &self.report.views {
-            if rows.is_empty() {
-                continue;
-            }
-            let _ = writeln!(
-                out,
-                "\n{:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5}  {:<60} FIRST WRITER",
-                "COPY_A",
-                "COPY_F",
-                "FILL_F",
-                "ZERO",
-                "REUSE",
-                "NOTIFY",
-                "COPIES",
-                "PROCS",
-                view.name().to_uppercase()
-            );
-            for r in rows {
-                let c = &r.counts;
-                let _ = writeln!(
-                    out,
-                    "{:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5}  {:<60} {}",
-                    c.get(Kind::CowCopyAnon),
-                    c.get(Kind::CowCopyFile),
-                    c.get(Kind::CowFillFile),
-                    c.get(Kind::CowZero),
-                    c.get(Kind::CowReuse),
-                    c.get(Kind::WriteNotify),
-                    r.copies,
-                    r.processes,
-                    r.key,
-                    r.first_writer
-                );
-            }
-        }
-        for image in &self.report.waste {
-            let t = &image.total;
-            let _ = writeln!(
-                out,
-                "\n{}: {} writable pages, {} written, {} never written ({} KiB)",
-                t.name,
-                t.writable_pages,
-                t.touched_pages,
-                t.untouched_pages,
-                t.untouched_bytes / 1024
-            );
-            for s in &image.sections {
-                let _ = writeln!(
-                    out,
-                    "  {:<20} {:>6} writable {:>6} written {:>6} never written",
-                    s.name, s.writable_pages, s.touched_pages, s.untouched_pages
-                );
-            }
-            for s in image
-                .symbols
-                .iter()
-                .filter(|s| s.untouched_pages > 0)
-                .take(10)
-            {
-                let _ = writeln!(
-                    out,
-                    "  symbol {:<20} {:>6} writable {:>6} written {:>6} never written",
-                    s.name, s.writable_pages, s.touched_pages, s.untouched_pages
-                );
-            }
-            for (pid, touched, untouched) in &image.per_process {
-                let _ = writeln!(
-                    out,
-                    "  pid {pid:<8} wrote {touched} pages, left {untouched} untouched"
-                );
-            }
-        }
     }
 }

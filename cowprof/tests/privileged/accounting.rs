@@ -28,7 +28,7 @@ fn system_wide_records_other_processes_but_never_itself() {
     // cowprof takes 64 COW faults of its own once its probes are live
     // (COWPROF_SELF_FAULTS): the kernel side must leave them out.
     let mut recorder = Command::new(cowprof())
-        .args(["record", "-a", "--json", "-o"])
+        .args(["record", "-a", "--json", "--summary"])
         .arg(&files.summary)
         .arg("--events")
         .arg(&files.events)

@@ -39,7 +39,7 @@ fn build_fixture(dir: &Path) -> bool {
 /// printed) where live BPF or a C compiler is unavailable. The VM guest has
 /// no compiler: `cargo xtask vm-test` builds the fixture on the host and
 /// names it in `COWPROF_FIXTURE`.
-fn fixture() -> Option<tempfile::TempDir> {
+pub fn fixture() -> Option<tempfile::TempDir> {
     if !bpf_available() {
         return None;
     }

@@ -21,7 +21,7 @@ fn doctor_verdicts_match_what_record_can_attach() {
             "record",
             "--probe",
             name,
-            "-o",
+            "--summary",
             "/dev/null",
             "--",
             "true",

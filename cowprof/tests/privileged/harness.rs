@@ -259,7 +259,7 @@ fn record_args(files: &Files) -> Vec<String> {
         "record".into(),
         probe.unwrap_or_else(|| "--probe=auto".into()),
         "--json".into(),
-        "-o".into(),
+        "--summary".into(),
         files.summary.display().to_string(),
         "--events".into(),
         files.events.display().to_string(),

@@ -10,6 +10,8 @@ mod doctor;
 mod harness;
 mod kinds;
 mod pipeline;
+#[cfg(feature = "parquet")]
+mod profiles;
 mod smaps;
 mod targets;
 mod unprivileged;

@@ -73,7 +73,7 @@ fn reports_mid_run_grow_while_the_workload_runs() {
         },
         Sinks {
             reports: Some(tx),
-            events: None,
+            ..Sinks::default()
         },
     )
     .expect("recording starts");
@@ -135,6 +135,7 @@ fn a_failure_after_the_probes_attached_leaves_nothing_attached() {
             duration: None,
             events: Some(dir.path().join("events.jsonl")),
             summary: Some(dir.path().join("summary.json")),
+            profile: None,
             json: true,
             probe: probe_options(),
             by: vec![View::Process],
@@ -161,8 +162,9 @@ fn outputs_are_checked_before_the_command_runs() {
     let dir = scratch();
     let marker = dir.path().join("ran");
     for (option, path) in [
-        ("-o", "/nonexistent/summary.json"),
-        ("--events", "/nonexistent/events.jsonl"),
+        ("--summary", "/dev/null/summary.json"),
+        ("-o", "/dev/null/profile"),
+        ("--events", "/dev/null/events.jsonl"),
     ] {
         let out = output(
             Command::new(cowprof())

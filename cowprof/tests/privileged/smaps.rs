@@ -54,7 +54,7 @@ fn copies_equal_the_growth_of_private_dirty() {
     }
     let files = Files::new();
     let mut recorder = Command::new(cowprof())
-        .args(["record", "-o", "/dev/null", "--events"])
+        .args(["record", "--summary", "/dev/null", "--events"])
         .arg(&files.events)
         .args(forced_probe().map(|p| format!("--probe={p}")))
         .arg("--")

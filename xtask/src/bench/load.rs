@@ -31,7 +31,7 @@ fn record_json(cowprof: &Path, args: &[&str], command: &[&str]) -> Result<Value>
     cmd.arg("record")
         .args(args)
         .arg("--json")
-        .arg("-o")
+        .arg("--summary")
         .arg(&out_file)
         .arg("--")
         .args(command);

@@ -65,11 +65,11 @@ pub const CONFIGS: [Config; 4] = [
     },
     Config {
         name: "cowprof record --count-only",
-        setup: Setup::Cowprof(&["--count-only", "-o", "/dev/null"]),
+        setup: Setup::Cowprof(&["--count-only", "--summary", "/dev/null"]),
     },
     Config {
         name: "cowprof record --by page (full attribution, latency)",
-        setup: Setup::Cowprof(&["--by", "page", "-o", "/dev/null"]),
+        setup: Setup::Cowprof(&["--by", "page", "--summary", "/dev/null"]),
     },
     Config {
         name: "bpftrace one-liner",

@@ -41,14 +41,14 @@ echo "VMCOST none $(cost) $(cost) $(cost)"
 /bin/suite --test-threads=1 doctor
 echo "VMTEST doctor rc=$?"
 for s in STRATEGIES; do
-  if cowprof record --probe "$s" -o /dev/null -- true 2> /tmp/err; then
+  if cowprof record --probe "$s" --summary /dev/null -- true 2> /tmp/err; then
     COWPROF_PROBE=$s /bin/suite --test-threads=1 --skip doctor
     echo "VMTEST $s rc=$?"
     # One run gives both the latency percentiles and a cost sample; every
     # cowprof start costs seconds under emulation.
-    c1=$(cowprof record --probe "$s" --json -o /tmp/lat.json -- cow-workload fork-time --pages 16384 2>/dev/null | sed -n 's/ns_per_fault=//p')
+    c1=$(cowprof record --probe "$s" --json --summary /tmp/lat.json -- cow-workload fork-time --pages 16384 2>/dev/null | sed -n 's/ns_per_fault=//p')
     echo "VMLAT $s $(tr -d ' \n' < /tmp/lat.json)"
-    c2=$(cowprof record --probe "$s" -o /dev/null -- cow-workload fork-time --pages 16384 2>/dev/null | sed -n 's/ns_per_fault=//p')
+    c2=$(cowprof record --probe "$s" --summary /dev/null -- cow-workload fork-time --pages 16384 2>/dev/null | sed -n 's/ns_per_fault=//p')
     echo "VMCOST $s $c1 $c2"
   else
     echo "VMTEST $s unavailable $(cat /tmp/err)"

@@ -178,7 +178,15 @@ pub struct StaticBins {
 
 /// Builds cowprof, the workload and the privileged suite for musl.
 pub fn build_static(env: &setup::Env) -> Result<StaticBins> {
-    let common = ["--release", "--target", MUSL, "--package", "cowprof"];
+    // No profiles in the guests: polars stays out of the static build.
+    let common = [
+        "--release",
+        "--target",
+        MUSL,
+        "--package",
+        "cowprof",
+        "--no-default-features",
+    ];
     setup::status(
         env.cargo()
             .arg("build")

@@ -1,0 +1,138 @@
+//! The profile as a sink of `record`: the directory made before the target
+//! starts, the events written while recording, and the end tables and the
+//! final manifest written when it stops.
+use std::{
+    path::{Path, PathBuf},
+    sync::mpsc::SyncSender,
+};
+
+use cowprof_common::Kind;
+
+use super::{
+    frames,
+    manifest::{write_atomically, Manifest},
+    writer::{create_dir, ProfileWriter},
+    ProfileError,
+};
+use crate::{
+    report::{events::EventRow, Report},
+    state::View,
+};
+
+/// A profile being recorded.
+pub struct ProfileSink {
+    dir: PathBuf,
+    writer: ProfileWriter,
+    manifest: Manifest,
+}
+
+/// How a recording ended, for the manifest.
+pub struct Ending<'a> {
+    pub report: &'a Report,
+    pub duration_s: f64,
+    pub stop_reason: &'a str,
+    /// Events the writer could not take in time.
+    pub dropped: u64,
+    pub warnings: &'a [String],
+}
+
+/// `CLOCK_MONOTONIC` now, in ns: the clock of the events' `ts_ns`.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime fills the struct it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+impl ProfileSink {
+    /// Makes the profile directory `dir` with a manifest marked incomplete
+    /// (so a profile killed at any moment says so), and starts its writer;
+    /// the events go to the returned sender.
+    ///
+    /// # Errors
+    /// When `dir` cannot be made or is not empty.
+    pub fn open(
+        dir: &Path,
+        target: String,
+    ) -> Result<(Self, SyncSender<Vec<EventRow>>), ProfileError> {
+        create_dir(dir)?;
+        let manifest = Manifest::start("", target, monotonic_ns());
+        manifest.write(dir)?;
+        let (writer, tx) = ProfileWriter::spawn(dir).map_err(|source| ProfileError::Write {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let sink = Self {
+            dir: dir.to_owned(),
+            writer,
+            manifest,
+        };
+        Ok((sink, tx))
+    }
+
+    /// Records the probe strategy and the moment recording started, still
+    /// marked incomplete until [`ProfileSink::finish`].
+    ///
+    /// # Errors
+    /// When the manifest cannot be written.
+    pub fn started(&mut self, strategy: &str) -> Result<(), ProfileError> {
+        strategy.clone_into(&mut self.manifest.strategy);
+        self.manifest.start_ktime_ns = monotonic_ns();
+        self.manifest.write(&self.dir)
+    }
+
+    fn table(
+        dir: &Path,
+        name: &str,
+        df: polars::prelude::PolarsResult<polars::prelude::DataFrame>,
+    ) -> Result<(), ProfileError> {
+        let path = dir.join(name);
+        let parquet = |e: polars::prelude::PolarsError| ProfileError::Parquet {
+            path: path.clone(),
+            problem: e.to_string(),
+        };
+        let df = df.map_err(parquet)?;
+        if df.height() == 0 {
+            return Ok(());
+        }
+        let mut bytes = Vec::new();
+        frames::write_whole(&mut bytes, &df).map_err(parquet)?;
+        write_atomically(&path, &bytes)
+    }
+
+    /// Waits for the last events part, writes the end tables, and marks
+    /// the profile complete.
+    ///
+    /// # Errors
+    /// When a file cannot be written.
+    pub fn finish(mut self, ending: &Ending<'_>) -> Result<(), ProfileError> {
+        let written = self.writer.finish()?;
+        let report = ending.report;
+        Self::table(
+            &self.dir,
+            "processes.parquet",
+            frames::processes(&report.processes),
+        )?;
+        if let Some(rows) = report.views.get(&View::Mapping) {
+            Self::table(&self.dir, "mappings.parquet", frames::mappings(rows))?;
+        }
+        Self::table(&self.dir, "pages.parquet", frames::pages(&report.pages))?;
+        let m = &mut self.manifest;
+        m.parts = written.parts;
+        m.events_written = written.events;
+        m.events_dropped = ending.dropped;
+        m.lost_events = report.kernel.lost_events;
+        m.kernel_totals = Kind::ALL
+            .iter()
+            .map(|k| (k.name().to_owned(), report.kernel_totals().get(*k)))
+            .collect();
+        m.duration_s = ending.duration_s;
+        m.stop_reason = Some(ending.stop_reason.to_owned());
+        m.warnings = ending.warnings.to_vec();
+        m.complete = true;
+        self.manifest.write(&self.dir)
+    }
+}

@@ -1,0 +1,213 @@
+//! The profile writer: a sink on its own thread behind a bounded channel.
+//! Events are written in row groups as they fill; a part is closed after
+//! [`PART_ROWS`] rows or [`PART_SECONDS`] seconds, written to a temporary
+//! name, synced and renamed, so a `kill -9` loses at most the open part.
+use std::{
+    cell::RefCell,
+    io::Write,
+    path::{Path, PathBuf},
+    rc::Rc,
+    sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender},
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use polars::io::parquet::write::BatchedWriter;
+
+use super::{frames, manifest::write_atomically, ProfileError, EVENTS_DIR};
+use crate::report::events::EventRow;
+
+/// Rows per row group.
+pub const ROW_GROUP: usize = 65_536;
+/// Rows per events part.
+pub const PART_ROWS: u64 = 1 << 20;
+/// Seconds a part stays open at most.
+pub const PART_SECONDS: u64 = 5;
+/// Batches the writer can hold queued (each up to one drain batch).
+const QUEUE: usize = 256;
+
+/// Bytes of a part being written, shared with its Parquet writer.
+#[derive(Clone, Default)]
+struct Buffer(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The part being written.
+struct Part {
+    index: usize,
+    bytes: Buffer,
+    writer: BatchedWriter<Buffer>,
+    rows: u64,
+    opened: Instant,
+}
+
+/// What the writer wrote.
+#[derive(Clone, Debug, Default)]
+pub struct Written {
+    /// Parts closed, relative to the profile directory.
+    pub parts: Vec<String>,
+    pub events: u64,
+}
+
+/// The writer's thread.
+pub struct ProfileWriter {
+    thread: JoinHandle<Result<Written, ProfileError>>,
+}
+
+/// Creates the profile directory `dir`, refusing one that holds anything.
+///
+/// # Errors
+/// When it cannot be created or is not empty.
+pub fn create_dir(dir: &Path) -> Result<(), ProfileError> {
+    let io = |source| ProfileError::Write {
+        path: dir.to_owned(),
+        source,
+    };
+    if dir.exists() && std::fs::read_dir(dir).map_err(io)?.next().is_some() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "it exists and is not empty",
+        )));
+    }
+    std::fs::create_dir_all(dir.join(EVENTS_DIR)).map_err(io)
+}
+
+fn parquet_error(path: &Path, err: &polars::prelude::PolarsError) -> ProfileError {
+    ProfileError::Parquet {
+        path: path.to_owned(),
+        problem: err.to_string(),
+    }
+}
+
+struct Run {
+    dir: PathBuf,
+    buffered: Vec<EventRow>,
+    part: Option<Part>,
+    written: Written,
+}
+
+impl Run {
+    fn part_name(index: usize) -> String {
+        format!("{EVENTS_DIR}/part-{index:05}.parquet")
+    }
+
+    /// Writes the buffered rows as one row group.
+    fn write_group(&mut self) -> Result<(), ProfileError> {
+        if self.buffered.is_empty() {
+            return Ok(());
+        }
+        let name = Self::part_name(self.written.parts.len());
+        let path = self.dir.join(&name);
+        let df = frames::events(&self.buffered).map_err(|e| parquet_error(&path, &e))?;
+        if self.part.is_none() {
+            let bytes = Buffer::default();
+            let writer =
+                frames::writer(bytes.clone(), &df).map_err(|e| parquet_error(&path, &e))?;
+            self.part = Some(Part {
+                index: self.written.parts.len(),
+                bytes,
+                writer,
+                rows: 0,
+                opened: Instant::now(),
+            });
+        }
+        let part = self.part.as_mut().expect("opened above");
+        part.writer
+            .write_batch(&df)
+            .map_err(|e| parquet_error(&path, &e))?;
+        part.rows += df.height() as u64;
+        self.buffered.clear();
+        if part.rows >= PART_ROWS {
+            self.close()?;
+        }
+        Ok(())
+    }
+
+    /// Closes the open part: footer, then a synced temporary file renamed.
+    fn close(&mut self) -> Result<(), ProfileError> {
+        let Some(part) = self.part.take() else {
+            return Ok(());
+        };
+        let name = Self::part_name(part.index);
+        let path = self.dir.join(&name);
+        part.writer.finish().map_err(|e| parquet_error(&path, &e))?;
+        drop(part.writer);
+        let bytes = part.bytes.0.take();
+        write_atomically(&path, &bytes)?;
+        self.written.parts.push(name);
+        self.written.events += part.rows;
+        Ok(())
+    }
+
+    fn run(mut self, rx: &Receiver<Vec<EventRow>>) -> Result<Written, ProfileError> {
+        loop {
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(batch) => {
+                    self.buffered.extend(batch);
+                    if self.buffered.len() >= ROW_GROUP {
+                        self.write_group()?;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let stale = self
+                .part
+                .as_ref()
+                .is_some_and(|p| p.opened.elapsed() >= Duration::from_secs(PART_SECONDS));
+            if stale {
+                self.write_group()?;
+                self.close()?;
+            }
+        }
+        self.write_group()?;
+        self.close()?;
+        Ok(self.written)
+    }
+}
+
+impl ProfileWriter {
+    /// Starts writing events parts into `dir` (made by [`create_dir`]).
+    ///
+    /// # Errors
+    /// When the OS cannot create a thread.
+    pub fn spawn(dir: &Path) -> std::io::Result<(Self, SyncSender<Vec<EventRow>>)> {
+        let (tx, rx) = sync_channel(QUEUE);
+        let dir = dir.to_owned();
+        let thread = std::thread::Builder::new()
+            .name("cowprof-profile".into())
+            .spawn(move || {
+                Run {
+                    dir,
+                    buffered: Vec::new(),
+                    part: None,
+                    written: Written::default(),
+                }
+                .run(&rx)
+            })?;
+        Ok((Self { thread }, tx))
+    }
+
+    /// Waits for the writer to close its last part (its sender must be
+    /// dropped first).
+    ///
+    /// # Errors
+    /// When writing failed.
+    pub fn finish(self) -> Result<Written, ProfileError> {
+        self.thread.join().unwrap_or_else(|_| {
+            Err(ProfileError::Corrupt {
+                path: PathBuf::new(),
+                problem: "the profile writer thread failed".to_owned(),
+            })
+        })
+    }
+}

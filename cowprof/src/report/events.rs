@@ -1,0 +1,117 @@
+//! Every fault with its names, for sinks that keep each event (profiles on
+//! disk). Names are made once per identity and shared (`Arc<str>`), so an
+//! event costs a few hash lookups here, not string building.
+use std::sync::Arc;
+
+use cowprof_common::{event::COMM_LEN, FaultEvent, FileKey};
+use hashbrown::HashMap;
+
+use super::naming::Namer;
+use crate::{
+    decode::comm_str,
+    resolve::{
+        keys::{MappingKey, Resolved, StackKey, TextId},
+        writers::file_offset,
+        Resolver,
+    },
+};
+
+/// One fault, named.
+#[derive(Clone, Debug)]
+pub struct EventRow {
+    pub ts_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub cpu: u32,
+    pub comm: Arc<str>,
+    pub kind: &'static str,
+    pub address: u64,
+    /// The page: its virtual address in the image for image pages, else
+    /// its address (or file offset) in the mapping.
+    pub page: u64,
+    /// The offset in the mapped file, for file mappings.
+    pub file_offset: Option<u64>,
+    /// The mapping's name: its file's path, `[heap]`, `[stack]`,
+    /// `[anon:NAME]` or `[anon]`.
+    pub mapping: Arc<str>,
+    pub mapping_start: u64,
+    pub mapping_end: u64,
+    /// Whether the mapping has no file (its rows are per process).
+    pub anon: bool,
+    pub image: Option<Arc<str>>,
+    pub section: Option<Arc<str>>,
+    pub symbol: Option<Arc<str>>,
+    /// The writing instruction: ``image`function+0xoff (file:line)``.
+    pub writer: Arc<str>,
+    /// The writing function (the writer view's key).
+    pub writer_function: Arc<str>,
+    pub writer_ip: u64,
+    pub latency_ns: u64,
+    /// The user stack, `frame;frame;...` innermost first, when recorded.
+    pub stack: Option<Arc<str>>,
+}
+
+/// Names shared across events.
+#[derive(Default)]
+pub struct EventNames {
+    comms: HashMap<[u8; COMM_LEN], Arc<str>>,
+    mappings: HashMap<crate::resolve::keys::MapKey, Arc<str>>,
+    images: HashMap<FileKey, Arc<str>>,
+    sections: HashMap<(FileKey, Option<u32>), Arc<str>>,
+    symbols: HashMap<(FileKey, u32), Arc<str>>,
+    texts: HashMap<TextId, Arc<str>>,
+}
+
+fn cached<K: std::hash::Hash + Eq + Copy>(
+    map: &mut HashMap<K, Arc<str>>,
+    key: K,
+    name: impl FnOnce() -> String,
+) -> Arc<str> {
+    map.entry(key).or_insert_with(|| name().into()).clone()
+}
+
+impl EventNames {
+    /// Names one resolved fault.
+    pub fn row(&mut self, event: &FaultEvent, r: &Resolved, resolver: &Resolver) -> EventRow {
+        let namer = Namer::new(resolver);
+        let MappingKey { map, .. } = r.mapping;
+        let image = r.loc.image;
+        let text = |texts: &mut HashMap<TextId, Arc<str>>, id: TextId| {
+            cached(texts, id, || resolver.text(id).to_owned())
+        };
+        EventRow {
+            ts_ns: r.ts_ns,
+            pid: r.pid,
+            tid: r.tid,
+            cpu: u32::from(event.cpu),
+            comm: cached(&mut self.comms, r.comm, || comm_str(&r.comm)),
+            kind: r.kind.name(),
+            address: event.addr,
+            page: r.loc.page,
+            file_offset: (event.vma.file_backed != 0)
+                .then(|| file_offset(event.addr, event.vma.vm_start, event.vma.vm_pgoff)),
+            mapping: cached(&mut self.mappings, map, || namer.mapping(&map)),
+            mapping_start: event.vma.vm_start,
+            mapping_end: event.vma.vm_end,
+            anon: event.vma.file_backed == 0,
+            image: image.map(|key| cached(&mut self.images, key, || namer.path(&key))),
+            section: image.map(|key| {
+                cached(&mut self.sections, (key, r.loc.section), || {
+                    namer.section(&key, r.loc.section)
+                })
+            }),
+            symbol: image.zip(r.loc.symbol).map(|(key, i)| {
+                cached(&mut self.symbols, (key, i), || namer.symbol(&key, Some(i)))
+            }),
+            writer: text(&mut self.texts, r.instruction),
+            writer_function: text(&mut self.texts, r.writer),
+            writer_ip: event.ip,
+            latency_ns: r.latency_ns,
+            stack: match r.stack {
+                StackKey::Stack(id) => Some(text(&mut self.texts, id)),
+                StackKey::Missing => Some("[no stack]".into()),
+                StackKey::NotRecorded => None,
+            },
+        }
+    }
+}
