@@ -14,5 +14,16 @@ pub fn run(env: &Env) -> Result<()> {
         "--",
         "-D",
         "warnings",
+    ]))?;
+    // The VM guests' build: cowprof without profiles (no polars).
+    status(env.cargo().args([
+        "clippy",
+        "--package",
+        "cowprof",
+        "--no-default-features",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
     ]))
 }

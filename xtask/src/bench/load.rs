@@ -54,12 +54,7 @@ fn sum_counts(counts: &Value) -> u64 {
 /// apiece, flat out on the two cores, until about `events` COW faults; all
 /// recorded with full attribution.
 pub fn two_writers(cowprof: &Path, workload: &Path, events: u64) -> Result<LoadResult> {
-    let forks = events.div_ceil(2 * PAGES_PER_FORK).max(1);
-    let writer = format!(
-        "{} fork-storm --pages {PAGES_PER_FORK} --read {forks} > /dev/null",
-        workload.display()
-    );
-    let script = format!("{writer} & {writer} & wait");
+    let script = two_writers_script(workload, events);
     let summary = record_json(cowprof, &["--by", "page"], &["sh", "-c", &script])?;
     let number = |v: &Value| v.as_f64().unwrap_or(0.0);
     Ok(LoadResult {
@@ -70,6 +65,16 @@ pub fn two_writers(cowprof: &Path, workload: &Path, events: u64) -> Result<LoadR
         cpu_percent: number(&summary["cost"]["cpu_percent"]),
         peak_rss_kib: summary["cost"]["peak_rss_kib"].as_u64().unwrap_or(0),
     })
+}
+
+/// The shell script of the two writers (about `events` COW faults).
+pub fn two_writers_script(workload: &Path, events: u64) -> String {
+    let forks = events.div_ceil(2 * PAGES_PER_FORK).max(1);
+    let writer = format!(
+        "{} fork-storm --pages {PAGES_PER_FORK} --read {forks} > /dev/null",
+        workload.display()
+    );
+    format!("{writer} & {writer} & wait")
 }
 
 /// Seconds from `cowprof record` starting to its probes attached and the

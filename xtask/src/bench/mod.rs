@@ -3,6 +3,7 @@
 //! attached), plus the highest rate two writers produce, cowprof's CPU and
 //! peak memory at that rate, and the time to attach.
 mod load;
+mod profiles;
 mod run;
 
 use std::{fmt::Write as _, path::PathBuf, process::Command};
@@ -84,6 +85,7 @@ fn compare(
 struct Binaries {
     cowprof: PathBuf,
     cow_workload: PathBuf,
+    profile_bench: PathBuf,
     image_write: PathBuf,
 }
 
@@ -101,6 +103,7 @@ fn build() -> Result<Binaries> {
     Ok(Binaries {
         cowprof: release.join("cowprof"),
         cow_workload: release.join("examples").join("cow-workload"),
+        profile_bench: release.join("examples").join("profile-bench"),
         image_write: run::build_image_write(
             &cache::workspace().join("bench/workloads"),
             &target_dir().join("bench"),
@@ -271,6 +274,13 @@ pub fn run(options: &Options) -> Result<()> {
     eprintln!("xtask: bench two writers, {} COW faults", options.events);
     let load = load::two_writers(&bins.cowprof, &bins.cow_workload, options.events)?;
     let mut results = load_section(&mut md, &load, &attach);
+    results["profiles"] = profiles::run(
+        &mut md,
+        &bins.cowprof,
+        &bins.profile_bench,
+        &storm,
+        &load::two_writers_script(&bins.cow_workload, options.events),
+    )?;
     results["rounds"] = json!(options.pairs);
     results["strategy"] = json!(strategy);
     results["workloads"] = json!(json_workloads);

@@ -58,7 +58,10 @@ pub struct Config {
     pub setup: Setup,
 }
 
-pub const CONFIGS: [Config; 4] = [
+/// Stands for a fresh profile directory in a configuration's arguments.
+pub const PROFILE_DIR: &str = "{profile}";
+
+pub const CONFIGS: [Config; 5] = [
     Config {
         name: "nothing attached",
         setup: Setup::Bare,
@@ -70,6 +73,10 @@ pub const CONFIGS: [Config; 4] = [
     Config {
         name: "cowprof record --by page (full attribution, latency)",
         setup: Setup::Cowprof(&["--by", "page", "--summary", "/dev/null"]),
+    },
+    Config {
+        name: "cowprof record --by page -o DIR (Parquet profile)",
+        setup: Setup::Cowprof(&["--by", "page", "--summary", "/dev/null", "-o", PROFILE_DIR]),
     },
     Config {
         name: "bpftrace one-liner",
@@ -121,10 +128,17 @@ pub fn once(cowprof: &Path, config: &Config, workload: &Workload) -> Result<f64>
         }
         Setup::Cowprof(args) => {
             let mut cmd = Command::new(cowprof);
-            cmd.arg("record")
-                .args(args)
-                .arg("--")
-                .arg(&workload.argv[0]);
+            cmd.arg("record");
+            for arg in args {
+                if *arg == PROFILE_DIR {
+                    let dir = profile_dir();
+                    let _ = std::fs::remove_dir_all(&dir);
+                    cmd.arg(dir);
+                } else {
+                    cmd.arg(arg);
+                }
+            }
+            cmd.arg("--").arg(&workload.argv[0]);
             cmd
         }
     };
@@ -170,4 +184,9 @@ pub fn build_image_write(src: &Path, out: &Path) -> Result<PathBuf> {
         bail!("cc could not build image-write");
     }
     Ok(exe)
+}
+
+/// Where the profile configuration writes (replaced on every run).
+pub fn profile_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("cowprof-bench-profile-{}", std::process::id()))
 }
