@@ -94,9 +94,13 @@ pub fn record(options: &RecordOptions, interrupted: &AtomicBool) -> Result<Summa
     };
     let mut views = options.by.clone();
     let mut profile = open_profile(options.profile.as_deref(), &options.target, &mut sinks)?;
-    if profile.is_some() && !views.contains(&View::Mapping) {
-        // The profile's mappings table.
-        views.push(View::Mapping);
+    if profile.is_some() {
+        // The profile's mappings and stacks tables.
+        for view in [View::Mapping, View::Stack] {
+            if !views.contains(&view) && (view != View::Stack || options.probe.stacks) {
+                views.push(view);
+            }
+        }
     }
     let mut recording = Recording::start(
         RecordingOptions {

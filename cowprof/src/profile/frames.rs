@@ -80,12 +80,13 @@ pub fn processes(rows: &[ProcessSummary]) -> PolarsResult<DataFrame> {
     DataFrame::new_infer_height(columns)
 }
 
-/// `mappings.parquet`: the mapping view.
+/// A view's rows, keyed by the column `key` (`mappings.parquet`,
+/// `stacks.parquet`).
 ///
 /// # Errors
 /// When polars cannot build the frame (a bug).
-pub fn mappings(rows: &[Row]) -> PolarsResult<DataFrame> {
-    let mut columns = vec![col("mapping", rows, |r| r.key.as_str())];
+pub fn view(key: &str, rows: &[Row]) -> PolarsResult<DataFrame> {
+    let mut columns = vec![col(key, rows, |r| r.key.as_str())];
     columns.extend(kind_columns(rows, |r| r.counts));
     columns.push(col("processes", rows, |r| {
         u32::try_from(r.processes).unwrap_or(u32::MAX)

@@ -231,12 +231,7 @@ fn view_rows(events: &LazyFrame, view: View) -> PolarsResult<Vec<Row>> {
             }
         })
         .collect();
-    rows.sort_by(|a, b| {
-        b.counts
-            .cow_total()
-            .cmp(&a.counts.cow_total())
-            .then_with(|| a.key.cmp(&b.key))
-    });
+    crate::report::sort_rows(&mut rows);
     Ok(rows)
 }
 
@@ -253,12 +248,7 @@ fn processes(events: &LazyFrame) -> PolarsResult<Vec<ProcessSummary>> {
             latency_ns: number(&df, "latency_ns", i),
         })
         .collect();
-    out.sort_by(|a, b| {
-        b.counts
-            .cow_total()
-            .cmp(&a.counts.cow_total())
-            .then(a.pid.cmp(&b.pid))
-    });
+    crate::report::sort_processes(&mut out);
     Ok(out)
 }
 

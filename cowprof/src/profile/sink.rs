@@ -117,7 +117,10 @@ impl ProfileSink {
             frames::processes(&report.processes),
         )?;
         if let Some(rows) = report.views.get(&View::Mapping) {
-            Self::table(&self.dir, "mappings.parquet", frames::mappings(rows))?;
+            Self::table(&self.dir, "mappings.parquet", frames::view("mapping", rows))?;
+        }
+        if let Some(rows) = report.views.get(&View::Stack) {
+            Self::table(&self.dir, "stacks.parquet", frames::view("stack", rows))?;
         }
         Self::table(&self.dir, "pages.parquet", frames::pages(&report.pages))?;
         let m = &mut self.manifest;

@@ -70,6 +70,27 @@ pub struct PageRow {
     pub processes: u32,
 }
 
+/// Sorts a view's rows as every output shows them: most COW faults first,
+/// then by key.
+pub fn sort_rows(rows: &mut [Row]) {
+    rows.sort_by(|a, b| {
+        b.counts
+            .cow_total()
+            .cmp(&a.counts.cow_total())
+            .then_with(|| a.key.cmp(&b.key))
+    });
+}
+
+/// Sorts processes: most COW faults first, then by pid.
+pub fn sort_processes(processes: &mut [ProcessSummary]) {
+    processes.sort_by(|a, b| {
+        b.counts
+            .cow_total()
+            .cmp(&a.counts.cow_total())
+            .then(a.pid.cmp(&b.pid))
+    });
+}
+
 /// How many symbols each image's touch map lists.
 pub const SYMBOLS_PER_IMAGE: usize = 50;
 

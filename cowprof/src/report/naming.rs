@@ -38,12 +38,7 @@ pub fn report(
             latency_ns: p.latency_ns,
         })
         .collect();
-    processes.sort_by(|a, b| {
-        b.counts
-            .cow_total()
-            .cmp(&a.counts.cow_total())
-            .then(a.pid.cmp(&b.pid))
-    });
+    super::sort_processes(&mut processes);
     let views = snapshot
         .views
         .into_iter()
@@ -86,12 +81,7 @@ pub fn rows(rows: impl IntoIterator<Item = ViewRow>, resolver: &Resolver) -> Vec
             first_writer: resolver.text(r.first_writer).to_owned(),
         })
         .collect();
-    rows.sort_by(|a, b| {
-        b.counts
-            .cow_total()
-            .cmp(&a.counts.cow_total())
-            .then_with(|| a.key.cmp(&b.key))
-    });
+    super::sort_rows(&mut rows);
     rows
 }
 

@@ -135,6 +135,12 @@ impl Summary {
         }
         let totals = report.totals;
         let mut warnings = collected.warnings;
+        if collected.drops.rows > 0 {
+            warnings.push(format!(
+                "{} events could not be written to the profile in time; it lacks them",
+                collected.drops.rows
+            ));
+        }
         if collected.drops.events > 0 {
             warnings.push(format!(
                 "{} events could not be written to the events file in time; it lacks them",

@@ -200,7 +200,7 @@ fn a_profile_moved_elsewhere_keeps_its_names() {
         return;
     };
     let profile = dir.path().join("profile");
-    let by = "symbol,writer,section";
+    let by = "symbol,writer,section,stack";
     let live = record_profile(
         &profile,
         by,
@@ -211,6 +211,10 @@ fn a_profile_moved_elsewhere_keeps_its_names() {
     let copied = output(Command::new("cp").arg("-r").arg(&profile).arg(&moved));
     assert!(copied.status.success());
     drop(fixture);
+    assert!(
+        moved.join("stacks.parquet").exists(),
+        "stacks were recorded"
+    );
     let offline = report(&moved, &["--by", by]);
     assert_same_views(&live, &offline, by);
     let hot = offline["views"]["symbol"]
