@@ -23,8 +23,10 @@ pub const ROW_GROUP: usize = 65_536;
 pub const PART_ROWS: u64 = 1 << 20;
 /// Seconds a part stays open at most.
 pub const PART_SECONDS: u64 = 5;
-/// Batches the writer can hold queued (each up to one drain batch).
-const QUEUE: usize = 256;
+/// Batches the writer can hold queued (each up to one drain batch, 4096
+/// rows of about 200 bytes): memory stays bounded, and the writer, at
+/// over a million rows a second, keeps up with the collector.
+const QUEUE: usize = 16;
 
 /// Bytes of a part being written, shared with its Parquet writer.
 #[derive(Clone, Default)]
