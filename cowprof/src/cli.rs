@@ -47,6 +47,10 @@ pub struct Cli {
 pub enum Command {
     /// Record COW faults of a target and print a per-process summary.
     Record(RecordArgs),
+    /// Watch COW faults live in a full-screen view (processes, mappings,
+    /// images, page maps, writers, latency), or replay a profile through
+    /// it (`--replay DIR`). Press ? for the keys.
+    Top(TopArgs),
     /// Print the views of a recorded profile (`record -o DIR`), or compare
     /// two. Exit codes: 6 output, 8 not a profile, 9 corrupt file or
     /// manifest, 10 unknown schema version.
@@ -151,6 +155,44 @@ pub struct RecordArgs {
     /// Probe strategy: the best available (auto), or force one.
     #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
     pub probe: ProbeChoice,
+}
+
+/// `top`'s arguments.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Replay the profile DIR (`record -o DIR`) instead of recording.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["pid", "all_cpus", "command"])]
+    pub replay: Option<PathBuf>,
+    /// Replay speed: 1 is real time, 10 ten times faster.
+    #[arg(long, value_name = "X", default_value_t = 1.0, value_parser = parse_speed, requires = "replay")]
+    pub speed: f64,
+    /// Where `e` writes profile directories.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub export_dir: PathBuf,
+    /// Where the command's stdout and stderr go (the screen is top's).
+    #[arg(long, value_name = "FILE", default_value = "/dev/null")]
+    pub command_output: PathBuf,
+    /// Leave when the command, the pid or the replay ends (else the last
+    /// view stays until q).
+    #[arg(long)]
+    pub exit_when_done: bool,
+    /// Ring buffer size in bytes (a power of two).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RINGBUF_BYTES)]
+    pub ringbuf_size: u32,
+    /// Probe strategy: the best available (auto), or force one.
+    #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
+    pub probe: ProbeChoice,
+}
+
+fn parse_speed(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && (0.01..=10_000.0).contains(&x) => Ok(x),
+        _ => Err(format!(
+            "{text:?} is not a speed; use a number from 0.01 to 10000"
+        )),
+    }
 }
 
 /// `report`'s arguments.

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::{
     decode::{decode, Decoded},
+    newest::{Newest, Offered},
     probe::{CountedProcess, ProbeError, ProbeStats, Probes, ProgramStat},
     report::{
         events::{EventNames, EventRow},
@@ -46,13 +47,15 @@ pub struct CollectorOptions {
     pub top: Option<usize>,
     /// Include the touch map in published reports.
     pub touch_map: bool,
+    /// Keep each process's faults per mapping (`Report::process_mappings`).
+    pub process_mappings: bool,
 }
 
 /// Where the collector sends data.
 #[derive(Default)]
 pub struct Sinks {
-    /// Named reports, on each tick.
-    pub reports: Option<SyncSender<Arc<Report>>>,
+    /// Named reports, on each tick; the newest replaces one unread.
+    pub reports: Option<Newest<Arc<Report>>>,
     /// Every fault event, in batches.
     pub events: Option<SyncSender<Vec<FaultEvent>>>,
     /// Every fault, named, in batches.
@@ -62,7 +65,7 @@ pub struct Sinks {
 /// What sinks could not take.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SinkDrops {
-    /// Reports a sink had no room for (it gets a newer one).
+    /// Reports replaced by a newer one before the sink read them.
     pub reports: u64,
     /// Events the events file had no room for: missing from it.
     pub events: u64,
@@ -94,6 +97,7 @@ pub enum CollectError {
 /// probes.
 pub struct Collector {
     stop: Arc<AtomicBool>,
+    reset: Arc<AtomicBool>,
     thread: Option<JoinHandle<Final>>,
 }
 
@@ -189,18 +193,30 @@ impl Run {
             top: self.options.top,
             touch_map: self.options.touch_map,
         });
-        if !offer(&mut self.sinks.reports, Arc::new(report)) {
-            self.drops.reports += 1;
+        if let Some(sink) = &self.sinks.reports {
+            match sink.offer(Arc::new(report)) {
+                Offered::Sent => {}
+                Offered::Replaced => self.drops.reports += 1,
+                Offered::Closed => self.sinks.reports = None,
+            }
         }
     }
 
-    fn run(mut self, stop: &AtomicBool) -> Final {
+    fn run(mut self, stop: &AtomicBool, reset: &AtomicBool) -> Final {
         let mut next_tick = self.options.tick.map(|t| Instant::now() + t);
         loop {
             // The final drain below runs after the stop was asked for, so
             // it misses nothing sent before.
             if stop.load(Ordering::Acquire) {
                 break;
+            }
+            if reset.swap(false, Ordering::AcqRel) {
+                self.state = if self.options.process_mappings {
+                    State::with_process_mappings()
+                } else {
+                    State::default()
+                };
+                self.publish();
             }
             let wait = next_tick.map_or(POLL_INTERVAL, |t| {
                 t.saturating_duration_since(Instant::now())
@@ -326,6 +342,8 @@ impl Collector {
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let stop_flag = Arc::clone(&stop);
+        let reset = Arc::new(AtomicBool::new(false));
+        let reset_flag = Arc::clone(&reset);
         let thread = std::thread::Builder::new()
             .name("cowprof-collector".into())
             .spawn(move || {
@@ -333,7 +351,11 @@ impl Collector {
                 let run = Run {
                     probes,
                     resolver,
-                    state: State::default(),
+                    state: if options.process_mappings {
+                        State::with_process_mappings()
+                    } else {
+                        State::default()
+                    },
                     options,
                     sinks,
                     batch: Vec::new(),
@@ -344,12 +366,19 @@ impl Collector {
                     stats: ProbeStats::default(),
                     warnings: Vec::new(),
                 };
-                run.run(&stop_flag)
+                run.run(&stop_flag, &reset_flag)
             })?;
         Ok(Self {
             stop,
+            reset,
             thread: Some(thread),
         })
+    }
+
+    /// Starts the counts over: the state is emptied (what was resolved
+    /// stays known), and a report follows at once.
+    pub fn reset(&self) {
+        self.reset.store(true, Ordering::Release);
     }
 
     /// Stops after a final drain and returns what was collected.

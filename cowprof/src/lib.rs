@@ -8,6 +8,7 @@ pub mod collector;
 pub mod decode;
 pub mod doctor;
 pub mod kernel;
+pub mod newest;
 pub mod probe;
 #[cfg(feature = "parquet")]
 pub mod profile;
@@ -18,3 +19,4 @@ pub mod resolve;
 pub mod sink;
 pub mod state;
 pub mod target;
+pub mod top;

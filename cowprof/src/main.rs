@@ -13,11 +13,12 @@ use std::{
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser as _};
 use cowprof::{
-    cli::{exit, Cli, Command, RecordArgs, ReportArgs},
+    cli::{exit, Cli, Command, RecordArgs, ReportArgs, TopArgs},
     probe::{ProbeError, ProbeOptions},
     record::{record, RecordOptions},
     recording::RecordError,
     state::View,
+    top::{self, Show, TopError, TopOptions},
 };
 
 /// Raises the soft limit of open files to the hard limit: cowprof keeps
@@ -35,15 +36,32 @@ fn raise_fd_limit() {
     }
 }
 
+/// Where `top` logs when no `--log-file` is given: never on its screen.
+fn top_log() -> Option<std::path::PathBuf> {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".local/state"))
+        })?;
+    let dir = state.join("cowprof");
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir.join("top.log"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     raise_fd_limit();
-    if let Err(err) = init_logging(cli.log_file.as_deref()) {
+    let log_file = match (&cli.command, &cli.log_file) {
+        (Command::Top(_), None) => top_log(),
+        (_, path) => path.clone(),
+    };
+    if let Err(err) = init_logging(log_file.as_deref()) {
         eprintln!("cowprof: error: {err:#}");
         return ExitCode::from(exit::OUTPUT);
     }
     match cli.command {
         Command::Record(args) => run_record(args),
+        Command::Top(args) => run_top(args),
         Command::Report(args) => run_report(&args),
         Command::Doctor { json } => {
             let doctor = cowprof::doctor::Doctor::examine();
@@ -139,6 +157,52 @@ fn run_record(args: RecordArgs) -> ExitCode {
         return ExitCode::from(exit::INEXACT);
     }
     ExitCode::SUCCESS
+}
+
+fn run_top(args: TopArgs) -> ExitCode {
+    let show = match (&args.replay, args.target.target()) {
+        (Some(dir), None) => Show::Replay {
+            dir: dir.clone(),
+            speed: args.speed,
+        },
+        (None, Some(target)) => Show::Live {
+            target,
+            probe: ProbeOptions {
+                system_wide: false,
+                ringbuf_bytes: args.ringbuf_size,
+                debug: false,
+                strategy: args.probe.strategy(),
+                stacks: false,
+                count_only: false,
+                program_stats: false,
+            },
+        },
+        _ => {
+            return fail(
+                exit::USAGE,
+                &"top needs one target: -p PID, -a, -- CMD [ARGS...], or --replay DIR",
+            )
+        }
+    };
+    let options = TopOptions {
+        show,
+        export_dir: args.export_dir,
+        command_output: args.command_output,
+        exit_when_done: args.exit_when_done,
+    };
+    match top::run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let code = match &err {
+                TopError::Record(err) => record_exit_code(err),
+                #[cfg(feature = "parquet")]
+                TopError::Profile(err) => err.exit_code(),
+                TopError::Terminal(_) | TopError::Thread(_) => exit::FAILURE,
+                TopError::NoProfiles => exit::USAGE,
+            };
+            fail(code, &err)
+        }
+    }
 }
 
 fn record_exit_code(err: &RecordError) -> u8 {

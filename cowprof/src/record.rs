@@ -110,6 +110,8 @@ pub fn record(options: &RecordOptions, interrupted: &AtomicBool) -> Result<Summa
                 views,
                 ..CollectorOptions::default()
             },
+            announce: true,
+            command_output: None,
         },
         sinks,
     )?;

@@ -44,6 +44,11 @@ pub struct RecordingOptions {
     pub target: Target,
     pub probe: ProbeOptions,
     pub collector: CollectorOptions,
+    /// Say on stderr when the probes are live (not under a TUI).
+    pub announce: bool,
+    /// Send the command's stdout and stderr to this file, its stdin from
+    /// `/dev/null` (under a TUI).
+    pub command_output: Option<std::path::PathBuf>,
 }
 
 /// Polling interval of the stop conditions.
@@ -100,7 +105,7 @@ impl Recording {
         let mut child = None;
         match &options.target {
             Target::Command(argv) => {
-                let held = HeldChild::spawn(argv)?;
+                let held = HeldChild::spawn(argv, options.command_output.as_deref())?;
                 probes.follow(held.pid())?;
                 child = Some(held);
             }
@@ -118,11 +123,13 @@ impl Recording {
             started: Instant::now(),
             attach_s: 0.0,
         };
-        announce(
-            &options.target,
-            strategy,
-            recording.child.as_ref().map(HeldChild::pid),
-        );
+        if options.announce {
+            announce(
+                &options.target,
+                strategy,
+                recording.child.as_ref().map(HeldChild::pid),
+            );
+        }
         if let (Some(held), Target::Command(argv)) = (recording.child.as_mut(), &options.target) {
             let argv0: &OsString = &argv[0];
             held.release(argv0)?;
@@ -137,6 +144,17 @@ impl Recording {
     #[must_use]
     pub fn strategy(&self) -> Strategy {
         self.strategy
+    }
+
+    /// Starts the counts over (see [`Collector::reset`]).
+    pub fn reset(&self) {
+        self.collector.reset();
+    }
+
+    /// Time since the command was released (or the probes attached).
+    #[must_use]
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// The pid of the command cowprof started, if it did.

@@ -105,11 +105,26 @@ pub struct HeldChild {
 }
 
 impl HeldChild {
-    /// Forks `argv`; the child waits until [`HeldChild::release`].
+    /// Forks `argv`; the child waits until [`HeldChild::release`]. With
+    /// `output`, its stdout and stderr go to that file (appended) and its
+    /// stdin is `/dev/null`: the terminal is someone else's (`top`).
     ///
     /// # Errors
-    /// When the program cannot be found or the fork fails.
-    pub fn spawn(argv: &[OsString]) -> Result<Self, TargetError> {
+    /// When the program cannot be found, `output` cannot be opened, or the
+    /// fork fails.
+    pub fn spawn(argv: &[OsString], output: Option<&std::path::Path>) -> Result<Self, TargetError> {
+        let stdio = match output {
+            Some(path) => {
+                let out = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(sys("opening the command's output file"))?;
+                let null = std::fs::File::open("/dev/null").map_err(sys("opening /dev/null"))?;
+                Some((OwnedFd::from(null), OwnedFd::from(out)))
+            }
+            None => None,
+        };
         let program = argv
             .first()
             .ok_or_else(|| TargetError::NotFound(String::new()))?;
@@ -147,6 +162,11 @@ impl HeldChild {
                 // exit instead of waiting forever.
                 libc::close(go_write.as_raw_fd());
                 libc::close(err_read.as_raw_fd());
+                if let Some((null, out)) = &stdio {
+                    libc::dup2(null.as_raw_fd(), 0);
+                    libc::dup2(out.as_raw_fd(), 1);
+                    libc::dup2(out.as_raw_fd(), 2);
+                }
                 let mut byte = 0u8;
                 let n = libc::read(go_read.as_raw_fd(), (&raw mut byte).cast(), 1);
                 if n == 1 {
@@ -308,7 +328,7 @@ mod tests {
 
     #[test]
     fn a_held_command_exits_when_cowprof_dies_before_releasing_it() {
-        let held = HeldChild::spawn(&["true".into()]).expect("spawn");
+        let held = HeldChild::spawn(&["true".into()], None).expect("spawn");
         let pid = held.pid();
         assert!(state_of(pid).is_some(), "the child waits");
         // What cowprof dying does to the pipe: its end closes, without

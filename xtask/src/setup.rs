@@ -230,3 +230,24 @@ pub fn python() -> Result<PathBuf> {
     }
     Ok(python)
 }
+
+/// tmux, which the end-to-end test of `cowprof top` drives; installed
+/// from Debian when missing.
+pub fn tmux() -> Result<()> {
+    let found = || Command::new("tmux").arg("-V").output().is_ok();
+    if found() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing tmux (apt) for the end-to-end test of top");
+    status(Command::new("apt-get").args(["update", "-qq"]))?;
+    status(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends", "tmux"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+    .context("installing tmux (needs root)")?;
+    if !found() {
+        bail!("tmux is not on PATH after installing it");
+    }
+    Ok(())
+}

@@ -25,6 +25,8 @@ pub fn run(with_lint: bool) -> Result<()> {
     )?;
     // Profiles are read back by pyarrow and DuckDB too.
     let python = setup::python()?;
+    // `top` is driven in a real terminal.
+    setup::tmux()?;
     setup::status(
         env.cargo()
             .args([

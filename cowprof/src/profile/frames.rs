@@ -106,6 +106,9 @@ pub fn pages(rows: &[PageRow]) -> PolarsResult<DataFrame> {
         col("section", rows, |r| r.section.as_str()),
         col("written", rows, |r| r.written),
         col("processes", rows, |r| r.processes),
+        col("faults", rows, |r| r.faults),
+        col("symbol", rows, |r| r.symbol.as_str()),
+        col("first_writer", rows, |r| r.first_writer.as_str()),
     ])
 }
 

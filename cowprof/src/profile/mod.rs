@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod offline;
 pub mod read;
 pub mod sink;
+pub mod timeline;
 pub mod verb;
 pub mod writer;
 

@@ -37,7 +37,7 @@ pub struct Offline {
     pub totals: KindCounts,
 }
 
-fn polars_error(profile: &Profile, err: &polars::prelude::PolarsError) -> ProfileError {
+pub(crate) fn polars_error(profile: &Profile, err: &polars::prelude::PolarsError) -> ProfileError {
     ProfileError::Corrupt {
         path: profile.dir.clone(),
         problem: err.to_string(),
@@ -45,7 +45,7 @@ fn polars_error(profile: &Profile, err: &polars::prelude::PolarsError) -> Profil
 }
 
 /// All events of `profile` that pass `filters`, oldest first.
-fn events(profile: &Profile, filters: &Filters) -> PolarsResult<Option<LazyFrame>> {
+pub(crate) fn events(profile: &Profile, filters: &Filters) -> PolarsResult<Option<LazyFrame>> {
     let scans = profile
         .parts
         .iter()
@@ -85,7 +85,7 @@ fn events(profile: &Profile, filters: &Filters) -> PolarsResult<Option<LazyFrame
 }
 
 /// Counts per kind, as aggregations.
-fn kind_sums() -> Vec<Expr> {
+pub(crate) fn kind_sums() -> Vec<Expr> {
     Kind::ALL
         .iter()
         .map(|k| {
@@ -135,14 +135,14 @@ fn grouping(view: View) -> Option<(Vec<Expr>, Option<Expr>)> {
 }
 
 /// Column `name` of `df` as text, row `i` (empty when null).
-fn text(df: &DataFrame, name: &str, i: usize) -> String {
+pub(crate) fn text(df: &DataFrame, name: &str, i: usize) -> String {
     df.column(name)
         .ok()
         .and_then(|c| c.str().ok()?.get(i).map(str::to_owned))
         .unwrap_or_default()
 }
 
-fn number(df: &DataFrame, name: &str, i: usize) -> u64 {
+pub(crate) fn number(df: &DataFrame, name: &str, i: usize) -> u64 {
     df.column(name)
         .ok()
         .and_then(|c| {
@@ -152,7 +152,7 @@ fn number(df: &DataFrame, name: &str, i: usize) -> u64 {
         .unwrap_or(0)
 }
 
-fn counts(df: &DataFrame, i: usize) -> KindCounts {
+pub(crate) fn counts(df: &DataFrame, i: usize) -> KindCounts {
     let mut values = [0; 6];
     for (slot, kind) in values.iter_mut().zip(Kind::ALL) {
         *slot = number(df, kind.name(), i);

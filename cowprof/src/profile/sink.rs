@@ -11,7 +11,7 @@ use cowprof_common::Kind;
 use super::{
     frames,
     manifest::{write_atomically, Manifest},
-    writer::{create_dir, ProfileWriter},
+    writer::{create_dir, ProfileWriter, Written},
     ProfileError,
 };
 use crate::{
@@ -108,34 +108,89 @@ impl ProfileSink {
     ///
     /// # Errors
     /// When a file cannot be written.
-    pub fn finish(mut self, ending: &Ending<'_>) -> Result<(), ProfileError> {
+    pub fn finish(self, ending: &Ending<'_>) -> Result<(), ProfileError> {
         let written = self.writer.finish()?;
-        let report = ending.report;
-        Self::table(
-            &self.dir,
-            "processes.parquet",
-            frames::processes(&report.processes),
-        )?;
-        if let Some(rows) = report.views.get(&View::Mapping) {
-            Self::table(&self.dir, "mappings.parquet", frames::view("mapping", rows))?;
-        }
-        if let Some(rows) = report.views.get(&View::Stack) {
-            Self::table(&self.dir, "stacks.parquet", frames::view("stack", rows))?;
-        }
-        Self::table(&self.dir, "pages.parquet", frames::pages(&report.pages))?;
-        let m = &mut self.manifest;
-        m.parts = written.parts;
-        m.events_written = written.events;
-        m.events_dropped = ending.dropped;
-        m.lost_events = report.kernel.lost_events;
-        m.kernel_totals = Kind::ALL
-            .iter()
-            .map(|k| (k.name().to_owned(), report.kernel_totals().get(*k)))
-            .collect();
-        m.duration_s = ending.duration_s;
-        m.stop_reason = Some(ending.stop_reason.to_owned());
-        m.warnings = ending.warnings.to_vec();
-        m.complete = true;
-        self.manifest.write(&self.dir)
+        end(&self.dir, self.manifest, &written, ending)
     }
+
+    /// The parts written so far, at each checkpoint (see
+    /// [`ProfileWriter::checkpoints`]).
+    #[must_use]
+    pub fn checkpoints(&self) -> &crossbeam_channel::Receiver<Written> {
+        self.writer.checkpoints()
+    }
+
+    /// Copies the profile as it was at a checkpoint (the parts `written`
+    /// then) into the new directory `into`, with end tables and a complete
+    /// manifest of `ending`: a profile of its own, while this one goes on.
+    ///
+    /// # Errors
+    /// When `into` is not new or empty, or a file cannot be written.
+    pub fn export(
+        &self,
+        written: &Written,
+        into: &Path,
+        ending: &Ending<'_>,
+    ) -> Result<(), ProfileError> {
+        create_dir(into)?;
+        for part in &written.parts {
+            let (from, to) = (self.dir.join(part), into.join(part));
+            if std::fs::hard_link(&from, &to).is_err() {
+                std::fs::copy(&from, &to).map_err(|source| ProfileError::Write {
+                    path: to.clone(),
+                    source,
+                })?;
+            }
+        }
+        end(into, self.manifest.clone(), written, ending)
+    }
+
+    /// Ends the writer (once every sender is gone) and deletes the
+    /// directory: a spool that was only kept for exports.
+    pub fn discard(self) {
+        let _ = self.writer.finish();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// The directory the events are written to.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Writes the end tables of `ending` into `dir`, and `manifest` completed.
+fn end(
+    dir: &Path,
+    mut manifest: Manifest,
+    written: &Written,
+    ending: &Ending<'_>,
+) -> Result<(), ProfileError> {
+    let report = ending.report;
+    ProfileSink::table(
+        dir,
+        "processes.parquet",
+        frames::processes(&report.processes),
+    )?;
+    if let Some(rows) = report.views.get(&View::Mapping) {
+        ProfileSink::table(dir, "mappings.parquet", frames::view("mapping", rows))?;
+    }
+    if let Some(rows) = report.views.get(&View::Stack) {
+        ProfileSink::table(dir, "stacks.parquet", frames::view("stack", rows))?;
+    }
+    ProfileSink::table(dir, "pages.parquet", frames::pages(&report.pages))?;
+    let m = &mut manifest;
+    m.parts.clone_from(&written.parts);
+    m.events_written = written.events;
+    m.events_dropped = ending.dropped;
+    m.lost_events = report.kernel.lost_events;
+    m.kernel_totals = Kind::ALL
+        .iter()
+        .map(|k| (k.name().to_owned(), report.kernel_totals().get(*k)))
+        .collect();
+    m.duration_s = ending.duration_s;
+    m.stop_reason = Some(ending.stop_reason.to_owned());
+    m.warnings = ending.warnings.to_vec();
+    m.complete = true;
+    manifest.write(dir)
 }

@@ -63,6 +63,7 @@ pub struct Written {
 /// The writer's thread.
 pub struct ProfileWriter {
     thread: JoinHandle<Result<Written, ProfileError>>,
+    checkpoints: crossbeam_channel::Receiver<Written>,
 }
 
 /// Creates the profile directory `dir`, refusing one that holds anything.
@@ -95,6 +96,7 @@ struct Run {
     buffered: Vec<EventRow>,
     part: Option<Part>,
     written: Written,
+    checkpoints: crossbeam_channel::Sender<Written>,
 }
 
 impl Run {
@@ -153,6 +155,13 @@ impl Run {
     fn run(mut self, rx: &Receiver<Vec<EventRow>>) -> Result<Written, ProfileError> {
         loop {
             match rx.recv_timeout(Duration::from_secs(1)) {
+                // A checkpoint: every event sent before is made durable
+                // in closed parts, which are then listed to the sender.
+                Ok(batch) if batch.is_empty() => {
+                    self.write_group()?;
+                    self.close()?;
+                    let _ = self.checkpoints.send(self.written.clone());
+                }
                 Ok(batch) => {
                     self.buffered.extend(batch);
                     if self.buffered.len() >= ROW_GROUP {
@@ -184,6 +193,7 @@ impl ProfileWriter {
     /// When the OS cannot create a thread.
     pub fn spawn(dir: &Path) -> std::io::Result<(Self, SyncSender<Vec<EventRow>>)> {
         let (tx, rx) = sync_channel(QUEUE);
+        let (checkpoints, checkpointed) = crossbeam_channel::unbounded();
         let dir = dir.to_owned();
         let thread = std::thread::Builder::new()
             .name("cowprof-profile".into())
@@ -193,10 +203,25 @@ impl ProfileWriter {
                     buffered: Vec::new(),
                     part: None,
                     written: Written::default(),
+                    checkpoints,
                 }
                 .run(&rx)
             })?;
-        Ok((Self { thread }, tx))
+        Ok((
+            Self {
+                thread,
+                checkpoints: checkpointed,
+            },
+            tx,
+        ))
+    }
+
+    /// The parts written so far, once per checkpoint: an empty batch sent
+    /// to the writer closes the current part and lists every closed part
+    /// here.
+    #[must_use]
+    pub fn checkpoints(&self) -> &crossbeam_channel::Receiver<Written> {
+        &self.checkpoints
     }
 
     /// Waits for the writer to close its last part (its sender must be

@@ -68,6 +68,23 @@ pub struct PageRow {
     pub written: bool,
     /// Processes that wrote it.
     pub processes: u32,
+    /// Faults on it.
+    pub faults: u64,
+    /// The data symbol first written there (empty when unwritten or unknown).
+    pub symbol: String,
+    /// The code that wrote it first (empty when unwritten).
+    pub first_writer: String,
+}
+
+/// One process's faults in one mapping.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProcessMappingRow {
+    pub pid: u32,
+    /// The mapping's name, as the mapping view names it (anonymous
+    /// mappings with their range).
+    pub mapping: String,
+    pub counts: KindCounts,
+    pub first_writer: String,
 }
 
 /// Sorts a view's rows as every output shows them: most COW faults first,
@@ -113,6 +130,12 @@ pub struct Report {
     pub totals: KindCounts,
     /// Per-fault latency percentiles per kind.
     pub latency: BTreeMap<&'static str, LatencySummary>,
+    /// Latency histograms per kind: (bucket upper bound in ns, faults).
+    #[serde(skip)]
+    pub latency_histogram: BTreeMap<&'static str, Vec<(u64, u64)>>,
+    /// Per process and mapping (only when the collector keeps them).
+    #[serde(skip)]
+    pub process_mappings: Vec<ProcessMappingRow>,
     /// The programs' counters at the moment of the snapshot.
     #[serde(rename = "probe_stats")]
     pub kernel: ProbeStats,

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use cowprof_common::FileKey;
 
-use super::{ImageWaste, PageRow, ProcessSummary, Report, Row, Waste, SYMBOLS_PER_IMAGE};
+use super::{
+    ImageWaste, PageRow, ProcessMappingRow, ProcessSummary, Report, Row, Waste, SYMBOLS_PER_IMAGE,
+};
 use crate::{
     decode::comm_str,
     probe::ProbeStats,
@@ -16,7 +18,7 @@ use crate::{
         keys::{MapKey, MappingKey, StackKey},
         Resolver, PAGE,
     },
-    state::{RowKey, Snapshot, TouchedImage, View, ViewRow},
+    state::{RowKey, Snapshot, TouchedImage, TouchedPage, View, ViewRow},
 };
 
 /// Builds the report of `snapshot`, naming the rows of `views`.
@@ -63,6 +65,31 @@ pub fn report(
             .latencies
             .iter()
             .map(|(kind, summary)| (kind.name(), *summary))
+            .collect(),
+        latency_histogram: snapshot
+            .latency_buckets
+            .into_iter()
+            .map(|(kind, buckets)| (kind.name(), buckets))
+            .collect(),
+        process_mappings: snapshot
+            .process_mappings
+            .into_iter()
+            .map(|m| ProcessMappingRow {
+                pid: m.pid,
+                mapping: match m.mapping {
+                    MappingKey {
+                        map,
+                        start: 0,
+                        end: 0,
+                        ..
+                    } => namer.mapping(&map),
+                    MappingKey {
+                        map, start, end, ..
+                    } => format!("{} {start:#x}-{end:#x}", namer.mapping(&map)),
+                },
+                counts: m.counts,
+                first_writer: resolver.text(m.first_writer).to_owned(),
+            })
             .collect(),
         kernel,
     }
@@ -173,11 +200,11 @@ impl<'a> Namer<'a> {
 
     /// Writable pages never written of one image, summed across processes
     /// and per process, per section and per symbol.
-    fn waste(&self, touched: &TouchedImage) -> Option<(ImageWaste, Vec<PageRow>)> {
-        let image = self.files().opened_image(&touched.image)?;
-        let pages = &touched.pages;
+    fn waste(&self, touched_image: &TouchedImage) -> Option<(ImageWaste, Vec<PageRow>)> {
+        let image = self.files().opened_image(&touched_image.image)?;
+        let pages = &touched_image.pages;
         let mut total = Waste {
-            name: self.path(&touched.image),
+            name: self.path(&touched_image.image),
             ..Waste::default()
         };
         let mut sections: BTreeMap<String, Waste> = BTreeMap::new();
@@ -193,18 +220,25 @@ impl<'a> Namer<'a> {
                 name: section.to_owned(),
                 ..Waste::default()
             });
-            let writers = pages.get(&page);
+            let touched = pages.get(&page);
             page_rows.push(PageRow {
                 image: total.name.clone(),
                 page,
                 section: section.to_owned(),
-                written: writers.is_some(),
-                processes: writers.map_or(0, |w| u32::try_from(w.len()).unwrap_or(u32::MAX)),
+                written: touched.is_some(),
+                processes: touched.map_or(0, |t| u32::try_from(t.pids.len()).unwrap_or(u32::MAX)),
+                faults: touched.map_or(0, |t| t.faults),
+                symbol: touched
+                    .map(|t| self.symbol(&touched_image.image, t.symbol))
+                    .unwrap_or_default(),
+                first_writer: touched
+                    .map(|t| self.resolver.text(t.first_writer).to_owned())
+                    .unwrap_or_default(),
             });
             for w in [&mut total, entry] {
-                w.count(writers.is_some());
+                w.count(touched.is_some());
             }
-            for pid in writers.into_iter().flatten() {
+            for pid in touched.into_iter().flat_map(|t| &t.pids) {
                 *pids.entry(*pid).or_default() += 1;
             }
         }
@@ -238,7 +272,7 @@ impl Waste {
 }
 
 /// Writable pages of each data symbol of `image`, written or not.
-fn symbol_waste(image: &Image, pages: &BTreeMap<u64, Vec<u32>>) -> Vec<Waste> {
+fn symbol_waste(image: &Image, pages: &BTreeMap<u64, TouchedPage>) -> Vec<Waste> {
     let writable = |addr: u64| {
         image
             .segments

@@ -121,4 +121,30 @@ impl Latencies {
             })
             .collect()
     }
+
+    /// Histograms of every kind seen, in `Kind::ALL` order: power-of-two
+    /// buckets from 1 µs (everything faster in the first), each as (upper
+    /// bound in ns, faults), up to the slowest fault's bucket.
+    #[must_use]
+    pub fn buckets(&self) -> Vec<(Kind, Vec<(u64, u64)>)> {
+        Kind::ALL
+            .iter()
+            .zip(&self.0)
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(kind, h)| {
+                let mut out = Vec::new();
+                let mut low = 0;
+                let mut high = 1024;
+                loop {
+                    out.push((high, h.count_between(low, high - 1)));
+                    if high > h.max() {
+                        break;
+                    }
+                    low = high;
+                    high *= 2;
+                }
+                (*kind, out)
+            })
+            .collect()
+    }
 }

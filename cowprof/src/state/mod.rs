@@ -15,7 +15,10 @@ pub use self::{
     counts::{KindCounts, Latencies, LatencySummary},
     views::{RowKey, Tally, View},
 };
-use crate::{decode::comm_bytes, resolve::keys::Resolved};
+use crate::{
+    decode::comm_bytes,
+    resolve::keys::{MappingKey, Resolved, TextId},
+};
 
 /// What one process paid.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,12 +49,38 @@ pub struct ViewRows {
     pub total_rows: usize,
 }
 
+/// One written image page: who wrote it, how often, and what first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TouchedPage {
+    /// Processes that wrote it, sorted.
+    pub pids: Vec<u32>,
+    /// Faults on it (every kind).
+    pub faults: u64,
+    /// The data symbol of the first write, when known.
+    pub symbol: Option<u32>,
+    /// The first writing instruction.
+    pub first_writer: TextId,
+}
+
 /// The image pages written, and by which processes.
 #[derive(Clone, Debug)]
 pub struct TouchedImage {
     pub image: FileKey,
-    /// Page (virtual address in the image) → processes that wrote it.
-    pub pages: BTreeMap<u64, Vec<u32>>,
+    /// Page (virtual address in the image) → who wrote it.
+    pub pages: BTreeMap<u64, TouchedPage>,
+}
+
+/// One process's faults in one mapping (kept only when asked for, by
+/// [`State::with_process_mappings`]: the live view drills down from a
+/// process to its mappings).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessMapping {
+    pub pid: u32,
+    /// File mappings are one row per file and process; anonymous ones are
+    /// told apart by range.
+    pub mapping: MappingKey,
+    pub counts: KindCounts,
+    pub first_writer: TextId,
 }
 
 /// What a snapshot holds.
@@ -72,7 +101,11 @@ pub struct Snapshot {
     pub total_processes: usize,
     pub views: Vec<ViewRows>,
     pub latencies: Vec<(Kind, LatencySummary)>,
+    /// Latency histograms per kind: (bucket upper bound in ns, faults).
+    pub latency_buckets: Vec<(Kind, Vec<(u64, u64)>)>,
     pub touched: Vec<TouchedImage>,
+    /// Per process and mapping (empty unless kept).
+    pub process_mappings: Vec<ProcessMapping>,
 }
 
 /// Every view of a recording.
@@ -82,9 +115,11 @@ pub struct State {
     totals: KindCounts,
     processes: HashMap<u32, Process>,
     views: [HashMap<RowKey, Tally>; View::ALL.len() - 1],
-    /// Image → page → the processes that wrote it (sorted).
-    touched: HashMap<FileKey, BTreeMap<u64, Vec<u32>>>,
+    /// Image → page → who wrote it.
+    touched: HashMap<FileKey, BTreeMap<u64, TouchedPage>>,
     latencies: Latencies,
+    /// (pid, mapping) → faults, when kept.
+    process_mappings: Option<HashMap<(u32, MappingKey), Tally>>,
 }
 
 /// Sorts `rows` by `weight`, heaviest first, keeping the top `n`.
@@ -99,6 +134,16 @@ fn top<T>(rows: &mut Vec<T>, n: Option<usize>, weight: impl Fn(&T) -> u64) {
 }
 
 impl State {
+    /// A state that also keeps each process's faults per mapping (one more
+    /// table updated per fault).
+    #[must_use]
+    pub fn with_process_mappings() -> Self {
+        Self {
+            process_mappings: Some(HashMap::new()),
+            ..Self::default()
+        }
+    }
+
     /// Accounts one resolved fault in every view.
     pub fn apply(&mut self, event: &Resolved) {
         self.events += 1;
@@ -125,13 +170,29 @@ impl State {
                 .add(event.kind, event.pid);
         }
         if let Some(image) = event.loc.image {
-            let pids = self
+            let page = self
                 .touched
                 .entry(image)
                 .or_default()
                 .entry(event.loc.page)
-                .or_default();
-            views::add_pid(pids, event.pid);
+                .or_insert_with(|| TouchedPage {
+                    symbol: event.loc.symbol,
+                    first_writer: event.instruction,
+                    ..TouchedPage::default()
+                });
+            page.faults += 1;
+            views::add_pid(&mut page.pids, event.pid);
+        }
+        if let Some(table) = &mut self.process_mappings {
+            let mapping = MappingKey {
+                pid: event.pid,
+                ..event.mapping
+            };
+            table
+                .entry((event.pid, mapping))
+                .or_insert_with(|| Tally::new(event.instruction))
+                .counts
+                .add(event.kind);
         }
     }
 
@@ -188,7 +249,20 @@ impl State {
         } else {
             Vec::new()
         };
-        self.snapshot_with(views, touched, options.top)
+        let process_mappings = self
+            .process_mappings
+            .iter()
+            .flatten()
+            .map(|((pid, mapping), tally)| ProcessMapping {
+                pid: *pid,
+                mapping: *mapping,
+                counts: tally.counts,
+                first_writer: tally.first_writer,
+            })
+            .collect();
+        let mut snapshot = self.snapshot_with(views, touched, options.top);
+        snapshot.process_mappings = process_mappings;
+        snapshot
     }
 
     /// Ends the recording's growth: frees every row's list of processes
@@ -244,7 +318,9 @@ impl State {
             total_processes,
             views,
             latencies: self.latencies.summary(),
+            latency_buckets: self.latencies.buckets(),
             touched,
+            process_mappings: Vec::new(),
         }
     }
 }

@@ -132,7 +132,7 @@ fn every_view_accounts_for_every_fault_it_covers() {
         assert_eq!(sum(view), 3, "{view:?}: the image faults");
     }
     assert_eq!(
-        snap.touched[0].pages.get(&0x3000),
+        snap.touched[0].pages.get(&0x3000).map(|p| &p.pids),
         Some(&vec![7, 8]),
         "the touch map keeps who wrote each page"
     );

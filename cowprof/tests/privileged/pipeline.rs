@@ -1,12 +1,7 @@
 //! The recording pipeline as a library: reports mid-run, cleanup on early
 //! failures, outputs checked before the target starts, and path records
 //! that survive a full ring buffer.
-use std::{
-    path::Path,
-    process::Command,
-    sync::{atomic::AtomicBool, mpsc::sync_channel},
-    time::Duration,
-};
+use std::{path::Path, process::Command, sync::atomic::AtomicBool, time::Duration};
 
 use cowprof::{
     collector::{CollectorOptions, Sinks},
@@ -59,7 +54,7 @@ fn reports_mid_run_grow_while_the_workload_runs() {
             .into_iter()
             .map(Into::into),
     );
-    let (tx, rx) = sync_channel(1);
+    let (tx, rx) = cowprof::newest::channel();
     let mut recording = Recording::start(
         RecordingOptions {
             target: Target::Command(argv),
@@ -69,7 +64,10 @@ fn reports_mid_run_grow_while_the_workload_runs() {
                 tick: Some(Duration::from_millis(100)),
                 top: Some(5),
                 touch_map: false,
+                process_mappings: false,
             },
+            announce: true,
+            command_output: None,
         },
         Sinks {
             reports: Some(tx),

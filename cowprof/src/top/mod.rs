@@ -1,0 +1,330 @@
+//! `cowprof top`: the live view. One loop owns the screen's state ([`App`])
+//! and waits on three things at once: keys (from a reader thread), reports
+//! (from the collector, or the replay clock; newest wins), and a one-second
+//! tick for the clock. It redraws only when something changed, at most
+//! [`FRAME`] apart, and restores the terminal on every way out.
+pub mod app;
+#[doc(hidden)]
+pub mod fixture;
+pub mod keymap;
+mod live;
+pub mod pagemap;
+pub mod render;
+#[cfg(feature = "parquet")]
+mod replay;
+mod spool;
+pub mod tables;
+mod term;
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use crossbeam_channel::{select, Receiver};
+use ratatui::crossterm::event::{self, Event};
+
+pub use self::app::App;
+use self::{
+    app::{Meta, Request},
+    keymap::Mode,
+    live::Live,
+    render::Theme,
+};
+use crate::{probe::ProbeOptions, recording::RecordError, report::Report, target::Target};
+
+/// The shortest time between two frames (at most 20 frames a second).
+pub const FRAME: Duration = Duration::from_millis(50);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopError {
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[cfg(feature = "parquet")]
+    #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
+    #[error("top needs a terminal: {0}; run it in a terminal, or use `cowprof record`")]
+    Terminal(std::io::Error),
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+    #[error(
+        "this cowprof was built without profiles (the `parquet` feature), so it cannot replay"
+    )]
+    NoProfiles,
+}
+
+impl From<crate::target::TargetError> for TopError {
+    fn from(err: crate::target::TargetError) -> Self {
+        Self::Record(RecordError::Target(err))
+    }
+}
+
+/// What to show.
+#[derive(Debug)]
+pub enum Show {
+    Live { target: Target, probe: ProbeOptions },
+    Replay { dir: PathBuf, speed: f64 },
+}
+
+/// How `top` runs.
+#[derive(Debug)]
+pub struct TopOptions {
+    pub show: Show,
+    /// Where `e` writes profile directories.
+    pub export_dir: PathBuf,
+    /// Where the command's output goes.
+    pub command_output: PathBuf,
+    /// Leave when the command (or the replay) ends.
+    pub exit_when_done: bool,
+}
+
+/// The source of reports.
+enum Source {
+    Live(Box<Live>),
+    #[cfg(feature = "parquet")]
+    Replay(replay::Replay),
+}
+
+impl Source {
+    fn reports(&self) -> &Receiver<Arc<Report>> {
+        match self {
+            Source::Live(l) => l.reports(),
+            #[cfg(feature = "parquet")]
+            Source::Replay(r) => r.reports(),
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        match self {
+            Source::Live(l) => l.elapsed(),
+            #[cfg(feature = "parquet")]
+            Source::Replay(r) => r.elapsed(),
+        }
+    }
+}
+
+/// Reads the terminal's events on a thread of its own (it blocks).
+fn input_thread() -> Result<Receiver<Event>, TopError> {
+    let (tx, rx) = crossbeam_channel::bounded(64);
+    std::thread::Builder::new()
+        .name("cowprof-keys".into())
+        .spawn(move || {
+            while let Ok(event) = event::read() {
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(TopError::Thread)?;
+    Ok(rx)
+}
+
+/// Signals that end `top` (SIGINT, SIGTERM, SIGHUP), as a channel.
+fn signal_channel() -> Result<Receiver<()>, TopError> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    ctrlc::set_handler(move || {
+        let _ = tx.try_send(());
+    })
+    .map_err(|err| TopError::Thread(std::io::Error::other(err.to_string())))?;
+    Ok(rx)
+}
+
+/// Runs `top` until `q`, a signal, or (with `exit_when_done`) the end of
+/// the command or the replay.
+///
+/// # Errors
+/// When the recording or the replay cannot start, or the terminal cannot
+/// be used.
+pub fn run(options: TopOptions) -> Result<(), TopError> {
+    let signals = signal_channel()?;
+    let (source, mode, meta) = match options.show {
+        Show::Live { target, probe } => {
+            let describe = target.describe();
+            let live = Live::start(target, probe, &options.command_output, &options.export_dir)?;
+            let target = match live.child_pid() {
+                Some(pid) => format!("{describe} (pid {pid})"),
+                None => describe,
+            };
+            let meta = Meta {
+                strategy: live.strategy(),
+                target,
+                speed: 1.0,
+                ..Meta::default()
+            };
+            (Source::Live(Box::new(live)), Mode::Live, meta)
+        }
+        #[cfg(feature = "parquet")]
+        Show::Replay { dir, speed } => {
+            let replay = replay::Replay::start(&dir, speed)?;
+            let meta = Meta {
+                strategy: replay.strategy.clone(),
+                target: replay.target.clone(),
+                replay_length_s: Some(replay.length_s),
+                speed,
+                ended: None,
+            };
+            (Source::Replay(replay), Mode::Replay, meta)
+        }
+        #[cfg(not(feature = "parquet"))]
+        Show::Replay { .. } => return Err(TopError::NoProfiles),
+    };
+    let mut guard = term::Guard::enter().map_err(TopError::Terminal)?;
+    let keys = input_thread()?;
+    let checkpoints = match &source {
+        Source::Live(l) => l.checkpoints(),
+        #[cfg(feature = "parquet")]
+        Source::Replay(_) => crossbeam_channel::never(),
+    };
+    let mut ui = Ui {
+        app: App::new(mode, meta),
+        source,
+        theme: Theme::from_env(),
+        exit_when_done: options.exit_when_done,
+        dirty: true,
+        frames: 0,
+    };
+    let started = Instant::now();
+    let result = ui.run(&mut guard, &keys, &signals, &checkpoints);
+    drop(guard);
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    #[expect(clippy::cast_precision_loss, reason = "a rate to log")]
+    let fps = ui.frames as f64 / secs;
+    log::info!(
+        "top: {} frames in {secs:.1} s ({fps:.1} frames/s)",
+        ui.frames
+    );
+    result
+}
+
+/// The UI loop's own state.
+struct Ui {
+    app: App,
+    source: Source,
+    theme: Theme,
+    exit_when_done: bool,
+    /// Something changed since the last frame.
+    dirty: bool,
+    frames: u64,
+}
+
+impl Ui {
+    fn run(
+        &mut self,
+        guard: &mut term::Guard,
+        keys: &Receiver<Event>,
+        signals: &Receiver<()>,
+        checkpoints: &Receiver<live::Written>,
+    ) -> Result<(), TopError> {
+        let ticks = crossbeam_channel::tick(Duration::from_secs(1));
+        let mut last_frame: Option<Instant> = None;
+        while !self.app.quit {
+            let now = Instant::now();
+            let due = last_frame.map_or(now, |t| t + FRAME);
+            if self.dirty && now >= due {
+                let (app, theme) = (&mut self.app, &self.theme);
+                guard
+                    .terminal
+                    .draw(|frame| render::draw(frame, app, theme, now))
+                    .map_err(TopError::Terminal)?;
+                self.frames += 1;
+                self.dirty = false;
+                last_frame = Some(now);
+            }
+            // Never a busy loop: wait for news, or for the next frame when
+            // one is owed.
+            let wait = if self.dirty {
+                due.saturating_duration_since(Instant::now())
+            } else {
+                Duration::from_hours(1)
+            };
+            select! {
+                recv(keys) -> event => match event {
+                    Ok(event) => self.on_event(&event),
+                    Err(_) => break,
+                },
+                recv(self.source.reports()) -> report => {
+                    if let Ok(report) = report {
+                        self.app.update(report, self.source.elapsed());
+                        self.dirty = true;
+                    }
+                },
+                recv(checkpoints) -> written => {
+                    if let (Ok(written), Source::Live(live)) = (written, &mut self.source) {
+                        let latest = self.app.latest();
+                        self.app.status = Some(live.exported(&written, &latest));
+                        self.dirty = true;
+                    }
+                },
+                recv(signals) -> _ => break,
+                recv(ticks) -> _ => self.dirty = true,
+                default(wait) => {},
+            }
+            self.carry_out_requests();
+            if self.check_end() && self.exit_when_done {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        if let Event::Key(key) = event {
+            if let Some(key) = keymap::from_crossterm(key) {
+                if !self.app.text_input(key) {
+                    if let Some(action) = keymap::action(key, self.app.mode) {
+                        self.app.act(action, Instant::now());
+                    }
+                }
+            }
+        }
+        // Keys, resizes and focus changes all redraw.
+        self.dirty = true;
+    }
+
+    fn carry_out_requests(&mut self) {
+        for request in self.app.take_requests() {
+            match (&mut self.source, request) {
+                (Source::Live(live), Request::Export) => self.app.status = Some(live.export()),
+                (Source::Live(live), Request::Reset) => live.reset(),
+                #[cfg(feature = "parquet")]
+                (Source::Replay(replay), request) => replay.request(request),
+                _ => {}
+            }
+        }
+    }
+
+    /// Notes the end of the command or the replay. Returns whether it
+    /// ended just now.
+    fn check_end(&mut self) -> bool {
+        match &mut self.source {
+            Source::Live(live) => {
+                let Some(news) = live.poll() else {
+                    return false;
+                };
+                self.app.meta.ended = Some(news);
+                self.dirty = true;
+                if self.exit_when_done {
+                    // The report that holds the command's last faults.
+                    if let Ok(report) = live.reports().recv_timeout(live::TICK + FRAME) {
+                        self.app.update(report, live.elapsed());
+                    }
+                }
+                true
+            }
+            #[cfg(feature = "parquet")]
+            Source::Replay(replay) => {
+                let at_end = self.app.meta.replay_length_s.is_some_and(|length| {
+                    replay.elapsed().as_secs_f64() >= length
+                        && self.app.elapsed() == replay.elapsed()
+                });
+                if self.app.meta.ended.is_some() || !at_end {
+                    return false;
+                }
+                self.app.meta.ended = Some("replay ended".to_owned());
+                self.dirty = true;
+                true
+            }
+        }
+    }
+}

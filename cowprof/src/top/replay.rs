@@ -1,0 +1,171 @@
+//! The replay source of `top`: a recorded profile played through the same
+//! screen, at real speed or faster, with pause and seek. A thread moves a
+//! clock over the profile and publishes the report of the events before it
+//! (newest wins); at the end it publishes the report of every event, which
+//! is what `cowprof report` shows.
+use std::{
+    path::Path,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::{app::Request, TopError};
+use crate::{
+    newest::{self, Latest, Newest, Offered},
+    profile::{read::Profile, timeline},
+    report::Report,
+};
+
+/// How often the clock moves and a report is published.
+const STEP: Duration = Duration::from_millis(500);
+
+/// A profile being replayed.
+pub struct Replay {
+    reports: Latest<Arc<Report>>,
+    position_ms: Arc<AtomicU64>,
+    control: Sender<Request>,
+    thread: Option<JoinHandle<()>>,
+    pub length_s: f64,
+    pub strategy: String,
+    pub target: String,
+}
+
+struct Clock {
+    profile: Profile,
+    length_s: f64,
+    at_s: f64,
+    speed: f64,
+    paused: bool,
+    position_ms: Arc<AtomicU64>,
+    out: Newest<Arc<Report>>,
+    /// The clock reached the end and the full report went out.
+    done: bool,
+}
+
+impl Clock {
+    fn publish(&mut self) -> bool {
+        let until = (self.at_s < self.length_s).then_some(self.at_s);
+        let report = match timeline::report_at(&self.profile, until) {
+            Ok(report) => report,
+            Err(err) => {
+                log::error!("replay at {:.1} s: {err}", self.at_s);
+                return false;
+            }
+        };
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a position in ms"
+        )]
+        self.position_ms
+            .store((self.at_s * 1000.0) as u64, Ordering::Release);
+        self.done = until.is_none();
+        self.out.offer(Arc::new(report)) != Offered::Closed
+    }
+
+    fn run(mut self, control: &Receiver<Request>) {
+        if !self.publish() {
+            return;
+        }
+        let mut last = Instant::now();
+        loop {
+            let wait = if self.paused || self.done {
+                Duration::from_hours(1)
+            } else {
+                STEP
+            };
+            let mut moved = false;
+            match control.recv_timeout(wait) {
+                Ok(Request::Pause(paused)) => self.paused = paused,
+                Ok(Request::Seek(by)) => {
+                    self.at_s = (self.at_s + by).clamp(0.0, self.length_s);
+                    moved = true;
+                }
+                Ok(Request::Speed(speed)) => self.speed = speed,
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let now = Instant::now();
+            if !self.paused && !self.done {
+                self.at_s = (self.at_s + now.duration_since(last).as_secs_f64() * self.speed)
+                    .min(self.length_s);
+                moved = true;
+            }
+            last = now;
+            if moved && !self.publish() {
+                return;
+            }
+        }
+    }
+}
+
+impl Replay {
+    /// Opens the profile `dir` and starts playing it at `speed`.
+    ///
+    /// # Errors
+    /// When `dir` is not a readable profile.
+    pub fn start(dir: &Path, speed: f64) -> Result<Self, TopError> {
+        let profile = Profile::open(dir)?;
+        let length_s = profile.manifest.duration_s.max(0.0);
+        let strategy = profile.manifest.strategy.clone();
+        let target = format!("replay of {}", dir.display());
+        let (out, reports) = newest::channel();
+        let (control, requests) = crossbeam_channel::unbounded();
+        let position_ms = Arc::new(AtomicU64::new(0));
+        let clock = Clock {
+            profile,
+            length_s,
+            at_s: 0.0,
+            speed,
+            paused: false,
+            position_ms: Arc::clone(&position_ms),
+            out,
+            done: false,
+        };
+        let thread = std::thread::Builder::new()
+            .name("cowprof-replay".into())
+            .spawn(move || clock.run(&requests))
+            .map_err(TopError::Thread)?;
+        Ok(Self {
+            reports,
+            position_ms,
+            control,
+            thread: Some(thread),
+            length_s,
+            strategy,
+            target,
+        })
+    }
+
+    pub fn reports(&self) -> &Receiver<Arc<Report>> {
+        self.reports.receiver()
+    }
+
+    /// The position of the report last published.
+    #[must_use]
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_millis(self.position_ms.load(Ordering::Acquire))
+    }
+
+    /// Passes a pause, seek or speed request to the clock.
+    pub fn request(&self, request: Request) {
+        let _ = self.control.send(request);
+    }
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        // Dropping the control sender ends the clock's loop.
+        let (dead, _) = crossbeam_channel::unbounded();
+        self.control = dead;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
