@@ -167,8 +167,16 @@ impl Live {
 }
 
 impl Drop for Live {
-    /// Stops recording (detaching the probes) and deletes the spool.
+    /// Ends the command cowprof started if it still runs (its output went
+    /// to a file and its terminal was top's), stops recording (detaching
+    /// the probes) and deletes the spool.
     fn drop(&mut self) {
+        if let (None, Some(pid)) = (&self.ended, self.child_pid()) {
+            // SAFETY: a signal to our own child, not yet reaped.
+            unsafe {
+                libc::kill(i32::try_from(pid).unwrap_or(i32::MAX), libc::SIGTERM);
+            }
+        }
         drop(self.recording.take());
         if let Some(spool) = self.spool.take() {
             spool.discard();

@@ -87,21 +87,33 @@ enum Source {
 }
 
 impl Source {
-    fn reports(&self) -> &Receiver<Arc<Report>> {
+    /// The live reports (never, in a replay).
+    fn reports(&self) -> Receiver<Arc<Report>> {
         match self {
-            Source::Live(l) => l.reports(),
+            Source::Live(l) => l.reports().clone(),
             #[cfg(feature = "parquet")]
-            Source::Replay(r) => r.reports(),
+            Source::Replay(_) => crossbeam_channel::never(),
         }
     }
 
-    fn elapsed(&self) -> Duration {
+    /// The replay's moments (never, live).
+    fn moments(&self) -> Receiver<Moment> {
         match self {
-            Source::Live(l) => l.elapsed(),
+            Source::Live(_) => crossbeam_channel::never(),
             #[cfg(feature = "parquet")]
-            Source::Replay(r) => r.elapsed(),
+            Source::Replay(r) => r.moments().clone(),
         }
     }
+}
+
+#[cfg(feature = "parquet")]
+use self::replay::Moment;
+/// No replays without profiles.
+#[cfg(not(feature = "parquet"))]
+pub struct Moment {
+    report: Arc<Report>,
+    at: Duration,
+    last: bool,
 }
 
 /// Reads the terminal's events on a thread of its own (it blocks).
@@ -183,6 +195,7 @@ pub fn run(options: TopOptions) -> Result<(), TopError> {
         exit_when_done: options.exit_when_done,
         dirty: true,
         frames: 0,
+        panic_after_frame: std::env::var_os("COWPROF_TOP_PANIC").is_some(),
     };
     let started = Instant::now();
     let result = ui.run(&mut guard, &keys, &signals, &checkpoints);
@@ -206,6 +219,9 @@ struct Ui {
     /// Something changed since the last frame.
     dirty: bool,
     frames: u64,
+    /// A test hook (`COWPROF_TOP_PANIC`): panic once a frame is drawn, so a
+    /// test can check that a panic restores the terminal.
+    panic_after_frame: bool,
 }
 
 impl Ui {
@@ -217,6 +233,7 @@ impl Ui {
         checkpoints: &Receiver<live::Written>,
     ) -> Result<(), TopError> {
         let ticks = crossbeam_channel::tick(Duration::from_secs(1));
+        let (reports, moments) = (self.source.reports(), self.source.moments());
         let mut last_frame: Option<Instant> = None;
         while !self.app.quit {
             let now = Instant::now();
@@ -230,6 +247,10 @@ impl Ui {
                 self.frames += 1;
                 self.dirty = false;
                 last_frame = Some(now);
+                assert!(
+                    !self.panic_after_frame,
+                    "COWPROF_TOP_PANIC: a panic asked for by a test"
+                );
             }
             // Never a busy loop: wait for news, or for the next frame when
             // one is owed.
@@ -243,9 +264,21 @@ impl Ui {
                     Ok(event) => self.on_event(&event),
                     Err(_) => break,
                 },
-                recv(self.source.reports()) -> report => {
-                    if let Ok(report) = report {
-                        self.app.update(report, self.source.elapsed());
+                recv(reports) -> report => {
+                    if let (Ok(report), Source::Live(live)) = (report, &self.source) {
+                        self.app.update(report, live.elapsed());
+                        self.dirty = true;
+                    }
+                },
+                recv(moments) -> moment => {
+                    if let Ok(moment) = moment {
+                        self.app.update(moment.report, moment.at);
+                        if moment.last {
+                            self.app.meta.ended = Some("replay ended".to_owned());
+                            if self.exit_when_done {
+                                break;
+                            }
+                        }
                         self.dirty = true;
                     }
                 },
@@ -313,18 +346,7 @@ impl Ui {
                 true
             }
             #[cfg(feature = "parquet")]
-            Source::Replay(replay) => {
-                let at_end = self.app.meta.replay_length_s.is_some_and(|length| {
-                    replay.elapsed().as_secs_f64() >= length
-                        && self.app.elapsed() == replay.elapsed()
-                });
-                if self.app.meta.ended.is_some() || !at_end {
-                    return false;
-                }
-                self.app.meta.ended = Some("replay ended".to_owned());
-                self.dirty = true;
-                true
-            }
+            Source::Replay(_) => false,
         }
     }
 }

@@ -5,10 +5,7 @@
 //! is what `cowprof report` shows.
 use std::{
     path::Path,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
+    sync::Arc,
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -25,10 +22,19 @@ use crate::{
 /// How often the clock moves and a report is published.
 const STEP: Duration = Duration::from_millis(500);
 
+/// One published moment of a replay.
+#[derive(Debug)]
+pub struct Moment {
+    pub report: Arc<Report>,
+    /// Its time since the start of the recording.
+    pub at: Duration,
+    /// The end: every event of the profile.
+    pub last: bool,
+}
+
 /// A profile being replayed.
 pub struct Replay {
-    reports: Latest<Arc<Report>>,
-    position_ms: Arc<AtomicU64>,
+    moments: Latest<Moment>,
     control: Sender<Request>,
     thread: Option<JoinHandle<()>>,
     pub length_s: f64,
@@ -42,8 +48,7 @@ struct Clock {
     at_s: f64,
     speed: f64,
     paused: bool,
-    position_ms: Arc<AtomicU64>,
-    out: Newest<Arc<Report>>,
+    out: Newest<Moment>,
     /// The clock reached the end and the full report went out.
     done: bool,
 }
@@ -58,15 +63,13 @@ impl Clock {
                 return false;
             }
         };
-        #[expect(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "a position in ms"
-        )]
-        self.position_ms
-            .store((self.at_s * 1000.0) as u64, Ordering::Release);
         self.done = until.is_none();
-        self.out.offer(Arc::new(report)) != Offered::Closed
+        let moment = Moment {
+            report: Arc::new(report),
+            at: Duration::from_secs_f64(self.at_s.max(0.0)),
+            last: self.done,
+        };
+        self.out.offer(moment) != Offered::Closed
     }
 
     fn run(mut self, control: &Receiver<Request>) {
@@ -115,16 +118,14 @@ impl Replay {
         let length_s = profile.manifest.duration_s.max(0.0);
         let strategy = profile.manifest.strategy.clone();
         let target = format!("replay of {}", dir.display());
-        let (out, reports) = newest::channel();
+        let (out, moments) = newest::channel();
         let (control, requests) = crossbeam_channel::unbounded();
-        let position_ms = Arc::new(AtomicU64::new(0));
         let clock = Clock {
             profile,
             length_s,
             at_s: 0.0,
             speed,
             paused: false,
-            position_ms: Arc::clone(&position_ms),
             out,
             done: false,
         };
@@ -133,8 +134,7 @@ impl Replay {
             .spawn(move || clock.run(&requests))
             .map_err(TopError::Thread)?;
         Ok(Self {
-            reports,
-            position_ms,
+            moments,
             control,
             thread: Some(thread),
             length_s,
@@ -143,14 +143,8 @@ impl Replay {
         })
     }
 
-    pub fn reports(&self) -> &Receiver<Arc<Report>> {
-        self.reports.receiver()
-    }
-
-    /// The position of the report last published.
-    #[must_use]
-    pub fn elapsed(&self) -> Duration {
-        Duration::from_millis(self.position_ms.load(Ordering::Acquire))
+    pub fn moments(&self) -> &Receiver<Moment> {
+        self.moments.receiver()
     }
 
     /// Passes a pause, seek or speed request to the clock.

@@ -14,4 +14,6 @@ mod pipeline;
 mod profiles;
 mod smaps;
 mod targets;
+#[cfg(feature = "parquet")]
+mod top;
 mod unprivileged;

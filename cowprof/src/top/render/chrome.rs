@@ -44,16 +44,18 @@ pub fn header(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme, now: 
         ));
         first.push(Span::raw(" "));
     }
-    first.push(Span::raw(format!(
-        "{} │ {}",
-        clock(app.elapsed()),
-        app.meta.strategy
-    )));
     if let Some(length) = app.meta.replay_length_s {
         first.push(Span::raw(format!(
-            " │ of {} at {}x",
-            clock(Duration::from_secs_f64(length.max(0.0))),
-            app.meta.speed
+            "{:.1} s of {length:.1} s at {}x │ {}",
+            app.elapsed().as_secs_f64(),
+            app.meta.speed,
+            app.meta.strategy
+        )));
+    } else {
+        first.push(Span::raw(format!(
+            "{} │ {}",
+            clock(app.elapsed()),
+            app.meta.strategy
         )));
     }
     if let Some(ended) = &app.meta.ended {
