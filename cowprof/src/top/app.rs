@@ -3,7 +3,9 @@
 //! history. The UI loop is its only owner. It knows nothing of the
 //! terminal: it takes actions and reports, and the renderer reads it.
 use std::{
+    cell::RefCell,
     collections::{HashMap, VecDeque},
+    rc::Rc,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -86,6 +88,16 @@ pub enum Request {
     Speed(f64),
 }
 
+/// What a cached table was built from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TableKey {
+    /// The report's address: a new report is a new `Arc`.
+    report: usize,
+    kind: TableKind,
+    sort: Sort,
+    filter: String,
+}
+
 /// The key of the row at an index.
 type KeyAt = Box<dyn Fn(usize) -> Option<String>>;
 
@@ -123,6 +135,10 @@ pub struct App {
     pub page_cols: usize,
     pub quit: bool,
     requests: Vec<Request>,
+    /// Reports replaced, to be freed elsewhere.
+    retired: Vec<Arc<Report>>,
+    /// The last table built (the UI loop is the only owner: no sharing).
+    table_cache: RefCell<Option<(TableKey, Rc<Table>)>>,
 }
 
 impl App {
@@ -157,6 +173,8 @@ impl App {
             page_cols: 64,
             quit: false,
             requests: Vec::new(),
+            table_cache: RefCell::new(None),
+            retired: Vec::new(),
         }
     }
 
@@ -240,7 +258,8 @@ impl App {
             // A replay sought back: the rates start over.
             self.history.clear();
         }
-        self.latest = report;
+        let old = std::mem::replace(&mut self.latest, report);
+        self.retired.push(old);
         self.latest_elapsed = elapsed;
         if self.paused_at.is_none() {
             self.catch_up();
@@ -248,9 +267,16 @@ impl App {
     }
 
     fn catch_up(&mut self) {
-        self.shown = Arc::clone(&self.latest);
+        let old = std::mem::replace(&mut self.shown, Arc::clone(&self.latest));
+        self.retired.push(old);
         self.shown_elapsed = self.latest_elapsed;
         self.shown_history.clone_from(&self.history);
+    }
+
+    /// Takes the reports no longer shown: freeing a large report takes
+    /// milliseconds, which the UI loop leaves to another thread.
+    pub fn take_retired(&mut self) -> Vec<Arc<Report>> {
+        std::mem::take(&mut self.retired)
     }
 
     /// The latest rates shown.
@@ -259,12 +285,24 @@ impl App {
         self.shown_history.back().copied().unwrap_or_default()
     }
 
-    /// The table `kind`, filtered and sorted as the screen shows it.
+    /// The table `kind`, filtered and sorted as the screen shows it. Built
+    /// once per report, sort and filter: frames and keys in between reuse
+    /// it.
     #[must_use]
-    pub fn table(&self, kind: TableKind) -> Table {
-        let mut table = kind.build(&self.shown);
-        table.filter(&self.filter);
-        table.sort(self.sort(kind));
+    pub fn table(&self, kind: TableKind) -> Rc<Table> {
+        let key = TableKey {
+            report: Arc::as_ptr(&self.shown) as usize,
+            kind,
+            sort: self.sort(kind),
+            filter: self.filter.clone(),
+        };
+        if let Some((cached, table)) = &*self.table_cache.borrow() {
+            if *cached == key {
+                return Rc::clone(table);
+            }
+        }
+        let table = Rc::new(kind.table(&self.shown, &self.filter, key.sort));
+        *self.table_cache.borrow_mut() = Some((key, Rc::clone(&table)));
         table
     }
 
@@ -291,7 +329,7 @@ impl App {
     /// The cursor's index in the table `kind` (of `len` rows).
     #[must_use]
     pub fn cursor(&self, level: &Level, table: &Table) -> usize {
-        let len = table.rows.len();
+        let len = table.len();
         match self.selected.get(level) {
             Some(s) => table
                 .position(&s.key)
@@ -320,7 +358,7 @@ impl App {
             Level::Table(kind) => {
                 let table = self.table(*kind);
                 let i = self.cursor(&level, &table);
-                table.rows.get(i).map(|r| r.key.clone())
+                table.key(i)
             }
             Level::PageMap(image) => {
                 let image = self.page_map_image(image.as_ref())?;
@@ -338,8 +376,7 @@ impl App {
             Level::Table(kind) => {
                 let table = self.table(*kind);
                 let i = self.cursor(&level, &table);
-                let keys: Vec<String> = table.rows.into_iter().map(|r| r.key).collect();
-                (keys.len(), i, Box::new(move |i| keys.get(i).cloned()))
+                (table.len(), i, Box::new(move |i| table.key(i)))
             }
             Level::PageMap(image) => {
                 let Some(image) = self.page_map_image(image.as_ref()) else {

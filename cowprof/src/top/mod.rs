@@ -132,6 +132,17 @@ fn input_thread() -> Result<Receiver<Event>, TopError> {
     Ok(rx)
 }
 
+/// A thread that frees the reports the screen no longer shows: freeing
+/// one with tens of thousands of rows would cost the UI a frame.
+fn reaper() -> Result<crossbeam_channel::Sender<Arc<Report>>, TopError> {
+    let (tx, rx) = crossbeam_channel::unbounded::<Arc<Report>>();
+    std::thread::Builder::new()
+        .name("cowprof-reaper".into())
+        .spawn(move || rx.into_iter().for_each(drop))
+        .map_err(TopError::Thread)?;
+    Ok(tx)
+}
+
 /// Signals that end `top` (SIGINT, SIGTERM, SIGHUP), as a channel.
 fn signal_channel() -> Result<Receiver<()>, TopError> {
     let (tx, rx) = crossbeam_channel::bounded(1);
@@ -233,6 +244,7 @@ impl Ui {
         checkpoints: &Receiver<live::Written>,
     ) -> Result<(), TopError> {
         let ticks = crossbeam_channel::tick(Duration::from_secs(1));
+        let reaper = reaper()?;
         let (reports, moments) = (self.source.reports(), self.source.moments());
         let mut last_frame: Option<Instant> = None;
         while !self.app.quit {
@@ -292,6 +304,9 @@ impl Ui {
                 recv(signals) -> _ => break,
                 recv(ticks) -> _ => self.dirty = true,
                 default(wait) => {},
+            }
+            for old in self.app.take_retired() {
+                let _ = reaper.send(old);
             }
             self.carry_out_requests();
             if self.check_end() && self.exit_when_done {

@@ -1,11 +1,11 @@
 //! The tables `top` shows, built from a report: columns, rows keyed by a
 //! stable text, sorting and filtering. Pure data: no terminal here.
-use std::cmp::Ordering;
+use std::{cmp::Ordering, sync::Arc};
 
 use cowprof_common::Kind;
 
 use crate::{
-    report::{Report, Row},
+    report::{Report, Row, Waste},
     resolve::PAGE,
     state::{KindCounts, View},
 };
@@ -47,8 +47,8 @@ const fn num(name: &'static str, width: u16) -> Column {
     }
 }
 
-/// One cell.
-#[derive(Clone, Debug, PartialEq)]
+/// One cell, as shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cell {
     Text(String),
     Num(u64),
@@ -59,18 +59,6 @@ pub enum Cell {
 }
 
 impl Cell {
-    fn cmp(&self, other: &Cell) -> Ordering {
-        match (self, other) {
-            (
-                Cell::Num(a) | Cell::Micros(a) | Cell::Id(a),
-                Cell::Num(b) | Cell::Micros(b) | Cell::Id(b),
-            ) => a.cmp(b),
-            (Cell::Text(a), Cell::Text(b)) => a.cmp(b),
-            (Cell::Text(_), _) => Ordering::Greater,
-            (_, Cell::Text(_)) => Ordering::Less,
-        }
-    }
-
     /// The cell as shown.
     #[must_use]
     pub fn show(&self) -> String {
@@ -82,6 +70,50 @@ impl Cell {
             Cell::Micros(ns) => format!("{:.1}", *ns as f64 / 1000.0),
         }
     }
+}
+
+/// A cell's value, borrowed from the report: sorting and filtering
+/// allocate nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Value<'a> {
+    Text(&'a str),
+    Num(u64),
+    Id(u64),
+    Micros(u64),
+}
+
+impl Value<'_> {
+    fn cmp(&self, other: &Value<'_>) -> Ordering {
+        match (self, other) {
+            (
+                Value::Num(a) | Value::Micros(a) | Value::Id(a),
+                Value::Num(b) | Value::Micros(b) | Value::Id(b),
+            ) => a.cmp(b),
+            (Value::Text(a), Value::Text(b)) => a.cmp(b),
+            (Value::Text(_), _) => Ordering::Greater,
+            (_, Value::Text(_)) => Ordering::Less,
+        }
+    }
+
+    fn cell(self) -> Cell {
+        match self {
+            Value::Text(t) => Cell::Text(t.to_owned()),
+            Value::Num(n) => Cell::Num(n),
+            Value::Id(n) => Cell::Id(n),
+            Value::Micros(n) => Cell::Micros(n),
+        }
+    }
+}
+
+/// Whether `hay` contains `needle` (already lowercase), ignoring ASCII case.
+fn contains_lowercase(hay: &str, needle: &str) -> bool {
+    let (hay, needle) = (hay.as_bytes(), needle.as_bytes());
+    needle.is_empty()
+        || hay.windows(needle.len()).any(|w| {
+            w.iter()
+                .zip(needle)
+                .all(|(a, b)| a.to_ascii_lowercase() == *b)
+        })
 }
 
 /// `n` with thousands separators.
@@ -98,18 +130,15 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// A row: its key (what the selection follows) and its cells.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TableRow {
-    pub key: String,
-    pub cells: Vec<Cell>,
-}
-
-/// A table ready to show.
-#[derive(Clone, Debug, PartialEq)]
+/// A table ready to show: the report's rows of one kind, in the order
+/// shown, each read from the report when drawn.
+#[derive(Clone, Debug)]
 pub struct Table {
+    pub kind: TableKind,
     pub columns: &'static [Column],
-    pub rows: Vec<TableRow>,
+    report: Arc<Report>,
+    /// Indices of the kind's rows in the report, in the order shown.
+    order: Vec<u32>,
 }
 
 /// How a table is sorted.
@@ -211,220 +240,253 @@ impl TableKind {
         }
     }
 
-    /// Builds the table from `report`, unsorted and unfiltered.
-    #[must_use]
-    pub fn build(self, report: &Report) -> Table {
-        let rows = match self {
-            TableKind::Processes => report
-                .processes
-                .iter()
-                .map(|p| TableRow {
-                    key: p.pid.to_string(),
-                    cells: vec![
-                        Cell::Id(u64::from(p.pid)),
-                        Cell::Text(p.comm.clone()),
-                        Cell::Num(p.counts.cow_total()),
-                        Cell::Num(p.counts.copies()),
-                        Cell::Num(p.counts.get(Kind::CowReuse)),
-                        Cell::Num(p.counts.copies() * PAGE / (1 << 20)),
-                        Cell::Micros(p.latency_ns.checked_div(p.counts.all()).unwrap_or(0)),
-                    ],
-                })
-                .collect(),
-            TableKind::Mappings => view_rows(report, View::Mapping, true),
-            TableKind::Writers => view_rows(report, View::Writer, false),
-            TableKind::ProcessMappings(pid) => report
-                .process_mappings
-                .iter()
-                .filter(|m| m.pid == pid)
-                .map(|m| TableRow {
-                    key: m.mapping.clone(),
-                    cells: vec![
-                        Cell::Text(m.mapping.clone()),
-                        Cell::Num(m.counts.cow_total()),
-                        Cell::Num(m.counts.copies()),
-                        Cell::Num(m.counts.get(Kind::CowReuse)),
-                        Cell::Text(m.first_writer.clone()),
-                    ],
-                })
-                .collect(),
-            TableKind::Images => images(report),
-            TableKind::Latency => report
-                .latency
-                .iter()
-                .map(|(kind, l)| TableRow {
-                    key: (*kind).to_owned(),
-                    cells: vec![
-                        Cell::Text((*kind).to_owned()),
-                        Cell::Num(l.count),
-                        Cell::Micros(l.p50_ns),
-                        Cell::Micros(l.p90_ns),
-                        Cell::Micros(l.p99_ns),
-                        Cell::Micros(l.p999_ns),
-                        Cell::Micros(l.max_ns),
-                    ],
-                })
-                .collect(),
-        };
-        Table {
-            columns: self.columns(),
-            rows,
+    /// How many rows of this kind `report` has (before any filter).
+    fn count(self, report: &Report) -> usize {
+        match self {
+            TableKind::Processes => report.processes.len(),
+            TableKind::Mappings => view(report, View::Mapping).len(),
+            TableKind::ProcessMappings(_) => report.process_mappings.len(),
+            TableKind::Images => view(report, View::Image).len(),
+            TableKind::Writers => view(report, View::Writer).len(),
+            TableKind::Latency => report.latency.len(),
         }
     }
-}
 
-fn counts_cells(counts: &KindCounts) -> [Cell; 3] {
-    [
-        Cell::Num(counts.cow_total()),
-        Cell::Num(counts.copies()),
-        Cell::Num(counts.get(Kind::CowReuse)),
-    ]
-}
+    /// Whether row `i` belongs (one process's mappings only).
+    fn belongs(self, report: &Report, i: usize) -> bool {
+        match self {
+            TableKind::ProcessMappings(pid) => report.process_mappings[i].pid == pid,
+            _ => true,
+        }
+    }
 
-fn view_rows(report: &Report, view: View, with_writer: bool) -> Vec<TableRow> {
-    report
-        .views
-        .get(&view)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .map(|r: &Row| {
-            let mut cells = vec![Cell::Text(r.key.clone())];
-            cells.extend(counts_cells(&r.counts));
-            cells.push(Cell::Num(r.processes as u64));
-            if with_writer {
-                cells.push(Cell::Text(r.first_writer.clone()));
+    /// The key of row `i`: what the selection follows.
+    fn key(self, report: &Report, i: usize) -> Value<'_> {
+        match self {
+            TableKind::Processes => Value::Id(u64::from(report.processes[i].pid)),
+            _ => self.value(report, i, 0),
+        }
+    }
+
+    /// Column `col` of row `i`.
+    fn value(self, report: &Report, i: usize, col: usize) -> Value<'_> {
+        let counts = |c: &KindCounts, col: usize| match col {
+            0 => Value::Num(c.cow_total()),
+            1 => Value::Num(c.copies()),
+            _ => Value::Num(c.get(Kind::CowReuse)),
+        };
+        match self {
+            TableKind::Processes => {
+                let p = &report.processes[i];
+                match col {
+                    0 => Value::Id(u64::from(p.pid)),
+                    1 => Value::Text(&p.comm),
+                    2..=4 => counts(&p.counts, col - 2),
+                    5 => Value::Num(p.counts.copies() * PAGE / (1 << 20)),
+                    _ => Value::Micros(p.latency_ns.checked_div(p.counts.all()).unwrap_or(0)),
+                }
             }
-            TableRow {
-                key: r.key.clone(),
-                cells,
+            TableKind::Mappings | TableKind::Writers => {
+                let view_of = if self == TableKind::Mappings {
+                    View::Mapping
+                } else {
+                    View::Writer
+                };
+                let r = &view(report, view_of)[i];
+                match col {
+                    0 => Value::Text(&r.key),
+                    1..=3 => counts(&r.counts, col - 1),
+                    4 => Value::Num(r.processes as u64),
+                    _ => Value::Text(&r.first_writer),
+                }
             }
-        })
-        .collect()
-}
-
-/// Images: faults from the image view, pages from the touch map.
-fn images(report: &Report) -> Vec<TableRow> {
-    let rows = report
-        .views
-        .get(&View::Image)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    rows.iter()
-        .map(|r| {
-            let waste = report.waste.iter().find(|w| w.total.name == r.key);
-            let pages = |f: fn(&crate::report::Waste) -> u64| waste.map_or(0, |w| f(&w.total));
-            let mut cells = vec![Cell::Text(r.key.clone())];
-            cells.extend(counts_cells(&r.counts).into_iter().take(2));
-            cells.extend([
-                Cell::Num(pages(|w| w.writable_pages)),
-                Cell::Num(pages(|w| w.touched_pages)),
-                Cell::Num(pages(|w| w.untouched_pages)),
-                Cell::Num(pages(|w| w.untouched_bytes) / 1024),
-            ]);
-            TableRow {
-                key: r.key.clone(),
-                cells,
+            TableKind::ProcessMappings(_) => {
+                let m = &report.process_mappings[i];
+                match col {
+                    0 => Value::Text(&m.mapping),
+                    1..=3 => counts(&m.counts, col - 1),
+                    _ => Value::Text(&m.first_writer),
+                }
             }
-        })
-        .collect()
-}
+            TableKind::Images => {
+                let r = &view(report, View::Image)[i];
+                let pages = |f: fn(&Waste) -> u64| {
+                    Value::Num(
+                        report
+                            .waste
+                            .iter()
+                            .find(|w| w.total.name == r.key)
+                            .map_or(0, |w| f(&w.total)),
+                    )
+                };
+                match col {
+                    0 => Value::Text(&r.key),
+                    1 | 2 => counts(&r.counts, col - 1),
+                    3 => pages(|w| w.writable_pages),
+                    4 => pages(|w| w.touched_pages),
+                    5 => pages(|w| w.untouched_pages),
+                    _ => pages(|w| w.untouched_bytes / 1024),
+                }
+            }
+            TableKind::Latency => {
+                let (kind, l) = report.latency.iter().nth(i).expect("a row of the table");
+                match col {
+                    0 => Value::Text(kind),
+                    1 => Value::Num(l.count),
+                    2 => Value::Micros(l.p50_ns),
+                    3 => Value::Micros(l.p90_ns),
+                    4 => Value::Micros(l.p99_ns),
+                    5 => Value::Micros(l.p999_ns),
+                    _ => Value::Micros(l.max_ns),
+                }
+            }
+        }
+    }
 
-impl Table {
-    /// Sorts by `sort` (numbers largest first, text A to Z, unless
-    /// inverted), then by key so that equal rows keep their places.
-    pub fn sort(&mut self, sort: Sort) {
-        let column = sort.column.min(self.columns.len().saturating_sub(1));
-        let numeric = self.columns.get(column).is_some_and(|c| c.numeric);
-        self.rows.sort_by(|a, b| {
-            let mut order = match (a.cells.get(column), b.cells.get(column)) {
-                (Some(x), Some(y)) => x.cmp(y),
-                _ => Ordering::Equal,
-            };
+    /// The table of this kind in `report`, keeping the rows with text
+    /// that contains `filter` (any case), sorted by `sort` (numbers
+    /// largest first, text A to Z, unless inverted; then by key, so equal
+    /// rows keep their places).
+    #[must_use]
+    pub fn table(self, report: &Arc<Report>, filter: &str, sort: Sort) -> Table {
+        let columns = self.columns();
+        let needle = filter.to_lowercase();
+        let r: &Report = report;
+        let mut order: Vec<u32> = (0..self.count(r))
+            .filter(|i| self.belongs(r, *i))
+            .filter(|i| {
+                needle.is_empty()
+                    || (0..columns.len()).any(|col| match self.value(r, *i, col) {
+                        Value::Text(t) => contains_lowercase(t, &needle),
+                        _ => false,
+                    })
+                    || matches!(self.key(r, *i), Value::Id(id) if id.to_string().contains(&needle))
+            })
+            .filter_map(|i| u32::try_from(i).ok())
+            .collect();
+        let column = sort.column.min(columns.len().saturating_sub(1));
+        let numeric = columns.get(column).is_some_and(|c| c.numeric);
+        order.sort_by(|a, b| {
+            let (a, b) = (*a as usize, *b as usize);
+            let mut order = self.value(r, a, column).cmp(&self.value(r, b, column));
             if numeric {
                 order = order.reverse();
             }
             if sort.inverted {
                 order = order.reverse();
             }
-            order.then_with(|| a.key.cmp(&b.key))
+            order.then_with(|| self.key(r, a).cmp(&self.key(r, b)))
         });
-    }
-
-    /// Keeps the rows with a text cell containing `filter` (any case).
-    pub fn filter(&mut self, filter: &str) {
-        if filter.is_empty() {
-            return;
+        Table {
+            kind: self,
+            columns,
+            report: Arc::clone(report),
+            order,
         }
-        let needle = filter.to_lowercase();
-        self.rows.retain(|r| {
-            r.key.to_lowercase().contains(&needle)
-                || r.cells.iter().any(|c| match c {
-                    Cell::Text(t) => t.to_lowercase().contains(&needle),
-                    _ => false,
-                })
-        });
+    }
+}
+
+fn view(report: &Report, view: View) -> &[Row] {
+    report
+        .views
+        .get(&view)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+impl Table {
+    /// Rows shown.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.order.len()
     }
 
-    /// Where the row keyed `key` is.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// The key of the row shown at `i`.
+    #[must_use]
+    pub fn key(&self, i: usize) -> Option<String> {
+        let row = *self.order.get(i)? as usize;
+        Some(match self.kind.key(&self.report, row) {
+            Value::Text(t) => t.to_owned(),
+            other => other.cell().show().replace(',', ""),
+        })
+    }
+
+    /// The cells of the row shown at `i`.
+    #[must_use]
+    pub fn cells(&self, i: usize) -> Vec<Cell> {
+        let Some(row) = self.order.get(i) else {
+            return Vec::new();
+        };
+        (0..self.columns.len())
+            .map(|col| self.kind.value(&self.report, *row as usize, col).cell())
+            .collect()
+    }
+
+    /// Where the row keyed `key` is shown.
     #[must_use]
     pub fn position(&self, key: &str) -> Option<usize> {
-        self.rows.iter().position(|r| r.key == key)
+        let id: Option<u64> = key.parse().ok();
+        self.order
+            .iter()
+            .position(|row| match self.kind.key(&self.report, *row as usize) {
+                Value::Text(t) => t == key,
+                Value::Id(n) | Value::Num(n) | Value::Micros(n) => Some(n) == id,
+            })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::top::fixture;
 
-    fn table(rows: &[(&str, u64)]) -> Table {
-        Table {
-            columns: WRITERS,
-            rows: rows
-                .iter()
-                .map(|(k, n)| TableRow {
-                    key: (*k).to_owned(),
-                    cells: vec![
-                        Cell::Text((*k).to_owned()),
-                        Cell::Num(*n),
-                        Cell::Num(0),
-                        Cell::Num(0),
-                        Cell::Num(1),
-                    ],
-                })
-                .collect(),
-        }
+    fn keys(table: &Table) -> Vec<String> {
+        (0..table.len()).filter_map(|i| table.key(i)).collect()
     }
 
     #[test]
     fn numbers_sort_largest_first_and_text_a_to_z() {
-        let mut t = table(&[("b", 1), ("a", 5), ("c", 5)]);
-        t.sort(Sort {
-            column: 1,
-            inverted: false,
-        });
-        let keys: Vec<&str> = t.rows.iter().map(|r| r.key.as_str()).collect();
-        assert_eq!(keys, ["a", "c", "b"], "ties by key");
-        t.sort(Sort {
-            column: 1,
-            inverted: true,
-        });
-        let keys: Vec<&str> = t.rows.iter().map(|r| r.key.as_str()).collect();
-        assert_eq!(keys, ["b", "a", "c"]);
-        t.sort(Sort {
-            column: 0,
-            inverted: false,
-        });
-        let keys: Vec<&str> = t.rows.iter().map(|r| r.key.as_str()).collect();
-        assert_eq!(keys, ["a", "b", "c"]);
+        let report = Arc::new(fixture::report());
+        let by = |column, inverted| {
+            keys(&TableKind::Processes.table(&report, "", Sort { column, inverted }))
+        };
+        assert_eq!(by(2, false), ["4243", "4242", "4250"], "COW, most first");
+        assert_eq!(by(2, true), ["4250", "4242", "4243"]);
+        assert_eq!(
+            by(0, false),
+            ["4250", "4243", "4242"],
+            "pids, largest first"
+        );
+        assert_eq!(by(1, false), ["4243", "4242", "4250"], "commands, A to Z");
+        let writers = TableKind::Writers.table(&report, "", TableKind::Writers.default_sort());
+        assert_eq!(writers.cells(0)[0], Cell::Text("bgsave_copy".into()));
+        assert_eq!(writers.cells(0)[1], Cell::Num(4100));
     }
 
     #[test]
-    fn the_filter_matches_text_in_any_case() {
-        let mut t = table(&[("libc.so.6 .data", 1), ("main", 2)]);
-        t.filter("LIBC");
-        assert_eq!(t.rows.len(), 1);
-        assert_eq!(t.position("libc.so.6 .data"), Some(0));
+    fn the_filter_matches_text_and_pids_in_any_case() {
+        let report = Arc::new(fixture::report());
+        let sort = TableKind::Mappings.default_sort();
+        let t = TableKind::Mappings.table(&report, "LIBC", sort);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.position("/usr/lib/x86_64-linux-gnu/libc.so.6"), Some(0));
+        let t = TableKind::Processes.table(&report, "425", TableKind::Processes.default_sort());
+        assert_eq!(keys(&t), ["4250"]);
+        assert_eq!(t.position("4250"), Some(0));
+        assert_eq!(t.position("4242"), None);
+    }
+
+    #[test]
+    fn one_process_has_its_own_mappings() {
+        let report = Arc::new(fixture::report());
+        let kind = TableKind::ProcessMappings(4243);
+        let t = kind.table(&report, "", kind.default_sort());
+        assert_eq!(keys(&t), ["[heap]", fixture::SERVER]);
     }
 
     #[test]

@@ -29,11 +29,8 @@ fn act(app: &mut App, action: Action) {
 fn sorting_picks_columns_and_inverts() {
     let mut app = app();
     let pids = |app: &App| -> Vec<String> {
-        app.table(TableKind::Processes)
-            .rows
-            .into_iter()
-            .map(|r| r.key)
-            .collect()
+        let table = app.table(TableKind::Processes);
+        (0..table.len()).filter_map(|i| table.key(i)).collect()
     };
     assert_eq!(pids(&app), ["4243", "4242", "4250"], "most COW first");
     act(&mut app, Action::InvertSort);
@@ -61,12 +58,12 @@ fn the_filter_is_typed_kept_and_cleared() {
     assert!(app.text_input(Key::Enter));
     assert!(!app.editing);
     assert!(!app.text_input(Key::Char('q')), "keys act again");
-    let rows = app.table(TableKind::Mappings).rows;
-    assert_eq!(rows.len(), 1);
-    assert!(rows[0].key.ends_with("libc.so.6"));
+    let table = app.table(TableKind::Mappings);
+    assert_eq!(table.len(), 1);
+    assert!(table.key(0).expect("a row").ends_with("libc.so.6"));
     act(&mut app, Action::Back);
     assert!(app.filter.is_empty(), "Esc clears the filter first");
-    assert_eq!(app.table(TableKind::Mappings).rows.len(), 7);
+    assert_eq!(app.table(TableKind::Mappings).len(), 7);
 }
 
 #[test]
@@ -79,12 +76,8 @@ fn drilling_down_and_back() {
         app.breadcrumb(),
         ["Processes", "pid 4243 (kv-save) mappings"]
     );
-    let keys: Vec<String> = app
-        .table(TableKind::ProcessMappings(4243))
-        .rows
-        .into_iter()
-        .map(|r| r.key)
-        .collect();
+    let table = app.table(TableKind::ProcessMappings(4243));
+    let keys: Vec<String> = (0..table.len()).filter_map(|i| table.key(i)).collect();
     assert_eq!(keys, ["[heap]", fixture::SERVER]);
     act(&mut app, Action::Drill);
     assert!(app.status.is_some(), "[heap] has no page map, and says so");
@@ -125,12 +118,12 @@ fn pause_freezes_the_view_and_resuming_catches_up() {
     newer.totals = KindCounts::from_array([106_212, 0, 0, 0, 303, 0]);
     app.update(Arc::new(newer), Duration::from_secs(2));
     assert_eq!(app.elapsed(), Duration::from_secs(1), "frozen");
-    assert_eq!(app.table(TableKind::Processes).rows[0].key, "4243");
+    assert_eq!(app.table(TableKind::Processes).key(0).unwrap(), "4243");
     assert_eq!(app.latest().totals.copies(), 106_212, "collection goes on");
     app.act(Action::Pause, t0 + Duration::from_secs(3));
     assert_eq!(app.paused_for(t0), None);
     assert_eq!(app.elapsed(), Duration::from_secs(2), "caught up");
-    assert_eq!(app.table(TableKind::Processes).rows[0].key, "4250");
+    assert_eq!(app.table(TableKind::Processes).key(0).unwrap(), "4250");
     assert!(app.rate().copies_per_s >= 100_000.0);
     assert!(app.take_requests().is_empty(), "live pause asks nothing");
 }
@@ -145,7 +138,7 @@ fn the_selection_follows_its_row_when_counts_change() {
     newer.processes[0].counts = KindCounts::from_array([90_000, 0, 0, 0, 0, 0]);
     app.update(Arc::new(newer), Duration::from_secs(2));
     let table = app.table(TableKind::Processes);
-    assert_eq!(table.rows[0].key, "4242");
+    assert_eq!(table.key(0).as_deref(), Some("4242"));
     assert_eq!(app.selected_key().as_deref(), Some("4242"));
     // A row that goes away leaves the cursor at its place.
     let mut fewer = fixture::report();

@@ -39,7 +39,7 @@ fn table(frame: &mut Frame<'_>, area: Rect, app: &mut App, theme: &Theme, kind: 
     if kind != TableKind::Latency {
         app.viewport_rows = height;
     }
-    if table.rows.is_empty() {
+    if table.is_empty() {
         let what = if app.filter.is_empty() {
             nothing_yet(kind)
         } else {
@@ -87,33 +87,27 @@ fn table(frame: &mut Frame<'_>, area: Rect, app: &mut App, theme: &Theme, kind: 
         .iter()
         .map(|r| usize::from(r.width))
         .collect();
-    let rows = table
-        .rows
-        .iter()
-        .enumerate()
-        .skip(first)
-        .take(height)
-        .map(|(i, row)| {
-            let cells = row
-                .cells
-                .iter()
-                .zip(&room)
-                .enumerate()
-                .map(|(col, (c, room))| {
-                    let text = c.show();
-                    ratatui::widgets::Cell::from(match c {
-                        Cell::Text(_) if col == 0 => Line::from(keep_end(&text, *room)),
-                        Cell::Text(_) => Line::from(text),
-                        _ => Line::from(text).right_aligned(),
-                    })
-                });
-            let style = if i == cursor {
-                theme.selected
-            } else {
-                Style::default()
-            };
-            Row::new(cells).style(style)
-        });
+    let rows = (first..table.len().min(first + height)).map(|i| {
+        let cells = table
+            .cells(i)
+            .into_iter()
+            .zip(&room)
+            .enumerate()
+            .map(|(col, (c, room))| {
+                let text = c.show();
+                ratatui::widgets::Cell::from(match &c {
+                    Cell::Text(_) if col == 0 => Line::from(keep_end(&text, *room)),
+                    Cell::Text(_) => Line::from(text),
+                    _ => Line::from(text).right_aligned(),
+                })
+            });
+        let style = if i == cursor {
+            theme.selected
+        } else {
+            Style::default()
+        };
+        Row::new(cells).style(style)
+    });
     frame.render_widget(
         Table::new(rows, widths).header(header).column_spacing(1),
         area,
@@ -302,10 +296,10 @@ fn bound(ns: u64) -> String {
 fn latency_chart(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let level = Level::Table(TableKind::Latency);
     let table = app.table(TableKind::Latency);
-    let Some(row) = table.rows.get(app.cursor(&level, &table)) else {
+    let Some(kind) = table.key(app.cursor(&level, &table)) else {
         return;
     };
-    let Some(buckets) = app.report().latency_histogram.get(row.key.as_str()) else {
+    let Some(buckets) = app.report().latency_histogram.get(kind.as_str()) else {
         return;
     };
     let bars: Vec<Bar<'_>> = buckets
@@ -330,7 +324,7 @@ fn latency_chart(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             .block(
                 Block::default()
                     .borders(Borders::TOP)
-                    .title(format!(" {} latency, faults per bucket ", row.key)),
+                    .title(format!(" {kind} latency, faults per bucket ")),
             )
             .data(BarGroup::default().bars(&bars))
             .bar_width(width)
