@@ -49,6 +49,10 @@ enum Task {
         /// COW faults in the two-writer recording.
         #[arg(long, default_value_t = 10_000_000)]
         events: u64,
+        /// Run only the `top` benchmarks and print them (the README and
+        /// `bench/results.*` are left as they are).
+        #[arg(long)]
+        only_top: bool,
     },
     /// Boot Debian's 6.1 and 6.12 cloud kernels under qemu and run the live
     /// suite under every probe strategy in each.
@@ -73,10 +77,12 @@ fn main() -> Result<()> {
             pairs,
             pages,
             events,
+            only_top,
         } => bench::run(&bench::Options {
             pairs,
             pages,
             events,
+            only_top,
         }),
         Task::VmTest { kernel, fresh } => {
             let env = setup::run()?;

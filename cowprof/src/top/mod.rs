@@ -206,17 +206,27 @@ pub fn run(options: TopOptions) -> Result<(), TopError> {
         exit_when_done: options.exit_when_done,
         dirty: true,
         frames: 0,
+        draw_ms_total: 0.0,
+        draw_ms_max: 0.0,
         panic_after_frame: std::env::var_os("COWPROF_TOP_PANIC").is_some(),
     };
     let started = Instant::now();
     let result = ui.run(&mut guard, &keys, &signals, &checkpoints);
     drop(guard);
     let secs = started.elapsed().as_secs_f64().max(1e-9);
-    #[expect(clippy::cast_precision_loss, reason = "a rate to log")]
-    let fps = ui.frames as f64 / secs;
+    #[expect(clippy::cast_precision_loss, reason = "rates to log")]
+    let (fps, mean_ms) = (
+        ui.frames as f64 / secs,
+        ui.draw_ms_total / ui.frames.max(1) as f64,
+    );
+    let latest = ui.app.latest();
+    // One line that scripts (and `cargo xtask bench`) read.
     log::info!(
-        "top: {} frames in {secs:.1} s ({fps:.1} frames/s)",
-        ui.frames
+        "top: frames={} seconds={secs:.2} fps={fps:.1} draw_mean_ms={mean_ms:.2} draw_max_ms={:.2} cow={} lost_events={}",
+        ui.frames,
+        ui.draw_ms_max,
+        latest.totals.cow_total(),
+        latest.kernel.lost_events
     );
     result
 }
@@ -230,6 +240,9 @@ struct Ui {
     /// Something changed since the last frame.
     dirty: bool,
     frames: u64,
+    /// Time spent drawing, in ms: in all, and the longest frame.
+    draw_ms_total: f64,
+    draw_ms_max: f64,
     /// A test hook (`COWPROF_TOP_PANIC`): panic once a frame is drawn, so a
     /// test can check that a panic restores the terminal.
     panic_after_frame: bool,
@@ -256,6 +269,9 @@ impl Ui {
                     .terminal
                     .draw(|frame| render::draw(frame, app, theme, now))
                     .map_err(TopError::Terminal)?;
+                let ms = now.elapsed().as_secs_f64() * 1e3;
+                self.draw_ms_total += ms;
+                self.draw_ms_max = self.draw_ms_max.max(ms);
                 self.frames += 1;
                 self.dirty = false;
                 last_frame = Some(now);

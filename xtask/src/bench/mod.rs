@@ -5,6 +5,7 @@
 mod load;
 mod profiles;
 mod run;
+mod top;
 
 use std::{fmt::Write as _, path::PathBuf, process::Command};
 
@@ -25,6 +26,8 @@ pub struct Options {
     pub pages: usize,
     /// COW faults in the two-writer recording.
     pub events: u64,
+    /// Only the `top` benchmarks, printed.
+    pub only_top: bool,
 }
 
 fn target_dir() -> PathBuf {
@@ -86,6 +89,7 @@ struct Binaries {
     cowprof: PathBuf,
     cow_workload: PathBuf,
     profile_bench: PathBuf,
+    top_bench: PathBuf,
     image_write: PathBuf,
 }
 
@@ -104,6 +108,7 @@ fn build() -> Result<Binaries> {
         cowprof: release.join("cowprof"),
         cow_workload: release.join("examples").join("cow-workload"),
         profile_bench: release.join("examples").join("profile-bench"),
+        top_bench: release.join("examples").join("top-bench"),
         image_write: run::build_image_write(
             &cache::workspace().join("bench/workloads"),
             &target_dir().join("bench"),
@@ -244,6 +249,18 @@ fn load_section(md: &mut String, load: &load::LoadResult, attach: &[f64]) -> Val
 
 pub fn run(options: &Options) -> Result<()> {
     let bins = build()?;
+    if options.only_top {
+        setup::tmux()?;
+        let mut md = String::new();
+        top::run(
+            &mut md,
+            &bins.cowprof,
+            &bins.top_bench,
+            &load::two_writers_script(&bins.cow_workload, options.events),
+        )?;
+        print!("{md}");
+        return Ok(());
+    }
     eprintln!("xtask: bench attach time");
     let (attach, strategy) = load::attach_times(&bins.cowprof, 7)?;
     let bpftrace = have_bpftrace();
@@ -279,6 +296,13 @@ pub fn run(options: &Options) -> Result<()> {
         &bins.cowprof,
         &bins.profile_bench,
         &storm,
+        &load::two_writers_script(&bins.cow_workload, options.events),
+    )?;
+    setup::tmux()?;
+    results["top"] = top::run(
+        &mut md,
+        &bins.cowprof,
+        &bins.top_bench,
         &load::two_writers_script(&bins.cow_workload, options.events),
     )?;
     results["rounds"] = json!(options.pairs);
