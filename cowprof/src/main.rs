@@ -197,7 +197,8 @@ fn run_top(args: TopArgs) -> ExitCode {
                 TopError::Record(err) => record_exit_code(err),
                 #[cfg(feature = "parquet")]
                 TopError::Profile(err) => err.exit_code(),
-                TopError::Terminal(_) | TopError::Thread(_) => exit::FAILURE,
+                TopError::Terminal(_) => exit::USAGE,
+                TopError::Thread(_) => exit::FAILURE,
                 TopError::NoProfiles => exit::USAGE,
             };
             fail(code, &err)

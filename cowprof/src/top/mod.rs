@@ -44,7 +44,7 @@ pub enum TopError {
     #[cfg(feature = "parquet")]
     #[error(transparent)]
     Profile(#[from] crate::profile::ProfileError),
-    #[error("top needs a terminal: {0}; run it in a terminal, or use `cowprof record`")]
+    #[error("top needs a terminal ({0}); run it in one, or record with `cowprof record -o DIR` and replay that in a terminal later")]
     Terminal(std::io::Error),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
@@ -161,8 +161,19 @@ fn signal_channel() -> Result<Receiver<()>, TopError> {
 /// be used.
 pub fn run(options: TopOptions) -> Result<(), TopError> {
     let signals = signal_channel()?;
+    let need_terminal = || {
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            Ok(())
+        } else {
+            Err(TopError::Terminal(std::io::Error::other(
+                "stdout is not a terminal",
+            )))
+        }
+    };
     let (source, mode, meta) = match options.show {
         Show::Live { target, probe } => {
+            // Before the probes load: nothing to undo.
+            need_terminal()?;
             let describe = target.describe();
             let live = Live::start(target, probe, &options.command_output, &options.export_dir)?;
             let target = match live.child_pid() {
@@ -179,7 +190,10 @@ pub fn run(options: TopOptions) -> Result<(), TopError> {
         }
         #[cfg(feature = "parquet")]
         Show::Replay { dir, speed } => {
-            let replay = replay::Replay::start(&dir, speed)?;
+            // The profile first: a wrong directory is the first thing to say.
+            let profile = crate::profile::read::Profile::open(&dir)?;
+            need_terminal()?;
+            let replay = replay::Replay::start(profile, &dir, speed)?;
             let meta = Meta {
                 strategy: replay.strategy.clone(),
                 target: replay.target.clone(),

@@ -109,12 +109,11 @@ impl Clock {
 }
 
 impl Replay {
-    /// Opens the profile `dir` and starts playing it at `speed`.
+    /// Starts playing `profile` (opened from `dir`) at `speed`.
     ///
     /// # Errors
-    /// When `dir` is not a readable profile.
-    pub fn start(dir: &Path, speed: f64) -> Result<Self, TopError> {
-        let profile = Profile::open(dir)?;
+    /// When the clock's thread cannot start.
+    pub fn start(profile: Profile, dir: &Path, speed: f64) -> Result<Self, TopError> {
         let length_s = profile.manifest.duration_s.max(0.0);
         let strategy = profile.manifest.strategy.clone();
         let target = format!("replay of {}", dir.display());

@@ -240,6 +240,19 @@ fn top_shows_the_known_counts_exports_them_and_quits_cleanly() {
         .find(|r| r["key"] == key(range.child))
         .expect("the child's mapping in the export");
     assert_eq!(child_row["counts"]["cow_copy_anon"], 512);
+    // Resized to 80x24, it redraws to fit.
+    tmux.tmux(&["resize-window", "-x", "80", "-y", "24"]);
+    let screen = tmux.wait_for("the screen redrawn at 80x24", |s| {
+        s.lines().count() == 24
+            && s.starts_with("cowprof top")
+            && s.contains(" 1 Processes")
+            && s.lines().all(|l| l.chars().count() <= 80)
+    });
+    let footer = screen.lines().nth(23).unwrap_or_default();
+    assert!(
+        footer.contains("exported"),
+        "the status line stays: {screen}"
+    );
     tmux.keys(&["q"]);
     assert_eq!(tmux.exited(), 0);
     assert!(
@@ -355,6 +368,37 @@ fn replay_shows_the_totals_report_shows() {
     }
     tmux.keys(&["q"]);
     assert_eq!(tmux.exited(), 0);
+}
+
+#[test]
+fn bad_input_to_top_is_one_line_with_its_exit_code() {
+    let dir = scratch();
+    let not_a_profile = dir.path().join("empty");
+    std::fs::create_dir(&not_a_profile).expect("dir");
+    let not_a_profile = not_a_profile.display().to_string();
+    for (args, code, says) in [
+        (vec!["top"], 2, "needs one target"),
+        (vec!["top", "--", "true"], 2, "needs a terminal"),
+        (
+            vec!["top", "--replay", &not_a_profile],
+            8,
+            "not a cowprof profile",
+        ),
+        (
+            vec!["top", "--replay", &not_a_profile, "--speed", "0"],
+            2,
+            "speed",
+        ),
+    ] {
+        // stdout is a pipe here: not a terminal.
+        let out = output(Command::new(cowprof()).args(&args));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        if code != 2 || says != "speed" {
+            assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        }
+    }
 }
 
 /// The children of every thread of `pid`.
