@@ -352,7 +352,7 @@ impl TableKind {
         let columns = self.columns();
         let needle = filter.to_lowercase();
         let r: &Report = report;
-        let mut order: Vec<u32> = (0..self.count(r))
+        let order: Vec<u32> = (0..self.count(r))
             .filter(|i| self.belongs(r, *i))
             .filter(|i| {
                 needle.is_empty()
@@ -366,17 +366,28 @@ impl TableKind {
             .collect();
         let column = sort.column.min(columns.len().saturating_sub(1));
         let numeric = columns.get(column).is_some_and(|c| c.numeric);
-        order.sort_by(|a, b| {
-            let (a, b) = (*a as usize, *b as usize);
-            let mut order = self.value(r, a, column).cmp(&self.value(r, b, column));
+        // The sort values are read once per row, not once per comparison.
+        let mut keyed: Vec<(Value<'_>, Value<'_>, u32)> = order
+            .iter()
+            .map(|i| {
+                (
+                    self.value(r, *i as usize, column),
+                    self.key(r, *i as usize),
+                    *i,
+                )
+            })
+            .collect();
+        keyed.sort_by(|(a, ka, _), (b, kb, _)| {
+            let mut order = a.cmp(b);
             if numeric {
                 order = order.reverse();
             }
             if sort.inverted {
                 order = order.reverse();
             }
-            order.then_with(|| self.key(r, a).cmp(&self.key(r, b)))
+            order.then_with(|| ka.cmp(kb))
         });
+        let order = keyed.into_iter().map(|(_, _, i)| i).collect();
         Table {
             kind: self,
             columns,
