@@ -6,12 +6,15 @@
 //! that range and ignore the dynamic loader's and libc's own faults.
 //!
 //! ```text
-//! cow-workload MODE --pages N [--read R] [--file PATH] [--report FILE] [--wait]
+//! cow-workload MODE --pages N [--read R] [--extra E] [--file PATH] [--report FILE] [--wait]
 //! ```
 //! Modes:
 //! - `fork-anon`: first-touch N anon pages, fork, the child writes all N
 //!   (N `cow_copy_anon`), the parent waits and rewrites all N (N `cow_reuse`).
 //!   It runs on one CPU: see `pin_to_one_cpu`.
+//!   With `--extra E`, the parent also first-touches E pages of a second
+//!   mapping, and the child writes them first, in `write_extra_pages`
+//!   (E more `cow_copy_anon`, by a function of their own).
 //! - `fork-read`: like `fork-anon`, but the child's writes are the
 //!   kernel's: it `read(2)`s one byte from /dev/zero into each page (N
 //!   `cow_copy_anon`, from kernel-mode faults), and the parent does not
@@ -61,6 +64,9 @@ struct Args {
     report: Option<PathBuf>,
     wait: bool,
     stop: bool,
+    /// `fork-anon`: pages the child also writes, in a function of their
+    /// own (a regression for the gate to catch and name).
+    extra: usize,
 }
 
 fn parse() -> Args {
@@ -74,6 +80,7 @@ fn parse() -> Args {
         report: None,
         wait: false,
         stop: false,
+        extra: 0,
     };
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -87,6 +94,7 @@ fn parse() -> Args {
             "--report" => parsed.report = Some(value().into()),
             "--wait" => parsed.wait = true,
             "--stop" => parsed.stop = true,
+            "--extra" => parsed.extra = value().parse().unwrap_or_else(|_| usage("bad --extra")),
             other => usage(&format!("unknown flag {other}")),
         }
     }
@@ -316,10 +324,31 @@ fn touched_anon_on_one_cpu(n: usize) -> *mut u8 {
 }
 
 /// `fork-anon`: see the module docs.
+/// The extra pages of `fork-anon --extra`: written by a function of its
+/// own, which the gate's report should name.
+#[inline(never)]
+fn write_extra_pages(base: *mut u8, n: usize) {
+    for page in 0..n {
+        // SAFETY: inside our mapping. A plain store, so that this function
+        // (not a helper it calls) holds the writing instruction.
+        unsafe { *base.add(page * PAGE) = 4 };
+    }
+    std::hint::black_box(base);
+}
+
 fn fork_anon(args: &Args) {
     let n = args.pages;
     let base = touched_anon_on_one_cpu(n);
+    let extra = (args.extra > 0).then(|| {
+        let extra = map(args.extra, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1);
+        no_huge(extra, args.extra);
+        write_pages(extra, 0..args.extra, 1);
+        extra
+    });
     let child = fork_child(|| {
+        if let Some(extra) = extra {
+            write_extra_pages(extra, args.extra);
+        }
         if args.stop {
             // SAFETY: getppid and raise have no preconditions.
             let parent = unsafe { libc::getppid() };

@@ -51,6 +51,12 @@ pub enum Command {
     /// images, page maps, writers, latency), or replay a profile through
     /// it (`--replay DIR`). Press ? for the keys.
     Top(TopArgs),
+    /// Gate CI on COW-fault counts: run CMD, measure its copies (per kind,
+    /// process name, image, section, symbol) and compare them with a
+    /// baseline file; or compare two profiles (`gate compare`). Exit codes:
+    /// 0 within budget, 1 a regression, 2 a usage, input or environment
+    /// error.
+    Gate(GateArgs),
     /// Print the views of a recorded profile (`record -o DIR`), or compare
     /// two. Exit codes: 6 output, 8 not a profile, 9 corrupt file or
     /// manifest, 10 unknown schema version.
@@ -193,6 +199,108 @@ fn parse_speed(text: &str) -> Result<f64, String> {
             "{text:?} is not a speed; use a number from 0.01 to 10000"
         )),
     }
+}
+
+/// How the gate judges (live and `compare`).
+#[derive(Clone, Debug, Args)]
+pub struct JudgeArgs {
+    /// Growth a metric may show without failing, in its unit (pages,
+    /// faults, bytes), when the baseline sets no `abs` of its own.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub abs: u64,
+    /// Growth a metric may show, in percent of its expected value (rounded
+    /// up), when the baseline sets no `pct`; the larger of the two counts.
+    #[arg(long, value_name = "PCT", default_value_t = 1.0)]
+    pub pct: f64,
+    /// Rewrite image paths starting with FROM to start with TO (build
+    /// directories, versions); repeatable, first match wins.
+    #[arg(long = "path-map", value_name = "FROM=TO", value_parser = parse_path_map)]
+    pub path_map: Vec<(String, String)>,
+    /// Also gate the pages copied per data symbol.
+    #[arg(long)]
+    pub symbols: bool,
+    /// Fail on a stale baseline too (metrics better than their tolerance).
+    #[arg(long)]
+    pub strict: bool,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = GateFormatArg::Table)]
+    pub format: GateFormatArg,
+    /// List every metric in the table, passes included.
+    #[arg(long)]
+    pub all: bool,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `gate --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GateFormatArg {
+    Table,
+    Json,
+    Markdown,
+    Junit,
+}
+
+/// `gate`'s arguments.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct GateArgs {
+    #[command(subcommand)]
+    pub compare: Option<GateCommand>,
+    /// The baseline file (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Write the baseline (or refresh it, keeping hand-set tolerances and
+    /// bounds) from this run instead of judging it.
+    #[arg(long)]
+    pub update: bool,
+    /// Run the command N times and gate on the median of each metric.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub repeat: u16,
+    /// Keep each run's profile as DIR/run-N (for upload).
+    #[arg(long, value_name = "DIR")]
+    pub keep_profiles: Option<PathBuf>,
+    /// Fail (exit 2) when the kernel, architecture, page size, THP mode or
+    /// probe strategy differs from the baseline's.
+    #[arg(long)]
+    pub strict_env: bool,
+    /// Probe strategy: the best available (auto), or force one.
+    #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
+    pub probe: ProbeChoice,
+    /// Ring buffer size in bytes (a power of two).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RINGBUF_BYTES)]
+    pub ringbuf_size: u32,
+    /// Record user stacks too, so a regression names the stacks that grew.
+    #[arg(long)]
+    pub stacks: bool,
+    #[command(flatten)]
+    pub judge: JudgeArgs,
+    /// The command to measure.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// `gate`'s subcommands.
+#[derive(Debug, Subcommand)]
+pub enum GateCommand {
+    /// Judge the profile NEW against the profile BASE (two `record -o`
+    /// directories) with the live gate's metrics and tolerances.
+    Compare {
+        /// The baseline profile.
+        base: PathBuf,
+        /// The profile to judge.
+        new: PathBuf,
+        #[command(flatten)]
+        judge: JudgeArgs,
+    },
+}
+
+fn parse_path_map(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(from, _)| !from.is_empty())
+        .map(|(from, to)| (from.to_owned(), to.to_owned()))
+        .ok_or_else(|| format!("{text:?} is not FROM=TO"))
 }
 
 /// `report`'s arguments.

@@ -62,6 +62,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Record(args) => run_record(args),
         Command::Top(args) => run_top(args),
+        Command::Gate(args) => run_gate(&args),
         Command::Report(args) => run_report(&args),
         Command::Doctor { json } => {
             let doctor = cowprof::doctor::Doctor::examine();
@@ -204,6 +205,79 @@ fn run_top(args: TopArgs) -> ExitCode {
             fail(code, &err)
         }
     }
+}
+
+/// The gate's own exit codes: 0 pass, 1 regression, 2 anything else.
+#[cfg(feature = "parquet")]
+fn run_gate(args: &cowprof::cli::GateArgs) -> ExitCode {
+    use cowprof::{
+        cli::{GateCommand, GateFormatArg, JudgeArgs},
+        gate::{self, baseline::Tolerance, measure::MeasureOptions, GateFormat, Judging},
+    };
+    const ERROR: u8 = 2;
+    let judging = |j: &JudgeArgs| Judging {
+        measure: MeasureOptions {
+            path_map: j.path_map.clone(),
+            symbols: j.symbols,
+        },
+        defaults: Tolerance {
+            abs: j.abs,
+            pct: j.pct,
+        },
+        strict: j.strict,
+        format: match j.format {
+            GateFormatArg::Table => GateFormat::Table,
+            GateFormatArg::Json => GateFormat::Json,
+            GateFormatArg::Markdown => GateFormat::Markdown,
+            GateFormatArg::Junit => GateFormat::Junit,
+        },
+        all: j.all,
+        output: j.output.clone(),
+    };
+    let result = if let Some(GateCommand::Compare { base, new, judge }) = &args.compare {
+        gate::compare(base, new, &judging(judge))
+    } else {
+        let Some(baseline) = args.baseline.clone() else {
+            return fail(ERROR, &"gate needs --baseline FILE (and -- CMD [ARGS...])");
+        };
+        if args.command.is_empty() {
+            return fail(ERROR, &"gate needs a command to measure: -- CMD [ARGS...]");
+        }
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&interrupted);
+        if let Err(err) = ctrlc::set_handler(move || flag.store(true, Ordering::Release)) {
+            return fail(ERROR, &format!("cannot install the Ctrl-C handler: {err}"));
+        }
+        let live = gate::LiveGate {
+            command: args.command.clone(),
+            baseline,
+            update: args.update,
+            strict_env: args.strict_env,
+            repeat: usize::from(args.repeat),
+            keep_profiles: args.keep_profiles.clone(),
+            probe: ProbeOptions {
+                system_wide: false,
+                ringbuf_bytes: args.ringbuf_size,
+                debug: false,
+                strategy: args.probe.strategy(),
+                stacks: args.stacks,
+                count_only: false,
+                program_stats: false,
+            },
+            judging: judging(&args.judge),
+        };
+        gate::run(&live, &interrupted)
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(err) => fail(ERROR, &err),
+    }
+}
+
+#[cfg(not(feature = "parquet"))]
+fn run_gate(_: &cowprof::cli::GateArgs) -> ExitCode {
+    fail(2, &RecordError::NoProfiles)
 }
 
 fn record_exit_code(err: &RecordError) -> u8 {

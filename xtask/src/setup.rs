@@ -188,15 +188,26 @@ fn mount_tracefs() {
     }
 }
 
-/// The Python packages the tests read profiles with.
-const PYTHON_PACKAGES: &[&str] = &["pyarrow", "duckdb"];
+/// The Python packages the tests check outputs with, as (`PyPI` name,
+/// import name): profiles with pyarrow and `DuckDB`, the gate's `JUnit` XML
+/// with junitparser and its markdown with markdown-it-py (GFM tables).
+const PYTHON_PACKAGES: &[(&str, &str)] = &[
+    ("pyarrow", "pyarrow"),
+    ("duckdb", "duckdb"),
+    ("junitparser", "junitparser"),
+    ("markdown-it-py", "markdown_it"),
+];
 
 /// A Python with pyarrow and `DuckDB`, in a virtual environment cached in
 /// `~/.cache/cowprof/venv` (made, and filled from `PyPI`, once).
 pub fn python() -> Result<PathBuf> {
     let venv = cache::dir().join("venv");
     let python = venv.join("bin").join("python3");
-    let imports = PYTHON_PACKAGES.join(", ");
+    let imports = PYTHON_PACKAGES
+        .iter()
+        .map(|(_, module)| *module)
+        .collect::<Vec<_>>()
+        .join(", ");
     let ready = || {
         Command::new(&python)
             .args(["-c", &format!("import {imports}")])
@@ -219,7 +230,7 @@ pub fn python() -> Result<PathBuf> {
                 "--quiet",
                 "--disable-pip-version-check",
             ])
-            .args(PYTHON_PACKAGES),
+            .args(PYTHON_PACKAGES.iter().map(|(package, _)| *package)),
     )
     .context("installing the tests' Python packages from PyPI")?;
     if !ready() {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use cowprof_common::Kind;
-use polars::prelude::{col, lit, DataType, LazyFrame, PlRefPath, ScanArgsParquet};
+use polars::prelude::{col, DataType, LazyFrame, PlRefPath, ScanArgsParquet};
 
 use super::{
     offline::{self, counts, number, polars_error, text, Filters},
@@ -183,7 +183,7 @@ fn pages(profile: &Profile, events: &LazyFrame) -> Result<Vec<PageRow>, ProfileE
         .group_by([col("image"), col("page")])
         .agg([
             col("pid").n_unique().alias("processes"),
-            lit(1u64).count().alias("faults"),
+            col("ts_ns").count().alias("faults"),
             col("symbol").first().alias("symbol"),
             col("writer").first().alias("first_writer"),
         ])

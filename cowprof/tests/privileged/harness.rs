@@ -347,3 +347,19 @@ pub fn record_pid(files: &Files, mode: &str, extra: &[&str]) -> Recording {
     assert!(status.success(), "cowprof record -p failed: {status}");
     files.finish()
 }
+
+/// The test Python with pyarrow, `DuckDB`, junitparser and markdown-it-py
+/// (`cargo xtask test` makes it).
+#[cfg(feature = "parquet")]
+pub fn python() -> Option<PathBuf> {
+    match std::env::var_os("COWPROF_PYTHON") {
+        Some(p) => Some(PathBuf::from(p)),
+        None if std::env::var("COWPROF_REQUIRE_BPF").as_deref() == Ok("1") => {
+            panic!("COWPROF_PYTHON is not set: run the suite with `cargo xtask test`")
+        }
+        None => {
+            eprintln!("skipping the Python readers: COWPROF_PYTHON is not set");
+            None
+        }
+    }
+}

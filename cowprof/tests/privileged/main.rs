@@ -7,6 +7,8 @@ mod accounting;
 mod attribution;
 mod count_only;
 mod doctor;
+#[cfg(feature = "parquet")]
+mod gate;
 mod harness;
 mod kinds;
 mod pipeline;

@@ -11,7 +11,8 @@ use std::{
 use serde_json::Value;
 
 use crate::harness::{
-    bpf_available, cowprof, forced_probe, output, scratch, wait, workload, workload_args, Files,
+    bpf_available, cowprof, forced_probe, output, python, scratch, wait, workload, workload_args,
+    Files,
 };
 
 const ALL_VIEWS: &str = "mapping,image,section,symbol,page,writer";
@@ -96,20 +97,6 @@ fn fork_command(files: &Files, pages: &str) -> Vec<String> {
     let mut command = vec![workload().display().to_string()];
     command.extend(workload_args(files, "fork-anon", &["--pages", pages]));
     command
-}
-
-/// The test Python with pyarrow and `DuckDB` (`cargo xtask test` makes it).
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("COWPROF_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var("COWPROF_REQUIRE_BPF").as_deref() == Ok("1") => {
-            panic!("COWPROF_PYTHON is not set: run the suite with `cargo xtask test`")
-        }
-        None => {
-            eprintln!("skipping the Python readers: COWPROF_PYTHON is not set");
-            None
-        }
-    }
 }
 
 #[test]
