@@ -206,7 +206,7 @@ fn parse_speed(text: &str) -> Result<f64, String> {
 pub struct JudgeArgs {
     /// Growth a metric may show without failing, in its unit (pages,
     /// faults, bytes), when the baseline sets no `abs` of its own.
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    #[arg(long, value_name = "N", default_value_t = 8)]
     pub abs: u64,
     /// Growth a metric may show, in percent of its expected value (rounded
     /// up), when the baseline sets no `pct`; the larger of the two counts.

@@ -219,6 +219,7 @@ fn run_gate(args: &cowprof::cli::GateArgs) -> ExitCode {
         measure: MeasureOptions {
             path_map: j.path_map.clone(),
             symbols: j.symbols,
+            exclude_comm: gate::measure::own_comm(),
         },
         defaults: Tolerance {
             abs: j.abs,

@@ -24,6 +24,19 @@ pub struct MeasureOptions {
     pub path_map: Vec<(String, String)>,
     /// Also gate per data symbol.
     pub symbols: bool,
+    /// Leave out the events of processes with this name: cowprof's own,
+    /// whose forked child runs cowprof's code until it execs the command
+    /// (a few faults, in some runs and not others).
+    pub exclude_comm: Option<String>,
+}
+
+/// cowprof's own process name.
+#[must_use]
+pub fn own_comm() -> Option<String> {
+    std::fs::read_to_string("/proc/self/comm")
+        .ok()
+        .map(|c| c.trim_end().to_owned())
+        .filter(|c| !c.is_empty())
 }
 
 /// One run's metrics.
@@ -149,7 +162,11 @@ pub fn measure(profile: &Profile, options: &MeasureOptions) -> Result<Measuremen
         out.metrics.insert("copied_bytes".to_owned(), 0);
         return Ok(out);
     };
-    let events = events.cache();
+    let events = match &options.exclude_comm {
+        Some(comm) => events.filter(col("comm").neq(lit(comm.clone()))),
+        None => events,
+    }
+    .cache();
     let mut contributions: BTreeMap<String, BTreeMap<(&str, String), u64>> = BTreeMap::new();
     for family in FAMILIES {
         if family.name == "symbol" && !options.symbols {
@@ -286,6 +303,7 @@ mod tests {
                 ("/usr/lib/x86_64-linux-gnu/".into(), "LIB/".into()),
             ],
             symbols: false,
+            exclude_comm: None,
         };
         assert_eq!(options.map_path("/build/1234/bin/app"), "BUILD/bin/app");
         assert_eq!(
