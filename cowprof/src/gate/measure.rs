@@ -240,24 +240,29 @@ pub fn measure(profile: &Profile, options: &MeasureOptions) -> Result<Measuremen
     }
     contributions.insert("copied_bytes".to_owned(), bytes);
     for (metric, by) in contributions {
-        let mut list: Vec<Contributor> = Vec::new();
-        for (dimension, _) in DIMENSIONS {
-            let mut of: Vec<Contributor> = by
-                .iter()
-                .filter(|((d, _), _)| d == dimension)
-                .map(|((d, key), value)| Contributor {
-                    dimension: (*d).to_owned(),
-                    key: key.clone(),
-                    value: *value,
-                })
-                .collect();
-            of.sort_by(|a, b| b.value.cmp(&a.value).then_with(|| a.key.cmp(&b.key)));
-            of.truncate(CONTRIBUTORS);
-            list.extend(of);
-        }
-        out.contributors.insert(metric, list);
+        out.contributors.insert(metric, top_contributors(&by));
     }
     Ok(out)
+}
+
+/// The top contributors of each dimension, largest first.
+fn top_contributors(by: &BTreeMap<(&str, String), u64>) -> Vec<Contributor> {
+    let mut list: Vec<Contributor> = Vec::new();
+    for (dimension, _) in DIMENSIONS {
+        let mut of: Vec<Contributor> = by
+            .iter()
+            .filter(|((d, _), _)| d == dimension)
+            .map(|((d, key), value)| Contributor {
+                dimension: (*d).to_owned(),
+                key: key.clone(),
+                value: *value,
+            })
+            .collect();
+        of.sort_by(|a, b| b.value.cmp(&a.value).then_with(|| a.key.cmp(&b.key)));
+        of.truncate(CONTRIBUTORS);
+        list.extend(of);
+    }
+    list
 }
 
 /// The median of each metric over `runs` (a metric missing from a run
