@@ -185,6 +185,7 @@ fn bad_baselines_and_commands_are_one_line_and_exit_2() {
 }
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "one scenario, step by step")]
 fn junit_and_markdown_parse_and_compare_agrees_with_the_live_gate() {
     if !bpf_available() {
         return;
