@@ -256,6 +256,38 @@ mod tests {
     }
 
     #[test]
+    fn an_update_keeps_hand_set_tolerances_and_bounds() {
+        let measured = |n: u64| Measurement {
+            metrics: [
+                ("kind/cow_copy_anon".to_owned(), n),
+                ("copied_bytes".to_owned(), n * 4096),
+            ]
+            .into(),
+            contributors: BTreeMap::new(),
+        };
+        let env = Environment::default();
+        let mut first = Baseline::from_measurement(&measured(100), env.clone(), Vec::new(), None);
+        let hand = first.metrics.get_mut("kind/cow_copy_anon").unwrap();
+        hand.abs = Some(20);
+        hand.pct = Some(5.0);
+        hand.max = Some(150);
+        let text = serde_json::to_string(&first).unwrap();
+        let edited: Baseline = serde_json::from_str(&text).unwrap();
+        let second = Baseline::from_measurement(&measured(120), env, Vec::new(), Some(&edited));
+        let kept = &second.metrics["kind/cow_copy_anon"];
+        assert_eq!(kept.expected, 120, "the value is refreshed");
+        assert_eq!(
+            (kept.abs, kept.pct, kept.min, kept.max),
+            (Some(20), Some(5.0), None, Some(150))
+        );
+        assert_eq!(
+            second.metrics["copied_bytes"].abs, None,
+            "nothing set by hand there"
+        );
+        assert_eq!(second.schema_version, SCHEMA_VERSION);
+    }
+
+    #[test]
     fn environments_name_their_differences() {
         let a = Environment::here("tracepoint");
         let mut b = a.clone();
