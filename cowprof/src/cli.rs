@@ -177,6 +177,10 @@ pub struct TopArgs {
     /// Where `e` writes profile directories.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub export_dir: PathBuf,
+    /// No export: keep no spool of every event in $TMPDIR (it grows by about
+    /// 6 bytes per fault, which a long `top -a` on a busy host may not want).
+    #[arg(long, conflicts_with = "export_dir")]
+    pub no_export: bool,
     /// Where the command's stdout and stderr go (the screen is top's).
     #[arg(long, value_name = "FILE", default_value = "/dev/null")]
     pub command_output: PathBuf,

@@ -187,7 +187,7 @@ fn run_top(args: TopArgs) -> ExitCode {
     };
     let options = TopOptions {
         show,
-        export_dir: args.export_dir,
+        export_dir: (!args.no_export).then_some(args.export_dir),
         command_output: args.command_output,
         exit_when_done: args.exit_when_done,
     };

@@ -50,14 +50,17 @@ impl Live {
         target: Target,
         probe: ProbeOptions,
         command_output: &Path,
-        export_dir: &Path,
+        export_dir: Option<&Path>,
     ) -> Result<Self, TopError> {
         let (tx, reports) = newest::channel();
         let mut sinks = Sinks {
             reports: Some(tx),
             ..Sinks::default()
         };
-        let mut spool = Spool::open(&target, export_dir, &mut sinks)?;
+        let mut spool = match export_dir {
+            Some(dir) => Spool::open(&target, dir, &mut sinks)?,
+            None => None,
+        };
         let recording = Recording::start(
             RecordingOptions {
                 target,

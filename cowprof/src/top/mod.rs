@@ -71,8 +71,9 @@ pub enum Show {
 #[derive(Debug)]
 pub struct TopOptions {
     pub show: Show,
-    /// Where `e` writes profile directories.
-    pub export_dir: PathBuf,
+    /// Where `e` writes profile directories; `None`: no export, and no
+    /// spool of events.
+    pub export_dir: Option<PathBuf>,
     /// Where the command's output goes.
     pub command_output: PathBuf,
     /// Leave when the command (or the replay) ends.
@@ -175,7 +176,12 @@ pub fn run(options: TopOptions) -> Result<(), TopError> {
             // Before the probes load: nothing to undo.
             need_terminal()?;
             let describe = target.describe();
-            let live = Live::start(target, probe, &options.command_output, &options.export_dir)?;
+            let live = Live::start(
+                target,
+                probe,
+                &options.command_output,
+                options.export_dir.as_deref(),
+            )?;
             let target = match live.child_pid() {
                 Some(pid) => format!("{describe} (pid {pid})"),
                 None => describe,

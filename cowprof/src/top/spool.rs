@@ -170,4 +170,8 @@ mod plain {
 }
 
 /// The line `e` shows without a spool.
-pub const NO_SPOOL: &str = "this cowprof was built without profiles (the `parquet` feature)";
+pub const NO_SPOOL: &str = if cfg!(feature = "parquet") {
+    "export is off: top runs with --no-export"
+} else {
+    "this cowprof was built without profiles (the `parquet` feature)"
+};

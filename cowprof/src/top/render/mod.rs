@@ -15,7 +15,7 @@ use ratatui::{
 use super::app::App;
 
 /// Styles, plain when `NO_COLOR` is set.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Theme {
     pub title: Style,
     pub header: Style,
@@ -33,8 +33,14 @@ impl Theme {
     /// Colors, unless `NO_COLOR` is set (to anything but the empty string).
     #[must_use]
     pub fn from_env() -> Self {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        if no_color {
+        Self::for_no_color(std::env::var_os("NO_COLOR").as_deref())
+    }
+
+    /// The theme for a `NO_COLOR` of `value` (<https://no-color.org>: set
+    /// and not empty turns colors off).
+    #[must_use]
+    pub fn for_no_color(value: Option<&std::ffi::OsStr>) -> Self {
+        if value.is_some_and(|v| !v.is_empty()) {
             Self::plain()
         } else {
             Self::color()

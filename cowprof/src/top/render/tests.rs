@@ -135,3 +135,24 @@ fn an_empty_recording_says_so() {
     let text = screen(&mut app, 80, 24);
     assert!(text.contains("no COW faults yet"), "{text}");
 }
+
+#[test]
+fn no_color_turns_colors_off_when_set_and_not_empty() {
+    use std::ffi::OsStr;
+    assert_eq!(Theme::for_no_color(Some(OsStr::new("1"))), Theme::plain());
+    assert_eq!(Theme::for_no_color(None), Theme::color());
+    assert_eq!(Theme::for_no_color(Some(OsStr::new(""))), Theme::color());
+    // The plain theme carries meaning without color: no foreground or
+    // background anywhere.
+    let plain = Theme::plain();
+    for style in [
+        plain.title,
+        plain.header,
+        plain.selected,
+        plain.tab,
+        plain.warn,
+        plain.hot,
+    ] {
+        assert_eq!((style.fg, style.bg), (None, None));
+    }
+}
