@@ -116,7 +116,12 @@ fn judge_one(
     current: Option<u64>,
     defaults: Tolerance,
 ) -> (Status, String, u64) {
-    let allowed = metric.tolerance(defaults).allowed(metric.expected);
+    let mut tolerance = metric.tolerance(defaults);
+    if name.ends_with("_bytes") {
+        // A bytes metric moves a page at a time: its `abs` counts pages.
+        tolerance.abs = tolerance.abs.saturating_mul(crate::resolve::PAGE);
+    }
+    let allowed = tolerance.allowed(metric.expected);
     let value = current.unwrap_or(0);
     if let Some(max) = metric.max.filter(|m| value > *m) {
         return (Status::Regression, format!("over its max {max}"), allowed);
@@ -138,7 +143,6 @@ fn judge_one(
             allowed,
         )
     } else if current.is_none() {
-        let _ = name;
         (Status::Pass, "missing".to_owned(), allowed)
     } else {
         (Status::Pass, String::new(), allowed)
@@ -310,6 +314,20 @@ mod tests {
             .unwrap();
         assert_eq!(new.status, Status::Regression);
         assert!(new.reason.starts_with("new"));
+    }
+
+    #[test]
+    fn a_bytes_metric_allows_abs_pages() {
+        let b = baseline(&[("copied_bytes", 34 * 4096)]);
+        let v = judge(
+            &b,
+            &measured(&[("copied_bytes", 35 * 4096)], "w"),
+            &BTreeMap::new(),
+            DEFAULTS,
+            false,
+        );
+        assert!(v.passed(), "one page more is within abs 4 pages");
+        assert_eq!(v.lines[0].allowed, 4 * 4096);
     }
 
     #[test]
