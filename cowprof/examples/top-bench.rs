@@ -10,9 +10,9 @@
 use std::{sync::Arc, time::Duration, time::Instant};
 
 use cowprof::top::{
-    app::{App, Meta},
+    app::App,
     fixture,
-    keymap::{Action, Mode},
+    keymap::Action,
     render::{draw, Theme},
 };
 use ratatui::{backend::TestBackend, Terminal};
@@ -66,15 +66,7 @@ fn main() {
         .unwrap_or(200)
         .max(1);
     let report = Arc::new(fixture::report_with(10_000, 50_000));
-    let mut app = App::new(
-        Mode::Live,
-        Meta {
-            strategy: "tracepoint".into(),
-            target: "bench".into(),
-            speed: 1.0,
-            ..Meta::default()
-        },
-    );
+    let mut app = fixture::live_app("bench");
     app.update(Arc::clone(&report), Duration::from_secs(1));
     let mut out = serde_json::json!({
         "mappings": report.views.values().map(Vec::len).max().unwrap_or(0),

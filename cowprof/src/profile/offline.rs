@@ -44,17 +44,31 @@ pub(crate) fn polars_error(profile: &Profile, err: &polars::prelude::PolarsError
     }
 }
 
+/// A lazy scan of the Parquet file at `path`.
+fn scan(path: &std::path::Path) -> PolarsResult<LazyFrame> {
+    LazyFrame::scan_parquet(
+        PlRefPath::new(path.to_string_lossy().into_owned()),
+        ScanArgsParquet::default(),
+    )
+}
+
+/// The profile's end table `name` (`pages.parquet`, …), if it has one.
+///
+/// # Errors
+/// When the file cannot be scanned.
+pub(crate) fn table(profile: &Profile, name: &str) -> Result<Option<LazyFrame>, ProfileError> {
+    let Some(path) = profile.table(name)? else {
+        return Ok(None);
+    };
+    scan(&path).map(Some).map_err(|e| polars_error(profile, &e))
+}
+
 /// All events of `profile` that pass `filters`, oldest first.
 pub(crate) fn events(profile: &Profile, filters: &Filters) -> PolarsResult<Option<LazyFrame>> {
     let scans = profile
         .parts
         .iter()
-        .map(|p| {
-            LazyFrame::scan_parquet(
-                PlRefPath::new(p.to_string_lossy().into_owned()),
-                ScanArgsParquet::default(),
-            )
-        })
+        .map(|p| scan(p))
         .collect::<PolarsResult<Vec<_>>>()?;
     if scans.is_empty() {
         return Ok(None);
@@ -255,16 +269,11 @@ fn processes(events: &LazyFrame) -> PolarsResult<Vec<ProcessSummary>> {
 /// The touch map from `pages.parquet`, per image and section, with each
 /// process's written pages from the events.
 fn waste(profile: &Profile, events: &LazyFrame) -> Result<Vec<ImageWaste>, ProfileError> {
-    let Some(path) = profile.table("pages.parquet")? else {
+    let Some(pages) = table(profile, "pages.parquet")? else {
         return Ok(Vec::new());
     };
     let err = |e: polars::prelude::PolarsError| polars_error(profile, &e);
-    let pages = LazyFrame::scan_parquet(
-        PlRefPath::new(path.to_string_lossy().into_owned()),
-        ScanArgsParquet::default(),
-    )
-    .and_then(LazyFrame::collect)
-    .map_err(err)?;
+    let pages = pages.collect().map_err(err)?;
     let per_process = events
         .clone()
         .filter(col("image").is_not_null())

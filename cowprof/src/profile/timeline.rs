@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use cowprof_common::Kind;
-use polars::prelude::{col, DataType, LazyFrame, PlRefPath, ScanArgsParquet};
+use polars::prelude::{col, DataType, LazyFrame};
 
 use super::{
     offline::{self, counts, number, polars_error, text, Filters},
@@ -164,19 +164,14 @@ fn kind_named(name: &str) -> Option<Kind> {
 /// Every writable page of the images written, from `pages.parquet`, with
 /// what the events until now wrote there.
 fn pages(profile: &Profile, events: &LazyFrame) -> Result<Vec<PageRow>, ProfileError> {
-    let Some(path) = profile.table("pages.parquet")? else {
+    let Some(all) = offline::table(profile, "pages.parquet")? else {
         return Ok(Vec::new());
     };
     let err = |e: polars::prelude::PolarsError| polars_error(profile, &e);
-    let all = LazyFrame::scan_parquet(
-        PlRefPath::new(path.to_string_lossy().into_owned()),
-        ScanArgsParquet::default(),
-    )
-    .and_then(|lf| {
-        lf.select([col("image"), col("page"), col("section")])
-            .collect()
-    })
-    .map_err(err)?;
+    let all = all
+        .select([col("image"), col("page"), col("section")])
+        .collect()
+        .map_err(err)?;
     let written = events
         .clone()
         .filter(col("image").is_not_null())

@@ -7,6 +7,10 @@ use cowprof_common::Kind;
 use crate::{
     report::{ImageWaste, PageRow, ProcessMappingRow, ProcessSummary, Report, Row, Waste},
     state::{KindCounts, LatencySummary, View},
+    top::{
+        app::{App, Meta},
+        keymap::Mode,
+    },
 };
 
 fn counts(copies: u64, reuses: u64) -> KindCounts {
@@ -214,4 +218,19 @@ pub fn report_with(mappings: usize, pages: usize) -> Report {
 #[must_use]
 pub fn report() -> Report {
     report_with(3, 0)
+}
+
+/// A live screen's state, before any report: probe strategy `tracepoint`,
+/// target `target`.
+#[must_use]
+pub fn live_app(target: &str) -> App {
+    App::new(
+        Mode::Live,
+        Meta {
+            strategy: "tracepoint".into(),
+            target: target.into(),
+            speed: 1.0,
+            ..Meta::default()
+        },
+    )
 }

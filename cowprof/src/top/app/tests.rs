@@ -8,15 +8,7 @@ use crate::state::KindCounts;
 use crate::top::fixture;
 
 fn app() -> App {
-    let mut app = App::new(
-        Mode::Live,
-        Meta {
-            strategy: "tracepoint".into(),
-            target: "kv-server".into(),
-            speed: 1.0,
-            ..Meta::default()
-        },
-    );
+    let mut app = fixture::live_app("kv-server");
     app.update(Arc::new(fixture::report()), Duration::from_secs(1));
     app
 }

@@ -15,15 +15,7 @@ use crate::top::{
 };
 
 fn app() -> App {
-    let mut app = App::new(
-        Mode::Live,
-        Meta {
-            strategy: "tracepoint".into(),
-            target: "kv-server --port 6379 (pid 4242)".into(),
-            speed: 1.0,
-            ..Meta::default()
-        },
-    );
+    let mut app = fixture::live_app("kv-server --port 6379 (pid 4242)");
     let mut earlier = fixture::report();
     earlier.totals = crate::state::KindCounts::default();
     app.update(Arc::new(earlier), Duration::from_secs(41));
@@ -32,8 +24,12 @@ fn app() -> App {
 }
 
 fn screen(app: &mut App, width: u16, height: u16) -> String {
+    screen_at(app, width, height, Instant::now())
+}
+
+/// The screen drawn at `now` (pauses are shown relative to it).
+fn screen_at(app: &mut App, width: u16, height: u16, now: Instant) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
-    let now = Instant::now();
     terminal
         .draw(|f| draw(f, app, &Theme::plain(), now))
         .expect("draws");
@@ -117,11 +113,7 @@ fn paused_with_lost_events_and_a_filter() {
         for c in "kv".chars() {
             app.text_input(crate::top::keymap::Key::Char(c));
         }
-        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
-        terminal
-            .draw(|f| draw(f, &mut app, &Theme::plain(), t0 + Duration::from_secs(7)))
-            .expect("draws");
-        let text = terminal.backend().to_string();
+        let text = screen_at(&mut app, width, height, t0 + Duration::from_secs(7));
         assert!(text.contains("PAUSED 00:00:07"), "{text}");
         assert!(text.contains("LOST 1,234 EVENTS"), "{text}");
         assert!(text.contains("filter: kv"), "{text}");
