@@ -41,6 +41,12 @@
 //!   all). With a
 //!   small ring buffer the files' path records meet a full buffer.
 //!
+//! - `many-comms`: first-touch N anon pages, then `--read C` times fork a
+//!   child that names itself `cwNNNNNN` (its index) and writes all N (C
+//!   short-lived processes with distinct comms, N `cow_copy_anon` each).
+//!   A child's faults before it names itself (its stack, libc's data) are
+//!   its parent's comm's: under its own comm it has exactly N copies.
+//!
 //! With `--wait` the workload reports its pid and then blocks until a line
 //! arrives on stdin, so a profiler can attach with `-p` first.
 //!
@@ -323,6 +329,28 @@ fn touched_anon_on_one_cpu(n: usize) -> *mut u8 {
     base
 }
 
+/// `many-comms`: see the module docs.
+fn many_comms(args: &Args) {
+    let n = args.pages;
+    let base = touched_anon_on_one_cpu(n);
+    report(args, base, None);
+    for i in 0..args.read.max(1) {
+        fork_child(|| {
+            // The name is built on the stack: freeing a heap buffer after
+            // the rename would write (and copy) a heap page under it.
+            let mut comm = *b"cw000000\0";
+            let mut rest = i;
+            for digit in comm[2..8].iter_mut().rev() {
+                *digit = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+                rest /= 10;
+            }
+            // SAFETY: a NUL-terminated name; the kernel copies it.
+            unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr()) };
+            write_pages(base, 0..n, 2);
+        });
+    }
+}
+
 /// `fork-anon`: see the module docs.
 /// The extra pages of `fork-anon --extra`: written by a function of its
 /// own, which the gate's report should name.
@@ -480,6 +508,7 @@ fn main() {
             println!("ns_per_fork={mean:.1}");
         }
         "fork-time" => fork_time(&args),
+        "many-comms" => many_comms(&args),
         "fork-paced" => {
             let base = map(n, anon, -1);
             no_huge(base, n);

@@ -26,6 +26,9 @@ pub mod exit {
     /// `--exact` was asked for and the accounting is incomplete (events
     /// lost, or counters unreadable).
     pub const INEXACT: u8 = 7;
+    /// `serve`: the listen address cannot be bound (in use, or not one of
+    /// this host's).
+    pub const LISTEN: u8 = 11;
 }
 
 /// A copy-on-write fault profiler: who pays for COW faults, where, and how much.
@@ -33,7 +36,7 @@ pub mod exit {
 #[command(
     name = "cowprof",
     version,
-    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 privileges, 4 unsupported kernel, 5 target, 6 output, 7 inexact (with --exact)."
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 privileges, 4 unsupported kernel, 5 target, 6 output, 7 inexact (with --exact), 11 serve cannot listen."
 )]
 pub struct Cli {
     /// Write cowprof's own log to this file (level from `RUST_LOG`, default info).
@@ -61,6 +64,12 @@ pub enum Command {
     /// two. Exit codes: 6 output, 8 not a profile, 9 corrupt file or
     /// manifest, 10 unknown schema version.
     Report(ReportArgs),
+    /// Serve COW-fault metrics to Prometheus (`/metrics`, in the
+    /// Prometheus text format or OpenMetrics) and `/healthz`, on loopback
+    /// unless `--listen` names another address. Traces every process
+    /// unless -p or a command is given. Exit codes: 2 a bad --listen,
+    /// 11 the address cannot be bound.
+    Serve(ServeArgs),
     /// Show what this kernel supports, the strategy cowprof would choose,
     /// and how to fix what is missing. Exits 0 when some strategy works.
     Doctor {
@@ -192,6 +201,37 @@ pub struct TopArgs {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RINGBUF_BYTES)]
     pub ringbuf_size: u32,
     /// Probe strategy: the best available (auto), or force one.
+    #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
+    pub probe: ProbeChoice,
+}
+
+/// `serve`'s arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Listen on this address and port. The default is loopback only: the
+    /// labels carry process and file names.
+    #[arg(long, value_name = "HOST:PORT", default_value = crate::serve::DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Label values (comms, images, and sections or symbols when asked
+    /// for) with series of their own; the rest are summed under "other".
+    #[arg(long, value_name = "K", default_value_t = 20)]
+    pub top: usize,
+    /// Keep a label value's series this long after the last process that
+    /// used it has exited.
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// Also count faults per ELF section (`cowprof_cow_section_faults_total`).
+    #[arg(long)]
+    pub sections: bool,
+    /// Also count faults per data symbol (`cowprof_cow_symbol_faults_total`).
+    #[arg(long)]
+    pub symbols: bool,
+    /// Ring-buffer size in bytes (a power of two, at least a page).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RINGBUF_BYTES)]
+    pub ringbuf_size: u32,
+    /// Probe strategy.
     #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
     pub probe: ProbeChoice,
 }

@@ -22,7 +22,9 @@ use crate::{
     probe::{CountedProcess, ProbeError, ProbeStats, Probes, ProgramStat},
     report::{
         events::{EventNames, EventRow},
-        naming, Report,
+        naming,
+        tallies::{Tallies, TallyBatch, TallyLabels},
+        Report,
     },
     resolve::Resolver,
     state::{KindCounts, SnapshotOptions, State, View},
@@ -49,6 +51,12 @@ pub struct CollectorOptions {
     pub touch_map: bool,
     /// Keep each process's faults per mapping (`Report::process_mappings`).
     pub process_mappings: bool,
+    /// Keep no state (so no reports but empty ones): for the exporter,
+    /// whose own state is bounded, where a long system-wide run would
+    /// otherwise keep a row for every process it ever saw.
+    pub stateless: bool,
+    /// The optional labels of the exporter's tallies.
+    pub tally_labels: TallyLabels,
 }
 
 /// Where the collector sends data.
@@ -60,6 +68,9 @@ pub struct Sinks {
     pub events: Option<SyncSender<Vec<FaultEvent>>>,
     /// Every fault, named, in batches.
     pub rows: Option<SyncSender<Vec<EventRow>>>,
+    /// Faults summed per label set, named, at most every
+    /// [`Tallies::FLUSH`]; what does not fit waits for the next batch.
+    pub tallies: Option<crossbeam_channel::Sender<TallyBatch>>,
 }
 
 /// What sinks could not take.
@@ -111,11 +122,17 @@ struct Run {
     batch: Vec<FaultEvent>,
     rows: Vec<EventRow>,
     names: EventNames,
+    tallies: Tallies,
+    tallied: Instant,
+    stats_read: Instant,
     drops: SinkDrops,
     undecodable: u64,
     stats: ProbeStats,
     warnings: Vec<String>,
 }
+
+/// How often the kernel's counters go out with the tallies.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Run {
     /// Drains up to `limit` records. Returns how many there were.
@@ -128,13 +145,20 @@ impl Run {
             batch,
             rows,
             names,
+            tallies,
             undecodable,
+            options,
             ..
         } = self;
         let n = probes.drain(limit, |bytes| match decode(bytes) {
             Ok(Decoded::Fault(event)) => {
                 if let Some(resolved) = resolver.resolve(&event) {
-                    state.apply(&resolved);
+                    if !options.stateless {
+                        state.apply(&resolved);
+                    }
+                    if sinks.tallies.is_some() {
+                        tallies.add(&resolved);
+                    }
                     if sinks.rows.is_some() {
                         rows.push(names.row(&event, &resolved, resolver));
                     }
@@ -150,7 +174,41 @@ impl Run {
             }
         });
         self.flush_events();
+        if self.tallied.elapsed() >= Tallies::FLUSH {
+            self.flush_tallies();
+        }
         n
+    }
+
+    /// Sends the tallies when the exporter has room for them; otherwise
+    /// they keep summing (nothing is lost, the next batch is larger).
+    fn flush_tallies(&mut self) {
+        let Some(full) = self
+            .sinks
+            .tallies
+            .as_ref()
+            .map(crossbeam_channel::Sender::is_full)
+        else {
+            return;
+        };
+        self.tallied = Instant::now();
+        let stats_due = self.stats_read.elapsed() >= STATS_INTERVAL;
+        if (self.tallies.is_empty() && !stats_due) || full {
+            return;
+        }
+        let mut batch = self.tallies.take(&mut self.names, &self.resolver);
+        if stats_due {
+            self.read_stats();
+            self.stats_read = Instant::now();
+            batch.stats = Some(self.stats);
+        }
+        // The collector is the only sender: a channel that was not full
+        // still has room.
+        if let Some(tx) = &self.sinks.tallies {
+            if let Err(crossbeam_channel::TrySendError::Disconnected(_)) = tx.try_send(batch) {
+                self.sinks.tallies = None;
+            }
+        }
     }
 
     fn flush_events(&mut self) {
@@ -224,6 +282,9 @@ impl Run {
             });
             if self.drain(BATCH) < BATCH {
                 let _ = self.probes.wait(wait);
+                if self.tallied.elapsed() >= Tallies::FLUSH {
+                    self.flush_tallies();
+                }
             }
             if let (Some(due), Some(tick)) = (next_tick, self.options.tick) {
                 if Instant::now() >= due {
@@ -252,6 +313,12 @@ impl Run {
     }
 
     fn finish(mut self) -> Final {
+        if let Some(tx) = self.sinks.tallies.take() {
+            let mut batch = self.tallies.take(&mut self.names, &self.resolver);
+            self.read_stats();
+            batch.stats = Some(self.stats);
+            let _ = tx.send_timeout(batch, Duration::from_secs(1));
+        }
         let counted = self.probes.process_counts();
         let read = self.probes.stats();
         let mut warnings = account_end(&mut self.state, &mut self.stats, counted, read);
@@ -348,6 +415,8 @@ impl Collector {
             .name("cowprof-collector".into())
             .spawn(move || {
                 let resolver = Resolver::new(probes.take_stacks());
+                let now = Instant::now();
+                let tallies = Tallies::new(options.tally_labels);
                 let run = Run {
                     probes,
                     resolver,
@@ -361,6 +430,9 @@ impl Collector {
                     batch: Vec::new(),
                     rows: Vec::new(),
                     names: EventNames::default(),
+                    tallies,
+                    tallied: now,
+                    stats_read: now.checked_sub(STATS_INTERVAL).unwrap_or(now),
                     drops: SinkDrops::default(),
                     undecodable: 0,
                     stats: ProbeStats::default(),

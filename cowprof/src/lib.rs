@@ -18,6 +18,7 @@ pub mod record;
 pub mod recording;
 pub mod report;
 pub mod resolve;
+pub mod serve;
 pub mod sink;
 pub mod state;
 pub mod target;

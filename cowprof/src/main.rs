@@ -13,7 +13,7 @@ use std::{
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser as _};
 use cowprof::{
-    cli::{exit, Cli, Command, RecordArgs, ReportArgs, TopArgs},
+    cli::{exit, Cli, Command, RecordArgs, ReportArgs, ServeArgs, TopArgs},
     probe::{ProbeError, ProbeOptions},
     record::{record, RecordOptions},
     recording::RecordError,
@@ -64,6 +64,7 @@ fn main() -> ExitCode {
         Command::Top(args) => run_top(args),
         Command::Gate(args) => run_gate(&args),
         Command::Report(args) => run_report(&args),
+        Command::Serve(args) => run_serve(args),
         Command::Doctor { json } => {
             let doctor = cowprof::doctor::Doctor::examine();
             let text = if json {
@@ -201,6 +202,57 @@ fn run_top(args: TopArgs) -> ExitCode {
                 TopError::Terminal(_) => exit::USAGE,
                 TopError::Thread(_) => exit::FAILURE,
                 TopError::NoProfiles => exit::USAGE,
+            };
+            fail(code, &err)
+        }
+    }
+}
+
+fn run_serve(args: ServeArgs) -> ExitCode {
+    use cowprof::serve::{self, exporter::Limits, ServeError, ServeOptions};
+    let target = if args.target.pid.is_none() && args.target.command.is_empty() {
+        Some(cowprof::target::Target::SystemWide)
+    } else {
+        args.target.target()
+    };
+    let Some(target) = target else {
+        return fail(
+            exit::USAGE,
+            &"serve takes one target: -p PID, -a (the default) or -- CMD",
+        );
+    };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    if let Err(err) = ctrlc::set_handler(move || flag.store(true, Ordering::Release)) {
+        return fail(exit::FAILURE, &format!("cannot handle Ctrl-C: {err}"));
+    }
+    let options = ServeOptions {
+        listen: args.listen,
+        target,
+        probe: ProbeOptions {
+            system_wide: false,
+            ringbuf_bytes: args.ringbuf_size,
+            debug: false,
+            strategy: args.probe.strategy(),
+            stacks: false,
+            count_only: false,
+            program_stats: false,
+        },
+        limits: Limits {
+            top: args.top,
+            grace: args.grace,
+            sections: args.sections,
+            symbols: args.symbols,
+        },
+    };
+    match serve::run(&options, &interrupted) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let code = match &err {
+                ServeError::BadListen(_) => exit::USAGE,
+                ServeError::Listen { .. } => exit::LISTEN,
+                ServeError::Record(err) => record_exit_code(err),
+                ServeError::Thread(_) => exit::FAILURE,
             };
             fail(code, &err)
         }

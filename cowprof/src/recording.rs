@@ -62,6 +62,7 @@ pub struct Recording {
     child: Option<HeldChild>,
     watch: Option<PidWatch>,
     strategy: Strategy,
+    programs: usize,
     record_started: Instant,
     started: Instant,
     attach_s: f64,
@@ -102,6 +103,7 @@ impl Recording {
         probe_options.system_wide = options.target == Target::SystemWide;
         let mut probes = Probes::load(probe_options)?;
         let strategy = probes.strategy();
+        let programs = probes.attached().len();
         let mut child = None;
         match &options.target {
             Target::Command(argv) => {
@@ -119,6 +121,7 @@ impl Recording {
             child,
             watch,
             strategy,
+            programs,
             record_started,
             started: Instant::now(),
             attach_s: 0.0,
@@ -144,6 +147,12 @@ impl Recording {
     #[must_use]
     pub fn strategy(&self) -> Strategy {
         self.strategy
+    }
+
+    /// The BPF programs attached.
+    #[must_use]
+    pub fn programs(&self) -> usize {
+        self.programs
     }
 
     /// Starts the counts over (see [`Collector::reset`]).

@@ -190,12 +190,14 @@ fn mount_tracefs() {
 
 /// The Python packages the tests check outputs with, as (`PyPI` name,
 /// import name): profiles with pyarrow and `DuckDB`, the gate's `JUnit` XML
-/// with junitparser and its markdown with markdown-it-py (GFM tables).
+/// with junitparser and its markdown with markdown-it-py (GFM tables), the
+/// exporter's OpenMetrics with `prometheus_client`'s strict parser.
 const PYTHON_PACKAGES: &[(&str, &str)] = &[
     ("pyarrow", "pyarrow"),
     ("duckdb", "duckdb"),
     ("junitparser", "junitparser"),
     ("markdown-it-py", "markdown_it"),
+    ("prometheus_client", "prometheus_client"),
 ];
 
 /// A Python with pyarrow and `DuckDB`, in a virtual environment cached in
@@ -242,23 +244,54 @@ pub fn python() -> Result<PathBuf> {
     Ok(python)
 }
 
-/// tmux, which the end-to-end test of `cowprof top` drives; installed
-/// from Debian when missing.
-pub fn tmux() -> Result<()> {
-    let found = || Command::new("tmux").arg("-V").output().is_ok();
-    if found() {
+/// Debian packages the tests drive, as (a command it provides, package,
+/// what for): tmux for the end-to-end test of `cowprof top`, and a real
+/// Prometheus (with promtool) for the exporter's.
+const DEBIAN_PACKAGES: &[(&str, &str, &str)] = &[
+    ("tmux", "tmux", "the end-to-end test of top"),
+    ("prometheus", "prometheus", "the exporter's Prometheus test"),
+    (
+        "promtool",
+        "prometheus",
+        "checking the exporter's rules and metrics",
+    ),
+];
+
+/// Installs the [`DEBIAN_PACKAGES`] whose commands are missing (apt, as
+/// root). Debian's prometheus package does not start its service here
+/// (no init system runs it); the tests start their own.
+pub fn debian_tools() -> Result<()> {
+    let found = |cmd: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {cmd}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let mut missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .filter(|(cmd, _, _)| !found(cmd))
+        .map(|(_, package, _)| *package)
+        .collect();
+    missing.dedup();
+    if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: installing tmux (apt) for the end-to-end test of top");
+    for (_, package, why) in DEBIAN_PACKAGES
+        .iter()
+        .filter(|(_, p, _)| missing.contains(p))
+    {
+        eprintln!("xtask: installing {package} (apt) for {why}");
+    }
     status(Command::new("apt-get").args(["update", "-qq"]))?;
     status(
         Command::new("apt-get")
-            .args(["install", "-y", "-qq", "--no-install-recommends", "tmux"])
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
-    .context("installing tmux (needs root)")?;
-    if !found() {
-        bail!("tmux is not on PATH after installing it");
+    .with_context(|| format!("installing {} (needs root)", missing.join(", ")))?;
+    if let Some((cmd, _, _)) = DEBIAN_PACKAGES.iter().find(|(cmd, _, _)| !found(cmd)) {
+        bail!("{cmd} is not on PATH after installing it");
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ pub fn run(with_lint: bool) -> Result<()> {
     // Profiles are read back by pyarrow and DuckDB too.
     let python = setup::python()?;
     // `top` is driven in a real terminal.
-    setup::tmux()?;
+    setup::debian_tools()?;
     setup::status(
         env.cargo()
             .args([

@@ -10,7 +10,7 @@ use super::naming::Namer;
 use crate::{
     decode::comm_str,
     resolve::{
-        keys::{MappingKey, Resolved, StackKey, TextId},
+        keys::{MapKey, MappingKey, Resolved, StackKey, TextId},
         writers::file_offset,
         Resolver,
     },
@@ -55,7 +55,7 @@ pub struct EventRow {
 #[derive(Default)]
 pub struct EventNames {
     comms: HashMap<[u8; COMM_LEN], Arc<str>>,
-    mappings: HashMap<crate::resolve::keys::MapKey, Arc<str>>,
+    mappings: HashMap<MapKey, Arc<str>>,
     images: HashMap<FileKey, Arc<str>>,
     sections: HashMap<(FileKey, Option<u32>), Arc<str>>,
     symbols: HashMap<(FileKey, u32), Arc<str>>,
@@ -71,44 +71,73 @@ fn cached<K: std::hash::Hash + Eq + Copy>(
 }
 
 impl EventNames {
+    /// A comm's name.
+    pub fn comm(&mut self, comm: [u8; COMM_LEN]) -> Arc<str> {
+        cached(&mut self.comms, comm, || comm_str(&comm))
+    }
+
+    /// A mapping's name (see [`EventRow::mapping`]).
+    pub fn mapping(&mut self, map: MapKey, resolver: &Resolver) -> Arc<str> {
+        cached(&mut self.mappings, map, || {
+            Namer::new(resolver).mapping(&map)
+        })
+    }
+
+    /// An image's path.
+    pub fn image(&mut self, image: FileKey, resolver: &Resolver) -> Arc<str> {
+        cached(&mut self.images, image, || {
+            Namer::new(resolver).path(&image)
+        })
+    }
+
+    /// A section's name (`?` when unknown).
+    pub fn section(&mut self, image: FileKey, index: Option<u32>, resolver: &Resolver) -> Arc<str> {
+        cached(&mut self.sections, (image, index), || {
+            Namer::new(resolver).section(&image, index)
+        })
+    }
+
+    /// A data symbol's name.
+    pub fn symbol(&mut self, image: FileKey, index: u32, resolver: &Resolver) -> Arc<str> {
+        cached(&mut self.symbols, (image, index), || {
+            Namer::new(resolver).symbol(&image, Some(index))
+        })
+    }
+
+    fn text(&mut self, id: TextId, resolver: &Resolver) -> Arc<str> {
+        cached(&mut self.texts, id, || resolver.text(id).to_owned())
+    }
+
     /// Names one resolved fault.
     pub fn row(&mut self, event: &FaultEvent, r: &Resolved, resolver: &Resolver) -> EventRow {
-        let namer = Namer::new(resolver);
         let MappingKey { map, .. } = r.mapping;
         let image = r.loc.image;
-        let text = |texts: &mut HashMap<TextId, Arc<str>>, id: TextId| {
-            cached(texts, id, || resolver.text(id).to_owned())
-        };
         EventRow {
             ts_ns: r.ts_ns,
             pid: r.pid,
             tid: r.tid,
             cpu: u32::from(event.cpu),
-            comm: cached(&mut self.comms, r.comm, || comm_str(&r.comm)),
+            comm: self.comm(r.comm),
             kind: r.kind.name(),
             address: event.addr,
             page: r.loc.page,
             file_offset: (event.vma.file_backed != 0)
                 .then(|| file_offset(event.addr, event.vma.vm_start, event.vma.vm_pgoff)),
-            mapping: cached(&mut self.mappings, map, || namer.mapping(&map)),
+            mapping: self.mapping(map, resolver),
             mapping_start: event.vma.vm_start,
             mapping_end: event.vma.vm_end,
             anon: event.vma.file_backed == 0,
-            image: image.map(|key| cached(&mut self.images, key, || namer.path(&key))),
-            section: image.map(|key| {
-                cached(&mut self.sections, (key, r.loc.section), || {
-                    namer.section(&key, r.loc.section)
-                })
-            }),
-            symbol: image.zip(r.loc.symbol).map(|(key, i)| {
-                cached(&mut self.symbols, (key, i), || namer.symbol(&key, Some(i)))
-            }),
-            writer: text(&mut self.texts, r.instruction),
-            writer_function: text(&mut self.texts, r.writer),
+            image: image.map(|key| self.image(key, resolver)),
+            section: image.map(|key| self.section(key, r.loc.section, resolver)),
+            symbol: image
+                .zip(r.loc.symbol)
+                .map(|(key, i)| self.symbol(key, i, resolver)),
+            writer: self.text(r.instruction, resolver),
+            writer_function: self.text(r.writer, resolver),
             writer_ip: event.ip,
             latency_ns: r.latency_ns,
             stack: match r.stack {
-                StackKey::Stack(id) => Some(text(&mut self.texts, id)),
+                StackKey::Stack(id) => Some(self.text(id, resolver)),
                 StackKey::Missing => Some("[no stack]".into()),
                 StackKey::NotRecorded => None,
             },

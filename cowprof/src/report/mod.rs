@@ -3,6 +3,7 @@
 //! exporter). Built by [`naming`] in the collector thread.
 pub mod events;
 pub mod naming;
+pub mod tallies;
 
 use std::collections::BTreeMap;
 

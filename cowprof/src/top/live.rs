@@ -71,6 +71,7 @@ impl Live {
                     top: Some(TOP_ROWS),
                     touch_map: true,
                     process_mappings: true,
+                    ..CollectorOptions::default()
                 },
                 announce: false,
                 command_output: Some(command_output.to_owned()),

@@ -348,9 +348,8 @@ pub fn record_pid(files: &Files, mode: &str, extra: &[&str]) -> Recording {
     files.finish()
 }
 
-/// The test Python with pyarrow, `DuckDB`, junitparser and markdown-it-py
-/// (`cargo xtask test` makes it).
-#[cfg(feature = "parquet")]
+/// The test Python with pyarrow, `DuckDB`, junitparser, markdown-it-py and
+/// `prometheus_client` (`cargo xtask test` makes it).
 pub fn python() -> Option<PathBuf> {
     match std::env::var_os("COWPROF_PYTHON") {
         Some(p) => Some(PathBuf::from(p)),

@@ -14,6 +14,8 @@ mod kinds;
 mod pipeline;
 #[cfg(feature = "parquet")]
 mod profiles;
+mod prometheus;
+mod serve;
 mod smaps;
 mod targets;
 #[cfg(feature = "parquet")]

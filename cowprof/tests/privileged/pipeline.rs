@@ -65,6 +65,7 @@ fn reports_mid_run_grow_while_the_workload_runs() {
                 top: Some(5),
                 touch_map: false,
                 process_mappings: false,
+                ..CollectorOptions::default()
             },
             announce: true,
             command_output: None,

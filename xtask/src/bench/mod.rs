@@ -250,7 +250,7 @@ fn load_section(md: &mut String, load: &load::LoadResult, attach: &[f64]) -> Val
 pub fn run(options: &Options) -> Result<()> {
     let bins = build()?;
     if options.only_top {
-        setup::tmux()?;
+        setup::debian_tools()?;
         let mut md = String::new();
         top::run(
             &mut md,
@@ -298,7 +298,7 @@ pub fn run(options: &Options) -> Result<()> {
         &storm,
         &load::two_writers_script(&bins.cow_workload, options.events),
     )?;
-    setup::tmux()?;
+    setup::debian_tools()?;
     results["top"] = top::run(
         &mut md,
         &bins.cowprof,
