@@ -161,6 +161,20 @@ fn run_record(args: RecordArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The probes of the live verbs (`top`, `serve`): full attribution, no
+/// stacks.
+fn live_probe(ringbuf_bytes: u32, probe: cowprof::cli::ProbeChoice) -> ProbeOptions {
+    ProbeOptions {
+        system_wide: false,
+        ringbuf_bytes,
+        debug: false,
+        strategy: probe.strategy(),
+        stacks: false,
+        count_only: false,
+        program_stats: false,
+    }
+}
+
 fn run_top(args: TopArgs) -> ExitCode {
     let show = match (&args.replay, args.target.target()) {
         (Some(dir), None) => Show::Replay {
@@ -169,15 +183,7 @@ fn run_top(args: TopArgs) -> ExitCode {
         },
         (None, Some(target)) => Show::Live {
             target,
-            probe: ProbeOptions {
-                system_wide: false,
-                ringbuf_bytes: args.ringbuf_size,
-                debug: false,
-                strategy: args.probe.strategy(),
-                stacks: false,
-                count_only: false,
-                program_stats: false,
-            },
+            probe: live_probe(args.ringbuf_size, args.probe),
         },
         _ => {
             return fail(
@@ -229,15 +235,7 @@ fn run_serve(args: ServeArgs) -> ExitCode {
     let options = ServeOptions {
         listen: args.listen,
         target,
-        probe: ProbeOptions {
-            system_wide: false,
-            ringbuf_bytes: args.ringbuf_size,
-            debug: false,
-            strategy: args.probe.strategy(),
-            stacks: false,
-            count_only: false,
-            program_stats: false,
-        },
+        probe: live_probe(args.ringbuf_size, args.probe),
         limits: Limits {
             top: args.top,
             grace: args.grace,

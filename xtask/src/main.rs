@@ -53,6 +53,9 @@ enum Task {
         /// `bench/results.*` are left as they are).
         #[arg(long)]
         only_top: bool,
+        /// Run only the exporter's storm benchmark and print it.
+        #[arg(long, conflicts_with = "only_top")]
+        only_serve: bool,
     },
     /// Boot Debian's 6.1 and 6.12 cloud kernels under qemu and run the live
     /// suite under every probe strategy in each.
@@ -78,11 +81,13 @@ fn main() -> Result<()> {
             pages,
             events,
             only_top,
+            only_serve,
         } => bench::run(&bench::Options {
             pairs,
             pages,
             events,
             only_top,
+            only_serve,
         }),
         Task::VmTest { kernel, fresh } => {
             let env = setup::run()?;

@@ -384,36 +384,44 @@ impl Exporter {
             vec![(Dim::Comm, &row.comm), (Dim::Image, &row.image)];
         let section_key = row.section.as_ref().map(|s| pair(&row.image, s));
         if let (Some(key), Some(name)) = (&section_key, &row.section) {
-            let label = sections.add(key, copies, now);
-            let (image, section) = split(&label, &row.image, name);
-            for kind in Kind::ALL.into_iter().filter(|k| row.counts.get(*k) > 0) {
-                let labels = SectionLabels {
-                    kind: kind.name(),
-                    image: Arc::clone(&image),
-                    section: Arc::clone(&section),
-                };
-                self.sections
-                    .get_or_create(&labels)
-                    .inc_by(row.counts.get(kind));
-                self.section_series.insert(labels);
-            }
+            let place = Place {
+                key,
+                image: &row.image,
+                name,
+            };
+            place.count(
+                sections,
+                &self.sections,
+                &mut self.section_series,
+                row,
+                now,
+                |kind, image, section| SectionLabels {
+                    kind,
+                    image,
+                    section,
+                },
+            );
             held.push((Dim::Section, key));
         }
         let symbol_key = row.symbol.as_ref().map(|s| pair(&row.image, s));
         if let (Some(key), Some(name)) = (&symbol_key, &row.symbol) {
-            let label = symbols.add(key, copies, now);
-            let (image, symbol) = split(&label, &row.image, name);
-            for kind in Kind::ALL.into_iter().filter(|k| row.counts.get(*k) > 0) {
-                let labels = SymbolLabels {
-                    kind: kind.name(),
-                    image: Arc::clone(&image),
-                    symbol: Arc::clone(&symbol),
-                };
-                self.symbols
-                    .get_or_create(&labels)
-                    .inc_by(row.counts.get(kind));
-                self.symbol_series.insert(labels);
-            }
+            let place = Place {
+                key,
+                image: &row.image,
+                name,
+            };
+            place.count(
+                symbols,
+                &self.symbols,
+                &mut self.symbol_series,
+                row,
+                now,
+                |kind, image, symbol| SymbolLabels {
+                    kind,
+                    image,
+                    symbol,
+                },
+            );
             held.push((Dim::Symbol, key));
         }
         self.processes
@@ -535,6 +543,35 @@ fn errors(now: &ProbeStats, then: &ProbeStats) -> [(&'static str, u64, u64); 5] 
         ),
         (ERRORS[4], now.file_records_lost, then.file_records_lost),
     ]
+}
+
+/// A section or symbol of an image, and its key in its dimension.
+struct Place<'a> {
+    key: &'a Arc<str>,
+    image: &'a Arc<str>,
+    name: &'a Arc<str>,
+}
+
+impl Place<'_> {
+    /// Counts a row's faults under this place's labels (`other` for both
+    /// outside the top K).
+    fn count<L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug>(
+        &self,
+        dim: &mut Dimension,
+        family: &Family<L, Counter>,
+        series: &mut HashSet<L>,
+        row: &TallyRow,
+        now: Instant,
+        labels: fn(&'static str, Arc<str>, Arc<str>) -> L,
+    ) {
+        let label = dim.add(self.key, row.counts.copies(), now);
+        let (image, name) = split(&label, self.image, self.name);
+        for kind in Kind::ALL.into_iter().filter(|k| row.counts.get(*k) > 0) {
+            let labels = labels(kind.name(), Arc::clone(&image), Arc::clone(&name));
+            family.get_or_create(&labels).inc_by(row.counts.get(kind));
+            series.insert(labels);
+        }
+    }
 }
 
 /// The key of a section or symbol value: its image and its name.

@@ -5,6 +5,7 @@
 mod load;
 mod profiles;
 mod run;
+mod serve;
 mod top;
 
 use std::{fmt::Write as _, path::PathBuf, process::Command};
@@ -28,6 +29,8 @@ pub struct Options {
     pub events: u64,
     /// Only the `top` benchmarks, printed.
     pub only_top: bool,
+    /// Only the exporter's storm benchmark, printed.
+    pub only_serve: bool,
 }
 
 fn target_dir() -> PathBuf {
@@ -249,6 +252,16 @@ fn load_section(md: &mut String, load: &load::LoadResult, attach: &[f64]) -> Val
 
 pub fn run(options: &Options) -> Result<()> {
     let bins = build()?;
+    if options.only_serve {
+        let mut md = String::new();
+        serve::run(
+            &mut md,
+            &bins.cowprof,
+            &load::two_writers_script(&bins.cow_workload, options.events),
+        )?;
+        print!("{md}");
+        return Ok(());
+    }
     if options.only_top {
         setup::debian_tools()?;
         let mut md = String::new();
@@ -303,6 +316,11 @@ pub fn run(options: &Options) -> Result<()> {
         &mut md,
         &bins.cowprof,
         &bins.top_bench,
+        &load::two_writers_script(&bins.cow_workload, options.events),
+    )?;
+    results["serve"] = serve::run(
+        &mut md,
+        &bins.cowprof,
         &load::two_writers_script(&bins.cow_workload, options.events),
     )?;
     results["rounds"] = json!(options.pairs);

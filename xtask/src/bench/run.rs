@@ -21,7 +21,7 @@ pub enum Metric {
 }
 
 impl Metric {
-    fn prefix(self) -> &'static str {
+    pub fn prefix(self) -> &'static str {
         match self {
             Metric::NsPerFault => "ns_per_fault=",
             Metric::NsPerFork => "ns_per_fork=",
@@ -51,6 +51,8 @@ pub enum Setup {
     Cowprof(&'static [&'static str]),
     /// The bpftrace one-liner running beside the workload.
     Bpftrace,
+    /// `cowprof serve -- workload`, scraped every second.
+    Serve,
 }
 
 pub struct Config {
@@ -61,7 +63,7 @@ pub struct Config {
 /// Stands for a fresh profile directory in a configuration's arguments.
 pub const PROFILE_DIR: &str = "{profile}";
 
-pub const CONFIGS: [Config; 5] = [
+pub const CONFIGS: [Config; 6] = [
     Config {
         name: "nothing attached",
         setup: Setup::Bare,
@@ -77,6 +79,10 @@ pub const CONFIGS: [Config; 5] = [
     Config {
         name: "cowprof record --by page -o DIR (Parquet profile)",
         setup: Setup::Cowprof(&["--by", "page", "--summary", "/dev/null", "-o", PROFILE_DIR]),
+    },
+    Config {
+        name: "cowprof serve (exporter, scraped every second)",
+        setup: Setup::Serve,
     },
     Config {
         name: "bpftrace one-liner",
@@ -121,6 +127,13 @@ impl Drop for Bpftrace {
 pub fn once(cowprof: &Path, config: &Config, workload: &Workload) -> Result<f64> {
     let mut tracer = None;
     let mut cmd = match config.setup {
+        Setup::Serve => {
+            let line = super::serve::once(cowprof, &workload.argv, workload.metric.prefix())?;
+            return line
+                .trim()
+                .parse()
+                .context("parsing the workload's measurement");
+        }
         Setup::Bare => Command::new(&workload.argv[0]),
         Setup::Bpftrace => {
             tracer = Some(Bpftrace::start()?);

@@ -25,6 +25,8 @@ mount -t devtmpfs dev /dev
 mount -t tracefs nodev /sys/kernel/tracing
 mount -t debugfs nodev /sys/kernel/debug
 mount -t bpf bpf /sys/fs/bpf
+# `cowprof serve` listens on loopback.
+ip link set lo up || ifconfig lo 127.0.0.1 up
 mount -t tmpfs tmp /tmp
 insmod /lib/loop.ko
 losetup /dev/loop0 /scratch.img && mount -t ext4 /dev/loop0 /scratch || echo "VMERROR no ext4 scratch"
