@@ -79,12 +79,14 @@ impl Exporter {
         parse(&body)
     }
 
-    /// Scrapes until two scrapes 500 ms apart agree (the last batch of
-    /// tallies has arrived), then returns the samples.
+    /// Scrapes until three scrapes a second apart agree (the last batch
+    /// of tallies has arrived, even in an emulated guest), then returns the
+    /// samples.
     pub fn settled(&self) -> Vec<Sample> {
         let mut last = self.samples();
+        let mut agreed = 0;
         loop {
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(Duration::from_secs(1));
             let now = self.samples();
             let faults = |s: &[Sample]| {
                 s.iter()
@@ -93,7 +95,12 @@ impl Exporter {
                     .collect::<BTreeSet<_>>()
             };
             if faults(&now) == faults(&last) {
-                return now;
+                agreed += 1;
+                if agreed == 2 {
+                    return now;
+                }
+            } else {
+                agreed = 0;
             }
             last = now;
         }
@@ -227,8 +234,10 @@ fn serve_counts_each_process_exactly_in_both_formats() {
         &[
             "--sections".into(),
             "--symbols".into(),
+            // The three children, their parent, and the held child
+            // before its exec (comm "cowprof"; it may fault): 5 < 6.
             "--top".into(),
-            "4".into(),
+            "6".into(),
             "--".into(),
             workload().display().to_string(),
             "many-comms".into(),
@@ -281,7 +290,7 @@ fn serve_counts_each_process_exactly_in_both_formats() {
             !pairs.is_empty(),
             "{name}: the loader and libc write their .data"
         );
-        assert!(pairs.len() <= 5, "{name}: {pairs:?}");
+        assert!(pairs.len() <= 7, "{name}: {pairs:?}");
     }
     // Content negotiation: what Prometheus asks for gets OpenMetrics.
     let (_, content_type, body) = exporter.get(
