@@ -340,6 +340,7 @@ fn serve_keeps_within_k_series_with_10000_processes_and_drops_them_after_grace()
     );
     let mut scrapes = 0;
     let mut most_comms = 0;
+    let mut in_other: f64 = 0.0;
     let check = |samples: &[Sample]| {
         let values = |label: &str| {
             samples
@@ -356,10 +357,21 @@ fn serve_keeps_within_k_series_with_10000_processes_and_drops_them_after_grace()
         }
         comms.len()
     };
-    while !exporter.stderr().contains("the command exited") {
+    loop {
+        let done = exporter.stderr().contains("the command exited");
         let samples = exporter.samples();
         most_comms = most_comms.max(check(&samples));
+        in_other = in_other.max(
+            samples
+                .iter()
+                .filter(|s| s.name == "cowprof_cow_faults_total" && s.label("comm") == "other")
+                .map(|s| s.value)
+                .sum(),
+        );
         scrapes += 1;
+        if done {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
@@ -367,15 +379,8 @@ fn serve_keeps_within_k_series_with_10000_processes_and_drops_them_after_grace()
         "{}",
         exporter.stderr()
     );
-    let samples = exporter.settled();
-    check(&samples);
-    let others: f64 = samples
-        .iter()
-        .filter(|s| s.name == "cowprof_cow_faults_total" && s.label("comm") == "other")
-        .map(|s| s.value)
-        .sum();
     assert!(
-        others > 0.0,
+        in_other > 0.0,
         "the processes outside the top K are summed in \"other\""
     );
     eprintln!("{scrapes} scrapes while 10,000 processes ran; at most {most_comms} comms");
