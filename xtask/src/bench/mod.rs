@@ -145,6 +145,30 @@ fn workloads(bins: &Binaries, options: &Options) -> [Workload; 3] {
     ]
 }
 
+/// The `q` quantile (0..=1) of `values`, nearest rank.
+fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "an index into a short list"
+    )]
+    let i = ((sorted.len().saturating_sub(1)) as f64 * q).round() as usize;
+    sorted.get(i).copied().unwrap_or(f64::NAN)
+}
+
+/// Each round's ratio of `samples[i]` to `samples[base]`: rounds are
+/// interleaved, so a round's drift touches both alike.
+fn round_ratios(samples: &[Vec<f64>], i: usize, base: usize) -> Vec<f64> {
+    samples[i]
+        .iter()
+        .zip(&samples[base])
+        .map(|(a, b)| a / b)
+        .collect()
+}
+
 /// One workload's table; returns its JSON.
 fn workload_section(
     md: &mut String,
@@ -152,27 +176,54 @@ fn workload_section(
     configs: &[&Config],
     samples: &[Vec<f64>],
 ) -> Value {
-    let base = median(&samples[0]);
+    let bpftrace = configs
+        .iter()
+        .position(|c| matches!(c.setup, run::Setup::Bpftrace));
     let _ = writeln!(md, "## {}\n", workload.name);
     let _ = writeln!(
         md,
-        "| configuration | {} (median) | added | ratio | samples |",
+        "| configuration | {} (median) | ratio to nothing (p25-p75) | ratio to bpftrace (p25-p75) | samples |",
         workload.metric.unit()
     );
     let _ = writeln!(md, "|---|---|---|---|---|");
     let mut rows = Vec::new();
-    for (config, values) in configs.iter().zip(samples) {
+    for (i, (config, values)) in configs.iter().zip(samples).enumerate() {
         let m = median(values);
+        let ratios = round_ratios(samples, i, 0);
+        let to_bpftrace = bpftrace.map(|b| round_ratios(samples, i, b));
+        let spread = |r: &[f64]| {
+            format!(
+                "{:.3} ({:.3}-{:.3})",
+                median(r),
+                quantile(r, 0.25),
+                quantile(r, 0.75)
+            )
+        };
         let list: Vec<String> = values.iter().map(|v| format!("{v:.0}")).collect();
+        let name = if config.default {
+            format!("**{} (the default mode)**", config.name)
+        } else {
+            config.name.to_owned()
+        };
         let _ = writeln!(
             md,
-            "| {} | {m:.0} | {:+.0} | {:.3} | {} |",
-            config.name,
-            m - base,
-            m / base,
+            "| {name} | {m:.0} | {} | {} | {} |",
+            spread(&ratios),
+            to_bpftrace
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), spread),
             list.join(", ")
         );
-        rows.push(json!({"configuration": config.name, "median": m, "ratio": m / base, "samples": values}));
+        rows.push(json!({
+            "configuration": config.name,
+            "default": config.default,
+            "median": m,
+            "ratio": median(&ratios),
+            "ratio_p25": quantile(&ratios, 0.25),
+            "ratio_p75": quantile(&ratios, 0.75),
+            "ratio_to_bpftrace": to_bpftrace.as_deref().map(median),
+            "samples": values,
+        }));
     }
     md.push('\n');
     json!({"workload": workload.name, "unit": workload.metric.unit(), "configurations": rows})
@@ -284,7 +335,7 @@ pub fn run(options: &Options) -> Result<()> {
     let mut md = String::from("# cowprof benchmarks\n\n");
     let _ = writeln!(
         md,
-        "Host: {} cores, kernel {}, {strategy} strategy (auto). {} interleaved rounds per workload; medians. The bpftrace row runs `bpftrace -e '{BPFTRACE_ONE_LINER}'`.{}\n",
+        "Host: {} cores, kernel {}, {strategy} strategy (auto). {} interleaved rounds per workload; medians. A ratio is the median of the rounds' own ratios (each round runs every configuration once, in rotating order), with the 25th and 75th percentiles; the default mode is in bold. The bpftrace row runs `bpftrace -e '{BPFTRACE_ONE_LINER}'`.{}\n",
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
         std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
         options.pairs,

@@ -58,6 +58,8 @@ pub enum Setup {
 pub struct Config {
     pub name: &'static str,
     pub setup: Setup,
+    /// What `cowprof record` does with no options.
+    pub default: bool,
 }
 
 /// Stands for a fresh profile directory in a configuration's arguments.
@@ -67,26 +69,32 @@ pub const CONFIGS: [Config; 6] = [
     Config {
         name: "nothing attached",
         setup: Setup::Bare,
+        default: false,
     },
     Config {
         name: "cowprof record --count-only",
         setup: Setup::Cowprof(&["--count-only", "--summary", "/dev/null"]),
+        default: false,
     },
     Config {
-        name: "cowprof record --by page (full attribution, latency)",
-        setup: Setup::Cowprof(&["--by", "page", "--summary", "/dev/null"]),
+        name: "cowprof record (full attribution, latency)",
+        setup: Setup::Cowprof(&["--summary", "/dev/null"]),
+        default: true,
     },
     Config {
         name: "cowprof record --by page -o DIR (Parquet profile)",
         setup: Setup::Cowprof(&["--by", "page", "--summary", "/dev/null", "-o", PROFILE_DIR]),
+        default: false,
     },
     Config {
         name: "cowprof serve (exporter, scraped every second)",
         setup: Setup::Serve,
+        default: false,
     },
     Config {
         name: "bpftrace one-liner",
         setup: Setup::Bpftrace,
+        default: false,
     },
 ];
 
