@@ -10,6 +10,7 @@ pub mod exporter;
 pub mod exposition;
 pub mod http;
 pub mod labels;
+pub mod latency;
 pub mod processes;
 #[cfg(test)]
 mod tests;
