@@ -174,15 +174,17 @@ impl Run {
             }
         });
         self.flush_events();
-        if self.tallied.elapsed() >= Tallies::FLUSH {
-            self.flush_tallies();
-        }
+        self.flush_tallies();
         n
     }
 
-    /// Sends the tallies when the exporter has room for them; otherwise
-    /// they keep summing (nothing is lost, the next batch is larger).
+    /// Sends the tallies, at most every [`Tallies::FLUSH`], when the
+    /// exporter has room for them; otherwise they keep summing (nothing is
+    /// lost, the next batch is larger).
     fn flush_tallies(&mut self) {
+        if self.tallied.elapsed() < Tallies::FLUSH {
+            return;
+        }
         let Some(full) = self
             .sinks
             .tallies
@@ -282,9 +284,6 @@ impl Run {
             });
             if self.drain(BATCH) < BATCH {
                 let _ = self.probes.wait(wait);
-                if self.tallied.elapsed() >= Tallies::FLUSH {
-                    self.flush_tallies();
-                }
             }
             if let (Some(due), Some(tick)) = (next_tick, self.options.tick) {
                 if Instant::now() >= due {

@@ -90,6 +90,7 @@ impl Dimension {
     }
 
     /// The label of `value` now.
+    #[cfg(test)]
     #[must_use]
     pub fn label<'a>(&self, value: &'a str) -> Option<&'a str> {
         self.entries
@@ -181,6 +182,7 @@ impl Dimension {
     }
 
     /// Values known (with a slot or in `other`).
+    #[cfg(test)]
     #[must_use]
     pub fn known(&self) -> usize {
         self.entries.len()
