@@ -282,12 +282,19 @@ fn self_faults() {
 
 /// One line on stderr once the probes are live, which scripts can wait for.
 fn announce(target: &Target, strategy: Strategy, child: Option<u32>) {
-    let what = match (target, child) {
+    let what = describe(target, child);
+    eprintln!("cowprof: recording {what} with the {strategy} strategy; Ctrl-C stops");
+}
+
+/// What a recording of `target` follows, for the lines that say so
+/// (`child`: the pid of the command cowprof started).
+#[must_use]
+pub fn describe(target: &Target, child: Option<u32>) -> String {
+    match (target, child) {
         (Target::Command(_), Some(pid)) => format!("command pid {pid} and its descendants"),
         (Target::Pid(pid), _) => format!("pid {pid} and its future children"),
         _ => "all processes".to_owned(),
-    };
-    eprintln!("cowprof: recording {what} with the {strategy} strategy; Ctrl-C stops");
+    }
 }
 
 /// A wait status as a shell would report it.

@@ -35,7 +35,7 @@ use self::{
 use crate::{
     collector::{CollectorOptions, Sinks},
     probe::ProbeOptions,
-    recording::{RecordError, Recording, RecordingOptions},
+    recording::{describe, RecordError, Recording, RecordingOptions},
     report::tallies::TallyLabels,
     target::Target,
 };
@@ -189,12 +189,4 @@ pub fn run(options: &ServeOptions, interrupted: &AtomicBool) -> Result<(), Serve
     workers.stop();
     drop(recording);
     Ok(())
-}
-
-fn describe(target: &Target, child: Option<u32>) -> String {
-    match (target, child) {
-        (Target::Command(_), Some(pid)) => format!("command pid {pid} and its descendants"),
-        (Target::Pid(pid), _) => format!("pid {pid} and its future children"),
-        _ => "all processes".to_owned(),
-    }
 }

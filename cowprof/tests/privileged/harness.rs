@@ -29,12 +29,25 @@ pub fn wait(child: &mut Child, what: &str) -> ExitStatus {
 
 /// Runs `cmd` to completion, with its output, within [`TIMEOUT`].
 pub fn output(cmd: &mut Command) -> Output {
+    output_with_input(cmd, None)
+}
+
+/// Runs `cmd` with `input` on its stdin (when given) to completion, with
+/// its output, within [`TIMEOUT`].
+pub fn output_with_input(cmd: &mut Command, input: Option<&[u8]>) -> Output {
     let what = format!("{cmd:?}");
+    if input.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{what}: {e}"));
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        let input = input.to_vec();
+        std::thread::spawn(move || stdin.write_all(&input));
+    }
     let reader = |mut pipe: Box<dyn std::io::Read + Send>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();

@@ -12,7 +12,9 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    harness::{bpf_available, in_vm, output, python, scratch, workload, TIMEOUT},
+    harness::{
+        bpf_available, in_vm, output, output_with_input, python, scratch, workload, TIMEOUT,
+    },
     serve::{loopback, Exporter},
 };
 
@@ -252,16 +254,10 @@ fn promtool_and_the_strict_openmetrics_parser_read_the_exposition() {
     exporter.wait_for_stderr("the command exited (0)");
     exporter.settled();
     let (_, _, text) = exporter.get("/metrics", Some("text/plain"));
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool");
-    std::io::Write::write_all(&mut promtool.stdin.take().expect("stdin"), text.as_bytes())
-        .expect("write");
-    let out = promtool.wait_with_output().expect("promtool");
+    let out = output_with_input(
+        Command::new("promtool").args(["check", "metrics"]),
+        Some(text.as_bytes()),
+    );
     assert!(
         out.status.success(),
         "promtool check metrics:\n{}{}\n{text}",
@@ -278,16 +274,10 @@ fn promtool_and_the_strict_openmetrics_parser_read_the_exposition() {
         let script = format!(
             "import sys\nfrom {parser} import text_string_to_metric_families as parse\nfor f in parse(sys.stdin.read()):\n    print(f.name, f.type, len(f.samples))\n"
         );
-        let mut child = Command::new(&python)
-            .args(["-c", &script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python");
-        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), text.as_bytes())
-            .expect("write");
-        let out = child.wait_with_output().expect("python");
+        let out = output_with_input(
+            Command::new(&python).args(["-c", &script]),
+            Some(text.as_bytes()),
+        );
         assert!(
             out.status.success(),
             "{parser}: {}",
