@@ -44,8 +44,9 @@
 //! - `many-comms`: first-touch N anon pages, then `--read C` times fork a
 //!   child that names itself `cwNNNNNN` (its index) and writes all N (C
 //!   short-lived processes with distinct comms, N `cow_copy_anon` each).
-//!   A child's faults before it names itself (its stack, libc's data) are
-//!   its parent's comm's: under its own comm it has exactly N copies.
+//!   A child's faults before it names itself (its stack, made its own
+//!   first, and libc's data) are its parent's comm's: under its own comm
+//!   it has exactly N copies.
 //!
 //! With `--wait` the workload reports its pid and then blocks until a line
 //! arrives on stdin, so a profiler can attach with `-p` first.
@@ -329,6 +330,19 @@ fn touched_anon_on_one_cpu(n: usize) -> *mut u8 {
     base
 }
 
+/// Writes the next 16 KiB of stack below the caller's frame. Where ASLR
+/// puts the stack, a later call may reach a page the parent wrote before
+/// the fork: its copy then lands under whatever comm the child has then.
+#[inline(never)]
+fn own_stack() {
+    let mut pad = [0u8; 16 * 1024];
+    for page in (0..pad.len()).step_by(PAGE) {
+        // SAFETY: inside the array; volatile, so every page is written.
+        unsafe { ptr::write_volatile(pad.as_mut_ptr().add(page), 1) };
+    }
+    std::hint::black_box(&pad);
+}
+
 /// `many-comms`: see the module docs.
 fn many_comms(args: &Args) {
     let n = args.pages;
@@ -336,8 +350,11 @@ fn many_comms(args: &Args) {
     report(args, base, None);
     for i in 0..args.read.max(1) {
         fork_child(|| {
-            // The name is built on the stack: freeing a heap buffer after
-            // the rename would write (and copy) a heap page under it.
+            // The stack pages the rest of the child uses become its own
+            // before the rename, and the name is built on the stack:
+            // freeing a heap buffer after the rename would write (and
+            // copy) a heap page under it.
+            own_stack();
             let mut comm = *b"cw000000\0";
             let mut rest = i;
             for digit in comm[2..8].iter_mut().rev() {
