@@ -10,6 +10,8 @@ pub const PF_WRITE: u32 = 1 << 1;
 /// x86 page-fault error code bit: the access came from user mode.
 pub const PF_USER: u32 = 1 << 2;
 
+/// `VM_WRITE` from include/linux/mm.h.
+pub const VM_WRITE: u64 = 0x0000_0002;
 /// `VM_SHARED` from include/linux/mm.h.
 pub const VM_SHARED: u64 = 0x0000_0008;
 /// `VM_MAYSHARE` from include/linux/mm.h.
@@ -108,8 +110,9 @@ pub struct FaultFacts {
 }
 
 /// Classify one completed user fault. `None` means it is not a fault cowprof
-/// reports: a read, a first touch of anon memory, or a fault whose mapping is
-/// unknown.
+/// reports: a read, a first touch of anon memory, a write the mapping does
+/// not allow (the kernel's `access_error()` sends SIGSEGV before any page is
+/// touched), or a fault whose mapping is unknown.
 ///
 /// The decision follows `do_wp_page` and `do_cow_fault` in mm/memory.c:
 /// - a write to a present page (PROT) of a shared mapping is write-notify;
@@ -121,7 +124,7 @@ pub struct FaultFacts {
 /// - a write to a not-present page anywhere else is a first touch.
 #[must_use]
 pub const fn classify(facts: &FaultFacts) -> Option<Kind> {
-    if facts.error_code & PF_WRITE == 0 || facts.vma_found == 0 {
+    if facts.error_code & PF_WRITE == 0 || facts.vma_found == 0 || facts.vm_flags & VM_WRITE == 0 {
         return None;
     }
     let shared = facts.vm_flags & (VM_SHARED | VM_MAYSHARE) != 0;
@@ -239,6 +242,17 @@ mod tests {
         let mut shared_file = facts(PF_WRITE, SHARED);
         shared_file.file_backed = 1;
         assert_eq!(classify(&shared_file), None);
+    }
+
+    #[test]
+    fn write_to_a_mapping_without_vm_write_is_not_classified() {
+        // A write to a read-only private page dies with SIGSEGV in
+        // access_error(); with lazy completion its record still completes.
+        let read_only = PRIVATE & !VM_WRITE;
+        assert_eq!(classify(&facts(PF_PROT | PF_WRITE, read_only)), None);
+        let mut copy = facts(PF_PROT | PF_WRITE, read_only);
+        copy.allocs = 1;
+        assert_eq!(classify(&copy), None);
     }
 
     #[test]

@@ -77,6 +77,17 @@ pub struct Pending {
     /// Non-zero when `wp_page_copy` was seen and told whether the old page
     /// was a page-cache page (fentry and kprobe strategies on v6.1).
     pub copy_seen: u32,
+    /// Lazy completion: the user stack taken at entry (`--stacks`), or -1.
+    pub stack_id: i32,
+    /// Lazy completion: `mm_lock_seq` and `task->mm` at entry, so a lookup
+    /// made after the fault can tell whether the address space changed.
+    pub seq: u32,
+    pub mm: u64,
+    /// Lazy completion of a kernel-mode fault: the syscall (user `orig_ax`
+    /// and `ip`) it happened in; an allocation belongs to the fault only
+    /// within that syscall and with `exc_page_fault` on the kernel stack.
+    pub sys_nr: u64,
+    pub sys_ip: u64,
     pub vma: VmaInfo,
     pub bss: BssInfo,
 }
@@ -257,6 +268,9 @@ pub struct Offsets {
     pub mm_brk: u32,
     pub mm_start_stack: u32,
     pub vma_anon_name: u32,
+    /// `task_struct.flags` (`PF_EXITING`) and `task_struct.comm`.
+    pub task_flags: u32,
+    pub task_comm: u32,
 }
 
 /// Program configuration, set as a global before load.
@@ -283,8 +297,20 @@ pub struct Config {
     /// Zero to count faults per process in the kernel (`PROC_COUNTS`) and
     /// send no events (`record --count-only`).
     pub emit: u32,
+    /// Non-zero to measure each fault's latency (`--latency`): two clock
+    /// reads per fault, and on the tracepoint strategy the perf-event
+    /// completion.
+    pub latency: u32,
+    /// Non-zero when faults complete lazily (the tracepoint strategy without
+    /// latency): at the task's next fault, its next mmap lock outside the
+    /// fault, its exit, or the final flush.
+    pub lazy: u32,
     pub _pad: u32,
     pub offsets: Offsets,
+    /// `[start, end)` of `exc_page_fault()` in kernel text, from
+    /// /proc/kallsyms (zero when unknown): a return address there means the
+    /// task is inside a page fault.
+    pub exc_page_fault: [u64; 2],
 }
 
 /// Faults of one process by kind (indexed by `Kind` discriminant), counted
@@ -326,11 +352,18 @@ pub enum Stat {
     /// (`bpf_get_stackid` failed: a full map or a hash collision); they are
     /// reported under `[no stack]`.
     StackFailed = 8,
+    /// Lazy completion: faults whose mapping was looked up after their
+    /// address space had changed (another thread mapped or unmapped memory
+    /// meanwhile); their mapping is the one at the address then.
+    LateLookup = 9,
+    /// Lazy completion: allocations inside a fault's time span refused
+    /// because they came from elsewhere (a syscall, an interrupt).
+    AllocForeign = 10,
 }
 
 impl Stat {
     /// Number of statistics slots.
-    pub const COUNT: u32 = 9;
+    pub const COUNT: u32 = 11;
 }
 
 /// Whether `address` is in the kernel half of the address space (x86-64:
@@ -350,12 +383,12 @@ pub const MAX_COUNTED: u32 = 16_384;
 pub const MAX_TARGETS: u32 = 65_536;
 
 const _: () = assert!(core::mem::size_of::<VmaInfo>() == 56);
-const _: () = assert!(core::mem::size_of::<Pending>() == 136);
+const _: () = assert!(core::mem::size_of::<Pending>() == 168);
 const _: () = assert!(core::mem::size_of::<FaultEvent>() == 208);
-const _: () = assert!(core::mem::size_of::<TaskState>() == 312);
+const _: () = assert!(core::mem::size_of::<TaskState>() == 344);
 const _: () = assert!(core::mem::size_of::<FileRecord>() == 536);
-const _: () = assert!(core::mem::size_of::<Offsets>() == 96);
-const _: () = assert!(core::mem::size_of::<Config>() == 128);
+const _: () = assert!(core::mem::size_of::<Offsets>() == 104);
+const _: () = assert!(core::mem::size_of::<Config>() == 160);
 const _: () = assert!(core::mem::size_of::<ProcCounts>() == 88);
 
 #[cfg(feature = "user")]

@@ -1,24 +1,31 @@
 //! The life of one write fault, shared by every probe strategy: open it,
 //! note what happens inside it, and classify and emit it when it completes.
+//!
+//! Completion is eager where the strategy sees the fault end (fexit,
+//! kretprobe, or the tracepoint strategy's perf event when latency is
+//! measured), and lazy otherwise: the tracepoint strategy then completes a
+//! task's fault when the task is next seen outside it (its next fault, an
+//! mmap lock taken outside the fault, its exit, or the final flush), and
+//! binds allocations to the fault through the task's user registers
+//! (docs/kernel.md §3).
 use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::{
         BPF_F_USER_STACK, BPF_NOEXIST, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP,
     },
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated as gen},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated as gen},
     programs::tracing::StackIdContext,
 };
 use cowprof_common::{
-    classify,
-    event::{is_kernel_address, COMM_LEN},
-    FaultEvent, Pending, ProcCounts, Stat, TaskState, VmaInfo, TAG_FAULT,
+    classify, event::is_kernel_address, FaultEvent, Pending, ProcCounts, Stat, TaskState, VmaInfo,
+    TAG_FAULT,
 };
 
 use crate::{
     maps::{bump, config, count, is_target, EVENTS, KIND_COUNTS, PROC_COUNTS, STACKS, TASK_STATE},
-    pending::{current_task, remember_vma, resolve_vma, vma_from_cache},
-    vma,
+    pending::{active, current_task, remember_vma, resolve_vma, vma_from_cache, Subject},
+    vma::{self, Space},
 };
 
 /// The current process, if it is followed.
@@ -38,30 +45,54 @@ pub fn close_stale() {
     }
 }
 
-/// A write fault began. Returns its state, `vma_found` unset.
+/// Lazy completion: the current task is seen outside its fault in flight,
+/// if it has one, so that fault is over. Completes it.
+#[inline(always)]
+pub fn finish_current() {
+    if let Some(state) = active() {
+        let stack_id = state.pending.stack_id;
+        complete(state, &Subject::current(), || stack_id);
+    }
+}
+
+/// A write fault began. Returns its state, `vma_found` unset. The clock is
+/// read once here: it dates the fault, and with latency measured it is the
+/// start. (`bpf_ktime_get_coarse_ns` would be cheaper, but tracing programs
+/// may not call it: it is not NMI-safe.)
 #[inline(always)]
 pub fn open(addr: u64, ip: u64, error_code: u32) -> Option<&'static mut TaskState> {
     let Some(state) = TASK_STATE.get(current_task(), true) else {
         count(Stat::PendingAllocFailed);
         return None;
     };
+    // SAFETY: no preconditions.
+    let start_ns = unsafe { bpf_ktime_get_ns() };
     state.pending = Pending {
         addr,
         ip,
-        // SAFETY: no preconditions.
-        start_ns: unsafe { bpf_ktime_get_ns() },
+        start_ns,
         error_code,
         active: 1,
+        stack_id: -1,
         ..Pending::default()
     };
     Some(state)
 }
 
 /// Takes the mapping from the task's cache when the address space has not
-/// changed since the last lookup (two loads; safe with IRQs off).
+/// changed since the last lookup (two loads; safe with IRQs off). Under
+/// lazy completion, also notes the address space the fault happened in.
 #[inline(always)]
 pub fn try_cache(state: &mut TaskState) {
-    if let Some(seq) = vma::lock_seq(current_task()) {
+    let mm: *const c_void = vma::read_at(current_task().cast(), config().offsets.task_mm);
+    let seq = vma::lock_seq_of(mm);
+    if config().lazy != 0 {
+        state.pending.mm = mm as u64;
+    }
+    if let Some(seq) = seq {
+        if config().lazy != 0 {
+            state.pending.seq = seq;
+        }
         vma_from_cache(state, seq);
     }
 }
@@ -78,21 +109,21 @@ pub fn set_vma(state: &mut TaskState, vma_ptr: *const c_void) {
     if config().attribution != 0 {
         refs.announce(&state.pending.vma);
     }
-    remember_vma(state, seq);
+    remember_vma(state, seq, Space::Current);
 }
 
 /// Makes `state.code_cache.vma` the mapping of the writing instruction:
 /// from the cache, or a lookup (which also announces the code's file). It is
 /// zeroed when the lookup fails.
 #[inline(always)]
-fn code_vma(state: &mut TaskState) {
+fn code_vma(state: &mut TaskState, space: Space) {
     let ip = state.pending.ip;
     if is_kernel_address(ip) {
         // The kernel wrote (a kernel-mode fault on user memory).
         state.code_cache.vma = VmaInfo::default();
         return;
     }
-    let seq = vma::lock_seq(current_task());
+    let seq = vma::lock_seq(space.task());
     if let Some(seq) = seq {
         if state.code_cache.covers(ip, seq) {
             return;
@@ -100,7 +131,7 @@ fn code_vma(state: &mut TaskState) {
     }
     count(Stat::VmaLookups);
     state.code_cache.valid = 0;
-    if !vma::find_into(ip, &mut state.code_cache.vma) {
+    if !vma::find_into(space, ip, &mut state.code_cache.vma) {
         count(Stat::VmaLookupFailed);
         state.code_cache.vma = VmaInfo::default();
         return;
@@ -139,12 +170,11 @@ pub fn user_stack<C: StackIdContext>(ctx: &C) -> i32 {
     }
 }
 
-/// Count-only mode: one more fault of `kind` for the current process, in
-/// this CPU's copy of its `PROC_COUNTS` entry.
+/// Count-only mode: one more fault of `kind` for `who`'s process, in this
+/// CPU's copy of its `PROC_COUNTS` entry.
 #[inline(always)]
-fn count_process(kind: u8) {
-    #[expect(clippy::cast_possible_truncation, reason = "tgid is the upper half")]
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+fn count_process(kind: u8, who: &Subject) {
+    let tgid = who.tgid();
     let slot = usize::from(kind & 7);
     if let Some(counts) = PROC_COUNTS.get_ptr_mut(&tgid) {
         // SAFETY: this CPU's copy of a valid map value; slot < 8.
@@ -152,11 +182,12 @@ fn count_process(kind: u8) {
         return;
     }
     let mut fresh = ProcCounts {
-        comm: bpf_get_current_comm().unwrap_or_default(),
         // SAFETY: no preconditions.
         comm_ns: unsafe { bpf_ktime_get_ns() },
         ..ProcCounts::default()
     };
+    // SAFETY: `comm` is COMM_LEN bytes.
+    unsafe { who.comm_into(fresh.comm.as_mut_ptr()) };
     fresh.kinds[slot] = 1;
     // When another CPU created the entry meanwhile, the insert fails; this
     // CPU's copy of theirs is zero, and the add goes there.
@@ -173,14 +204,14 @@ fn count_process(kind: u8) {
     }
 }
 
-/// The fault completed: classify it, count it and send it to userspace.
+/// `who`'s fault completed: classify it, count it and send it to userspace.
 /// `stack` is asked for only when the fault is one cowprof reports.
 #[inline(always)]
-pub fn complete(state: &mut TaskState, stack: impl FnOnce() -> i32) {
+pub fn complete(state: &mut TaskState, who: &Subject, stack: impl FnOnce() -> i32) {
     state.pending.active = 0;
     // Faults that allocated nothing (reuse, write-notify) and missed the
     // cache are looked up here.
-    resolve_vma(state);
+    resolve_vma(state, who.space);
     let mut facts = state.pending.facts();
     if config().offsets.rss_stat_exact == 0
         && state.pending.copy_seen == 0
@@ -195,11 +226,11 @@ pub fn complete(state: &mut TaskState, stack: impl FnOnce() -> i32) {
     };
     bump(&KIND_COUNTS, u32::from(kind as u8));
     if config().emit == 0 {
-        count_process(kind as u8);
+        count_process(kind as u8, who);
         return;
     }
     if config().attribution != 0 {
-        code_vma(state);
+        code_vma(state, who.space);
     } else {
         state.code_cache.vma = VmaInfo::default();
     }
@@ -208,10 +239,16 @@ pub fn complete(state: &mut TaskState, stack: impl FnOnce() -> i32) {
         count(Stat::RingbufLost);
         return;
     };
-    // SAFETY: no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
-    let pid_tgid = bpf_get_current_pid_tgid();
     let pending = &state.pending;
+    // Lazy completion dates the fault at its entry and measures no latency.
+    let (now, latency_ns) = if config().latency != 0 {
+        // SAFETY: no preconditions.
+        let now = unsafe { bpf_ktime_get_ns() };
+        (now, now.saturating_sub(pending.start_ns))
+    } else {
+        (pending.start_ns, 0)
+    };
+    let pid_tgid = who.pid_tgid;
     let event = entry.as_mut_ptr();
     // Field by field into the reserved entry: a whole `FaultEvent` built on
     // the stack first would take 208 of the 512 bytes the verifier allows
@@ -228,7 +265,7 @@ pub fn complete(state: &mut TaskState, stack: impl FnOnce() -> i32) {
         (*event)._pad = 0;
         (*event).cpu = gen::bpf_get_smp_processor_id() as u16;
         (*event).ts_ns = now;
-        (*event).latency_ns = now.saturating_sub(pending.start_ns);
+        (*event).latency_ns = latency_ns;
         (*event).addr = pending.addr;
         (*event).ip = pending.ip;
         (*event).vma = pending.vma;
@@ -238,8 +275,8 @@ pub fn complete(state: &mut TaskState, stack: impl FnOnce() -> i32) {
         (*event).tid = pid_tgid as u32;
         (*event).error_code = pending.error_code;
         (*event).stack_id = stack_id;
-        // The helper zero-fills the rest of the buffer.
-        gen::bpf_get_current_comm((&raw mut (*event).comm).cast(), COMM_LEN as u32);
+        // The helpers zero-fill the rest of the buffer.
+        who.comm_into((&raw mut (*event).comm).cast());
     }
     // Wake the reader only when a quarter of the buffer is waiting; it polls
     // on a timer otherwise. A wakeup per event costs an IPI per fault.

@@ -14,6 +14,7 @@ mod files;
 mod maps;
 mod pending;
 mod probes;
+mod regs;
 mod vma;
 
 #[cfg(not(test))]

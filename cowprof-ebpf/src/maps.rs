@@ -6,7 +6,7 @@ use aya_ebpf::{
     bindings::{bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE, task_struct, BPF_F_NO_PREALLOC},
     helpers::generated::bpf_task_storage_get,
     macros::{btf_map, map},
-    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf, StackTrace},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf, StackTrace},
 };
 use cowprof_common::{
     event::{MAX_COUNTED, MAX_TARGETS},
@@ -38,6 +38,17 @@ pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Stat::COUNT, 
 /// so that totals stay exact even when the ring buffer overflows.
 #[map]
 pub static KIND_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(8, 0);
+
+/// Written by userspace: slot 0 non-zero once the recording stops, so lazy
+/// completion opens no new faults and the final flush sees every record.
+#[map]
+pub static CONTROL: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Whether the recording is stopping (see [`CONTROL`]).
+#[inline(always)]
+pub fn stopping() -> bool {
+    CONTROL.get(0).is_some_and(|flag| *flag != 0)
+}
 
 /// Faults per process by kind, when no events are sent (count-only mode).
 #[map]
@@ -103,6 +114,8 @@ static CONFIG: Config = Config {
     stacks: 0,
     attribution: 0,
     emit: 1,
+    latency: 0,
+    lazy: 0,
     _pad: 0,
     offsets: cowprof_common::Offsets {
         vma_vm_start: 0,
@@ -129,7 +142,10 @@ static CONFIG: Config = Config {
         mm_brk: 0,
         mm_start_stack: 0,
         vma_anon_name: 0,
+        task_flags: 0,
+        task_comm: 0,
     },
+    exc_page_fault: [0, 0],
 };
 
 /// The configuration, read through a volatile load so the compiler cannot

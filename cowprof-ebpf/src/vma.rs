@@ -129,12 +129,14 @@ fn label_anon(vma: *const c_void, off: &Offsets, info: &mut VmaInfo) -> u64 {
 /// The current `mm->mm_lock_seq` of `task`, when the kernel has one.
 #[inline(always)]
 pub fn lock_seq(task: *mut task_struct) -> Option<u32> {
+    lock_seq_of(read_at(task.cast(), config().offsets.task_mm))
+}
+
+/// `mm->mm_lock_seq`, when the kernel has one and `mm` is not null.
+#[inline(always)]
+pub fn lock_seq_of(mm: *const c_void) -> Option<u32> {
     let off = config().offsets;
-    if off.mm_lock_seq == 0 {
-        return None;
-    }
-    let mm: *const c_void = read_at(task.cast(), off.task_mm);
-    if mm.is_null() {
+    if off.mm_lock_seq == 0 || mm.is_null() {
         return None;
     }
     // A failed read must not pass for sequence 0: the caches key on it.
@@ -206,17 +208,63 @@ pub extern "C" fn cowprof_find_vma(addr: u64, out: *mut VmaInfo) -> i64 {
     0
 }
 
-/// Looks up the mapping of `addr` in the current task's address space
-/// (see [`cowprof_find_vma`]).
+/// Whose address space a lookup searches: the current task's (through the
+/// global function above), or a task the final flush visits (inlined: a
+/// global function cannot take a task pointer before v6.8's `__arg_trusted`).
+#[derive(Clone, Copy)]
+pub enum Space {
+    Current,
+    Task(*mut task_struct),
+}
+
+impl Space {
+    #[inline(always)]
+    pub fn task(self) -> *mut task_struct {
+        match self {
+            Space::Current => current_task(),
+            Space::Task(task) => task,
+        }
+    }
+}
+
+/// Looks up the mapping of `addr` in `space` (see [`cowprof_find_vma`]).
 #[inline(always)]
-pub fn find(addr: u64) -> Option<VmaInfo> {
+pub fn find(space: Space, addr: u64) -> Option<VmaInfo> {
     let mut info = VmaInfo::default();
-    find_into(addr, &mut info).then_some(info)
+    find_into(space, addr, &mut info).then_some(info)
 }
 
 /// Like [`find`], into task storage rather than the stack; `out` is left
 /// as it was when the lookup fails.
 #[inline(always)]
-pub fn find_into(addr: u64, out: &mut VmaInfo) -> bool {
-    cowprof_find_vma(addr, out) == 0
+pub fn find_into(space: Space, addr: u64, out: &mut VmaInfo) -> bool {
+    match space {
+        Space::Current => cowprof_find_vma(addr, out) == 0,
+        Space::Task(task) => find_in_task(task, addr, out),
+    }
+}
+
+/// The lookup of [`cowprof_find_vma`] in another task's address space.
+#[inline(always)]
+fn find_in_task(task: *mut task_struct, addr: u64, out: &mut VmaInfo) -> bool {
+    let mut lookup = Lookup::default();
+    // SAFETY: `task` is the iterator's trusted task pointer; the callback
+    // only writes `lookup`.
+    let ret = unsafe {
+        bpf_find_vma(
+            task,
+            addr,
+            on_vma as *mut c_void,
+            core::ptr::from_mut(&mut lookup).cast(),
+            0,
+        )
+    };
+    if ret != 0 {
+        return false;
+    }
+    if config().attribution != 0 {
+        lookup.refs.announce(&lookup.info);
+    }
+    *out = lookup.info;
+    true
 }

@@ -19,6 +19,13 @@
 //!   kernel's: it `read(2)`s one byte from /dev/zero into each page (N
 //!   `cow_copy_anon`, from kernel-mode faults), and the parent does not
 //!   rewrite.
+//! - `syscalls-between`: like `fork-anon`, but after each of its rewrites
+//!   the parent makes a syscall that allocates a page without a fault of
+//!   its own: alternately a `pread(2)` of an uncached page of `--file` (a
+//!   page-cache page) into a buffer that takes no fault, and a one-page
+//!   `mmap(MAP_POPULATE)` plus a `read(2)` from /dev/zero into a fresh
+//!   page (a kernel-mode first touch). Still N `cow_reuse`: the
+//!   allocations are not the rewrites' copies.
 //! - `file-private`: map a file of N pages `MAP_PRIVATE`, read the first R,
 //!   write all N (R `cow_copy_file`, N-R `cow_fill_file`).
 //! - `file-shared`: map a file of N pages `MAP_SHARED`, read all, write all
@@ -437,6 +444,53 @@ fn fork_read(args: &Args) {
     report(args, base, Some(child));
 }
 
+/// `syscalls-between`: see the module docs.
+fn syscalls_between(args: &Args) {
+    let n = args.pages;
+    let file = file_of(args);
+    // Written pages are dirty: sync them so the page cache can be dropped,
+    // and read without readahead, so each pread(2) allocates its one page.
+    // SAFETY: a valid descriptor.
+    check(unsafe { libc::fdatasync(file.as_raw_fd()) }, "fdatasync");
+    // SAFETY: advice on our own file.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM);
+    }
+    let base = touched_anon_on_one_cpu(n);
+    let child = fork_child(|| write_pages(base, 0..n, 2));
+    report(args, base, Some(child));
+    let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    let buffer = map(1, anon, -1);
+    write_pages(buffer, 0..1, 1);
+    let Ok(zero) = File::open("/dev/zero") else {
+        usage("cannot open /dev/zero");
+    };
+    for page in 0..n {
+        write_pages(base, page..page + 1, 3);
+        if page % 2 == 0 {
+            // A page-cache page allocated by the syscall itself, before
+            // it copies into a buffer that takes no fault.
+            #[expect(clippy::cast_possible_wrap, reason = "small offsets")]
+            let offset = (page * PAGE) as libc::off_t;
+            // SAFETY: one page into our own buffer.
+            let got = unsafe { libc::pread(file.as_raw_fd(), buffer.cast(), PAGE, offset) };
+            check(if got > 0 { 0 } else { -1 }, "pread");
+        } else {
+            let populated = map(1, anon | libc::MAP_POPULATE, -1);
+            let fresh = map(1, anon, -1);
+            // SAFETY: one byte inside the fresh mapping.
+            let got = unsafe { libc::read(zero.as_raw_fd(), fresh.cast(), 1) };
+            check(if got == 1 { 0 } else { -1 }, "read /dev/zero");
+            // SAFETY: the one-page mappings made above.
+            unsafe {
+                check(libc::munmap(populated.cast(), PAGE), "munmap");
+                check(libc::munmap(fresh.cast(), PAGE), "munmap");
+            }
+        }
+    }
+}
+
 /// `fork-time`: see the module docs.
 fn fork_time(args: &Args) {
     let n = args.pages;
@@ -471,6 +525,7 @@ fn main() {
     match args.mode.as_str() {
         "fork-anon" => fork_anon(&args),
         "fork-read" => fork_read(&args),
+        "syscalls-between" => syscalls_between(&args),
         "file-private" => {
             let file = file_of(&args);
             // Fault-around maps already-cached pages read-only, but only

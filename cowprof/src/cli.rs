@@ -156,7 +156,7 @@ pub struct RecordArgs {
     pub stacks: bool,
     /// Count faults per process and kind in the kernel, and send no events:
     /// the cheapest mode. No latency, mappings or attribution.
-    #[arg(long, conflicts_with_all = ["events", "stacks", "by"])]
+    #[arg(long, conflicts_with_all = ["events", "stacks", "by", "latency"])]
     pub count_only: bool,
     /// Report each eBPF program's runs and mean run time, from the kernel's
     /// BPF statistics (turned on while recording; they add two clock reads
@@ -168,6 +168,12 @@ pub struct RecordArgs {
     #[arg(long)]
     pub exact: bool,
     /// Probe strategy: the best available (auto), or force one.
+    /// Measure each fault's latency, from entry to completion. Off by
+    /// default: it reads the clock twice per fault and, on the tracepoint
+    /// strategy, adds a perf event per fault for the completion (about 0.3
+    /// µs per COW fault on the bench host; see the README's overhead table).
+    #[arg(long)]
+    pub latency: bool,
     #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
     pub probe: ProbeChoice,
 }
@@ -201,6 +207,12 @@ pub struct TopArgs {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RINGBUF_BYTES)]
     pub ringbuf_size: u32,
     /// Probe strategy: the best available (auto), or force one.
+    /// Measure each fault's latency, from entry to completion. Off by
+    /// default: it reads the clock twice per fault and, on the tracepoint
+    /// strategy, adds a perf event per fault for the completion (about 0.3
+    /// µs per COW fault on the bench host; see the README's overhead table).
+    #[arg(long)]
+    pub latency: bool,
     #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
     pub probe: ProbeChoice,
 }
@@ -232,6 +244,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RINGBUF_BYTES)]
     pub ringbuf_size: u32,
     /// Probe strategy.
+    /// Measure each fault's latency, from entry to completion. Off by
+    /// default: it reads the clock twice per fault and, on the tracepoint
+    /// strategy, adds a perf event per fault for the completion (about 0.3
+    /// µs per COW fault on the bench host; see the README's overhead table).
+    #[arg(long)]
+    pub latency: bool,
     #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
     pub probe: ProbeChoice,
 }
@@ -289,6 +307,10 @@ pub enum GateFormatArg {
 /// `gate`'s arguments.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent command-line switches"
+)]
 pub struct GateArgs {
     #[command(subcommand)]
     pub compare: Option<GateCommand>,
@@ -310,6 +332,12 @@ pub struct GateArgs {
     #[arg(long)]
     pub strict_env: bool,
     /// Probe strategy: the best available (auto), or force one.
+    /// Measure each fault's latency, from entry to completion. Off by
+    /// default: it reads the clock twice per fault and, on the tracepoint
+    /// strategy, adds a perf event per fault for the completion (about 0.3
+    /// µs per COW fault on the bench host; see the README's overhead table).
+    #[arg(long)]
+    pub latency: bool,
     #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
     pub probe: ProbeChoice,
     /// Ring buffer size in bytes (a power of two).

@@ -292,6 +292,13 @@ impl Run {
                 }
             }
         }
+        // Lazy completion leaves each task's last fault open: complete them
+        // before the final drain.
+        if let Err(err) = self.probes.flush_pending() {
+            self.warnings.push(format!(
+                "{err}; each task's last fault before the stop is not reported"
+            ));
+        }
         // The final drain is bounded: under -a the rest of the system keeps
         // faulting while cowprof reads.
         let bound = self.probes.ring_capacity_records();

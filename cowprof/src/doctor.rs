@@ -62,7 +62,7 @@ impl Doctor {
         let facts = KernelFacts::read();
         let mut strategies = Vec::new();
         for strategy in Strategy::BY_PRIORITY {
-            let checked = facts.strategy_check(strategy);
+            let checked = facts.strategy_check(strategy, false);
             let mut report = StrategyReport {
                 strategy,
                 priority: strategy.priority(),
@@ -80,6 +80,7 @@ impl Doctor {
                     Ok(probes) => {
                         let left_out: Vec<&str> = strategy
                             .probes()
+                            .filter(|spec| spec.used(false))
                             .filter(|spec| !probes.attached().contains(&spec.program))
                             .map(|spec| spec.program)
                             .collect();
@@ -228,8 +229,8 @@ impl Doctor {
         }
         let _ = writeln!(
             out,
-            "\n{:<11} {:<26} {:<42} {:>6} {:<8} check",
-            "STRATEGY", "PROGRAM", "ATTACH POINT", "KERNEL", "REQUIRED"
+            "\n{:<11} {:<26} {:<42} {:>6} {:<8} {:<9} check",
+            "STRATEGY", "PROGRAM", "ATTACH POINT", "KERNEL", "REQUIRED", "USED"
         );
         for row in &self.table {
             let check = if row.check_ok {
@@ -239,12 +240,13 @@ impl Doctor {
             };
             let _ = writeln!(
                 out,
-                "{:<11} {:<26} {:<42} {:>6} {:<8} {}",
+                "{:<11} {:<26} {:<42} {:>6} {:<8} {:<9} {}",
                 row.spec.strategy.name(),
                 row.spec.program,
                 row.spec.hook.to_string(),
                 format!("{}.{}", row.spec.min_kernel.0, row.spec.min_kernel.1),
                 yes(row.spec.required),
+                row.spec.when.label(),
                 check
             );
         }

@@ -139,6 +139,7 @@ fn run_record(args: RecordArgs) -> ExitCode {
             stacks: args.stacks || args.by.contains(&View::Stack),
             count_only: args.count_only,
             program_stats: args.program_stats,
+            latency: args.latency,
         },
         by: args.by,
     };
@@ -163,7 +164,7 @@ fn run_record(args: RecordArgs) -> ExitCode {
 
 /// The probes of the live verbs (`top`, `serve`): full attribution, no
 /// stacks.
-fn live_probe(ringbuf_bytes: u32, probe: cowprof::cli::ProbeChoice) -> ProbeOptions {
+fn live_probe(ringbuf_bytes: u32, probe: cowprof::cli::ProbeChoice, latency: bool) -> ProbeOptions {
     ProbeOptions {
         system_wide: false,
         ringbuf_bytes,
@@ -172,6 +173,7 @@ fn live_probe(ringbuf_bytes: u32, probe: cowprof::cli::ProbeChoice) -> ProbeOpti
         stacks: false,
         count_only: false,
         program_stats: false,
+        latency,
     }
 }
 
@@ -183,7 +185,7 @@ fn run_top(args: TopArgs) -> ExitCode {
         },
         (None, Some(target)) => Show::Live {
             target,
-            probe: live_probe(args.ringbuf_size, args.probe),
+            probe: live_probe(args.ringbuf_size, args.probe, args.latency),
         },
         _ => {
             return fail(
@@ -235,7 +237,7 @@ fn run_serve(args: ServeArgs) -> ExitCode {
     let options = ServeOptions {
         listen: args.listen,
         target,
-        probe: live_probe(args.ringbuf_size, args.probe),
+        probe: live_probe(args.ringbuf_size, args.probe, args.latency),
         limits: Limits {
             top: args.top,
             grace: args.grace,
@@ -314,6 +316,7 @@ fn run_gate(args: &cowprof::cli::GateArgs) -> ExitCode {
                 stacks: args.stacks,
                 count_only: false,
                 program_stats: false,
+                latency: args.latency,
             },
             judging: judging(&args.judge),
         };

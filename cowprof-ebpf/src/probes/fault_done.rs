@@ -11,11 +11,16 @@
 //! else       perf_sw_event(PERF_COUNT_SW_PAGE_FAULTS_MIN, 1, regs, address);
 //! ```
 //! The sample's `addr` is the faulting address, which ties the event to the
-//! pending fault.
+//! pending fault. Attached only when latency is measured (`--latency`);
+//! otherwise faults complete lazily (see `fault`).
 use aya_ebpf::{macros::perf_event, programs::PerfEventContext};
 use cowprof_common::Stat;
 
-use crate::{fault, maps::count, pending::active};
+use crate::{
+    fault,
+    maps::count,
+    pending::{active, Subject},
+};
 
 #[perf_event]
 pub fn fault_done(ctx: PerfEventContext) -> u32 {
@@ -33,5 +38,5 @@ fn try_fault_done(ctx: &PerfEventContext) {
         count(Stat::CompletionUnmatched);
         return;
     }
-    fault::complete(state, || fault::user_stack(ctx));
+    fault::complete(state, &Subject::current(), || fault::user_stack(ctx));
 }

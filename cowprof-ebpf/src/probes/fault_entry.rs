@@ -15,17 +15,32 @@
 //!         trace_page_fault_kernel(address, regs, error_code);
 //! ```
 //! Both fire from `handle_page_fault()` before `do_user_addr_fault()`, with
-//! IRQs still disabled, so these programs only record and never look up the
-//! mapping. `page_fault_kernel` counts when the kernel writes user memory on
-//! the process's behalf (`read(2)` into a buffer, say): a COW fault all the
-//! same. Its faults on kernel addresses are not ours.
+//! IRQs still disabled, so these programs look the mapping up only when a
+//! lazily completed fault needs it. `page_fault_kernel` counts when the
+//! kernel writes user memory on the process's behalf (`read(2)` into a
+//! buffer, say): a COW fault all the same. Its faults on kernel addresses
+//! are not ours.
+//!
+//! Under lazy completion a fault entry also ends the task's previous fault:
+//! the task is running again, so that fault returned. For a kernel-mode
+//! fault it notes what binds allocations to it (see `regs::inside`): the
+//! syscall it interrupted, from the task's user registers. arch/x86/entry/entry_64.S
+//! (`idtentry_body`) and entry_fred.c (`fred_entry_from_user`) store −1 in a
+//! user exception's `orig_ax`; a syscall stores its number there.
 use aya_ebpf::{
     bindings::pt_regs, helpers::bpf_probe_read_kernel, macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use cowprof_common::{classify::PF_WRITE, event::is_kernel_address};
+use cowprof_common::{
+    classify::{PF_USER, PF_WRITE},
+    event::is_kernel_address,
+};
 
-use crate::fault;
+use crate::{
+    fault,
+    maps::{config, stopping},
+    regs,
+};
 
 #[btf_tracepoint(function = "page_fault_user")]
 pub fn page_fault_user(ctx: BtfTracePointContext) -> i32 {
@@ -59,13 +74,33 @@ fn try_fault_entry(ctx: &BtfTracePointContext) {
         reason = "error codes fit in 32 bits"
     )]
     let error_code = error_code as u32;
+    let lazy = config().lazy != 0;
+    if lazy {
+        fault::finish_current();
+        if stopping() {
+            return;
+        }
+    }
     if error_code & PF_WRITE == 0 {
-        fault::close_stale();
+        if !lazy {
+            fault::close_stale();
+        }
         return;
     }
     // SAFETY: regs is the tracepoint's pt_regs; the read is checked.
     let ip = unsafe { bpf_probe_read_kernel(&raw const (*regs).rip) }.unwrap_or(0);
-    if let Some(state) = fault::open(address, ip, error_code) {
-        fault::try_cache(state);
+    let Some(state) = fault::open(address, ip, error_code) else {
+        return;
+    };
+    fault::try_cache(state);
+    if !lazy {
+        return;
+    }
+    // The user stack is the same now as when the fault ends.
+    state.pending.stack_id = fault::user_stack(ctx);
+    if error_code & PF_USER == 0 {
+        let user = regs::user();
+        state.pending.sys_nr = user.orig_ax;
+        state.pending.sys_ip = user.ip;
     }
 }

@@ -29,7 +29,10 @@ use aya_ebpf::{
 };
 use cowprof_common::classify::{PF_USER, PF_WRITE};
 
-use crate::{fault, pending::active};
+use crate::{
+    fault,
+    pending::{active, Subject},
+};
 
 /// `enum fault_flag` in include/linux/mm_types.h, stable since v5.x.
 const FAULT_FLAG_WRITE: u32 = 1 << 0;
@@ -78,7 +81,7 @@ fn on_return(ret: u32, stack: impl FnOnce() -> i32) {
     } else if ret & VM_FAULT_ERROR != 0 {
         state.pending.active = 0;
     } else {
-        fault::complete(state, stack);
+        fault::complete(state, &Subject::current(), stack);
     }
 }
 

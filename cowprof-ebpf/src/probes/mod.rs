@@ -10,7 +10,10 @@
 //!    IRQs are on there, so `bpf_find_vma` is cheap.
 //! 3. [`fault_done`]: the `PAGE_FAULTS_MIN`/`MAJ` software events, which fire
 //!    when the fault completes, look up the mapping of faults that allocated
-//!    nothing and missed the cache, classify, and emit the event.
+//!    nothing and missed the cache, classify, and emit the event. Only when
+//!    latency is measured: otherwise faults complete lazily, when the task
+//!    is next seen outside the fault, at [`fault_entry`], [`mmap_lock`],
+//!    [`sched`] (exit), or the final [`flush`].
 //! 4. [`sched`]: fork and exit keep the set of followed processes.
 //!
 //! The fentry and kprobe strategies replace 1 and 3 with the entry and return
@@ -20,7 +23,9 @@
 pub mod do_wp_page;
 pub mod fault_done;
 pub mod fault_entry;
+pub mod flush;
 pub mod handle_mm_fault;
+pub mod mmap_lock;
 pub mod page_alloc;
 pub mod rss_stat;
 pub mod sched;

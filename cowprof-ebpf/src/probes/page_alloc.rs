@@ -11,11 +11,19 @@
 //! (`vma_alloc_zeroed_movable_folio`); `do_cow_fault()` does the same for the
 //! anon copy of a page-cache page. Page tables and slab pages are not
 //! movable, so they do not count.
+//!
+//! Under lazy completion a task's record stays open after its fault
+//! returned, until the task faults again; an allocation counts only when
+//! the task is still inside that fault (`regs::inside`), so a `read(2)` or
+//! `MAP_POPULATE` between two faults does not make the first one a copy.
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 
 use crate::{
     fault,
+    maps::config,
     pending::{active, resolve_vma},
+    regs,
+    vma::Space,
 };
 
 /// `___GFP_MOVABLE` (include/linux/gfp_types.h), stable since v4.x.
@@ -38,7 +46,10 @@ fn try_mm_page_alloc(ctx: &BtfTracePointContext) {
     if order != 0 || gfp & GFP_MOVABLE == 0 {
         return;
     }
+    if config().lazy != 0 && !regs::inside(ctx, &state.pending) {
+        return;
+    }
     fault::note_alloc(state, gfp & GFP_ZERO != 0);
     // IRQs are on inside the fault: the cheap place for a lookup.
-    resolve_vma(state);
+    resolve_vma(state, Space::Current);
 }

@@ -16,7 +16,7 @@
 //! copied was a page-cache page, not an anon page shared after fork.
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 
-use crate::{maps::config, pending::active};
+use crate::{maps::config, pending::active, regs};
 
 /// `MM_FILEPAGES` and `MM_SHMEMPAGES` of `enum` in include/linux/mm_types_task.h.
 const MM_FILEPAGES: i32 = 0;
@@ -39,7 +39,11 @@ fn try_rss_stat(ctx: &BtfTracePointContext) {
         return;
     };
     let member: i32 = ctx.arg(1);
-    if member == MM_FILEPAGES || member == MM_SHMEMPAGES {
+    if member != MM_FILEPAGES && member != MM_SHMEMPAGES {
+        return;
+    }
+    // Lazy completion: the record may outlive its fault (see page_alloc).
+    if config().lazy == 0 || regs::inside(ctx, &state.pending) {
         state.pending.file_to_anon = 1;
     }
 }

@@ -60,9 +60,15 @@ fn try_sched_process_fork(ctx: &BtfTracePointContext) -> Result<(), Stat> {
 }
 
 /// include/trace/events/sched.h: `sched_process_exit(struct task_struct *p, ...)`,
-/// fired from `do_exit()` in the exiting task.
+/// fired from `do_exit()` in the exiting task (every thread), after
+/// `exit_mm()`. Under lazy completion the thread's last fault completes
+/// here if the mmap lock `exit_mm()` takes did not complete it first
+/// (`mmap_lock`); its mapping can no longer be looked up.
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn sched_process_exit(_ctx: BtfTracePointContext) -> i32 {
+    if config().lazy != 0 {
+        crate::fault::finish_current();
+    }
     let pid_tgid = bpf_get_current_pid_tgid();
     #[expect(clippy::cast_possible_truncation, reason = "pid_tgid packs two u32")]
     let (tgid, pid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);

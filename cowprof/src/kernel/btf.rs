@@ -150,6 +150,8 @@ impl KernelBtf {
             vma_anon_name: self
                 .field_offset("vm_area_struct", "anon_name")
                 .unwrap_or(0),
+            task_flags: self.field_offset("task_struct", "flags")?,
+            task_comm: self.field_offset("task_struct", "comm")?,
         })
     }
 }

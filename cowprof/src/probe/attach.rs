@@ -2,7 +2,7 @@
 use aya::{
     programs::{
         perf_event::{self, PerfEventConfig, PerfEventScope, SamplePolicy},
-        BtfTracePoint, FEntry, FExit, KProbe, PerfEvent, ProgramError,
+        BtfTracePoint, FEntry, FExit, Iter, KProbe, PerfEvent, ProgramError,
     },
     Btf, Ebpf,
 };
@@ -25,6 +25,7 @@ fn skipped(program: &str) -> bool {
 pub(super) fn strategy(
     ebpf: &mut Ebpf,
     strategy: Strategy,
+    latency: bool,
     facts: &KernelFacts,
     btf: &Btf,
 ) -> Result<Vec<&'static str>, ProbeError> {
@@ -36,7 +37,7 @@ pub(super) fn strategy(
         errno: failure.errno,
     };
     let mut attached = Vec::new();
-    for spec in strategy.probes() {
+    for spec in strategy.probes().filter(|spec| spec.used(latency)) {
         if skipped(spec.program) {
             continue;
         }
@@ -136,6 +137,11 @@ fn one(ebpf: &mut Ebpf, spec: &ProbeSpec, btf: &Btf, cpus: &[u32]) -> Result<(),
             load_once(prog.load(tracepoint, btf))?;
             prog.attach().map(drop).map_err(|e| Failure::from(&e))
         }
+        // Loaded (and so verified) now; run when the recording stops.
+        Hook::Iterator(kind) => {
+            let prog: &mut Iter = program(ebpf, name)?;
+            load_once(prog.load(kind, btf))
+        }
         Hook::PerfSoftware(events) => {
             let prog: &mut PerfEvent = program(ebpf, name)?;
             load_once(prog.load())?;
@@ -197,7 +203,16 @@ fn verifier_reason(err: &ProgramError) -> String {
             verifier_log,
         } => {
             let log = verifier_log.to_string();
-            let tail: Vec<&str> = log.lines().rev().take(6).collect();
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .take(
+                    std::env::var("COWPROF_VERIFIER_LINES")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(6),
+                )
+                .collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             if tail.is_empty() {
                 format!("loading: {io_error}")

@@ -9,7 +9,7 @@ use std::{
 };
 
 use aya::{
-    maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf, StackTraceMap},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf, StackTraceMap},
     Ebpf, EbpfLoader,
 };
 use cowprof_common::{Config, FaultEvent, FileRecord, ProcCounts};
@@ -85,6 +85,9 @@ pub struct ProbeOptions {
     /// Turn on the kernel's BPF run-time statistics while recording, to
     /// report each program's runs and mean run time.
     pub program_stats: bool,
+    /// Measure each fault's latency (two clock reads per fault, and the
+    /// perf-event completion on the tracepoint strategy).
+    pub latency: bool,
 }
 
 impl Default for ProbeOptions {
@@ -97,13 +100,42 @@ impl Default for ProbeOptions {
             stacks: false,
             count_only: false,
             program_stats: false,
+            latency: false,
         }
     }
 }
 
-/// The programs' configuration: with in-kernel attribution, and without
-/// (the lite set, which count-only mode always uses).
-fn configs(options: &ProbeOptions, offsets: cowprof_common::Offsets) -> (Config, Config) {
+impl ProbeOptions {
+    /// Whether fault latency is measured: asked for, and events are sent.
+    #[must_use]
+    pub fn measures_latency(&self) -> bool {
+        self.latency && !self.count_only
+    }
+}
+
+/// How long the final flush gives faults in flight to return.
+const FLUSH_GRACE: Duration = Duration::from_millis(10);
+
+/// The programs' configuration for `strategy`: with in-kernel attribution,
+/// and without (the lite set, which count-only mode always uses).
+fn configs(
+    options: &ProbeOptions,
+    strategy: Strategy,
+    facts: &KernelFacts,
+    offsets: cowprof_common::Offsets,
+) -> (Config, Config) {
+    let latency = options.measures_latency();
+    let lazy = strategy.lazy(latency);
+    // Lazy completion binds allocations to kernel-mode faults by finding
+    // exc_page_fault() on the kernel stack.
+    let exc_page_fault = if lazy {
+        facts.text_range("exc_page_fault").unwrap_or_else(|| {
+            log::warn!("exc_page_fault is not in /proc/kallsyms: allocations in a syscall are bound to its kernel-mode fault by the syscall alone");
+            [0, 0]
+        })
+    } else {
+        [0, 0]
+    };
     let full = Config {
         self_tgid: std::process::id(),
         system_wide: u32::from(options.system_wide),
@@ -112,8 +144,11 @@ fn configs(options: &ProbeOptions, offsets: cowprof_common::Offsets) -> (Config,
         stacks: u32::from(options.stacks),
         attribution: 1,
         emit: u32::from(!options.count_only),
+        latency: u32::from(latency),
+        lazy: u32::from(lazy),
         _pad: 0,
         offsets,
+        exc_page_fault,
     };
     let lite = Config {
         attribution: 0,
@@ -152,6 +187,8 @@ pub struct Probes {
     /// Keeps the kernel's BPF run-time statistics on (`--program-stats`).
     stats_enabled: Option<std::os::fd::OwnedFd>,
     ringbuf_bytes: u32,
+    /// Lazy completion: the stop flag the final flush sets.
+    control: Option<Array<MapData, u32>>,
 }
 
 impl Probes {
@@ -183,7 +220,6 @@ impl Probes {
             .as_ref()
             .ok_or(kernel::btf::BtfError::Missing)?
             .offsets()?;
-        let (full, lite) = configs(&options, offsets);
         let aya_btf =
             aya::Btf::from_sys_fs().map_err(|e| ProbeError::Load(format!("kernel BTF: {e}")))?;
         log::info!("aya BTF parsed at {:?}", started.elapsed());
@@ -193,7 +229,7 @@ impl Probes {
         };
         let mut failures = Vec::new();
         for &strategy in candidates {
-            let checked = facts.strategy_check(strategy);
+            let checked = facts.strategy_check(strategy, options.measures_latency());
             if !checked.ok {
                 failures.push(ProbeError::Unavailable {
                     strategy,
@@ -202,6 +238,7 @@ impl Probes {
                 });
                 continue;
             }
+            let (full, lite) = configs(&options, strategy, &facts, offsets);
             let mut outcome = Err(ProbeError::Load(String::new()));
             // Where the verifier cannot take the full programs (E2BIG), the
             // lite set loads instead.
@@ -221,8 +258,14 @@ impl Probes {
                     .load(EBPF_OBJECT)
                     .map_err(|e| load_error(&e))?;
                 log::info!("object loaded at {:?}", started.elapsed());
-                outcome = attach::strategy(&mut ebpf, strategy, &facts, &aya_btf)
-                    .map(|attached| (ebpf, attached));
+                outcome = attach::strategy(
+                    &mut ebpf,
+                    strategy,
+                    options.measures_latency(),
+                    &facts,
+                    &aya_btf,
+                )
+                .map(|attached| (ebpf, attached));
                 match &outcome {
                     Err(ProbeError::Unavailable {
                         errno: Some(libc::E2BIG),
@@ -283,6 +326,10 @@ impl Probes {
             .count_only
             .then(|| take_map(&mut ebpf, "PROC_COUNTS"))
             .transpose()?;
+        let control = strategy
+            .lazy(options.measures_latency())
+            .then(|| take_map(&mut ebpf, "CONTROL"))
+            .transpose()?;
         let stats_enabled = if options.program_stats {
             Some(
                 aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| {
@@ -305,7 +352,43 @@ impl Probes {
             proc_counts,
             stats_enabled,
             ringbuf_bytes: options.ringbuf_bytes,
+            control,
         })
+    }
+
+    /// Lazy completion: completes every fault record still open, each
+    /// task's last fault. Tells the programs to open no new records, gives
+    /// faults in flight a moment to return, then runs the task iterator,
+    /// whose completions go to the ring buffer like any other. A no-op when
+    /// faults complete eagerly.
+    ///
+    /// # Errors
+    /// When the flag cannot be set or the iterator cannot run; the records
+    /// still open are then not reported.
+    pub fn flush_pending(&mut self) -> Result<(), ProbeError> {
+        let Some(control) = self.control.as_mut() else {
+            return Ok(());
+        };
+        let failed = |what: &str, e: &dyn std::fmt::Display| {
+            ProbeError::Load(format!("final flush: {what}: {e}"))
+        };
+        control
+            .set(0, 1, 0)
+            .map_err(|e| failed("setting the stop flag", &e))?;
+        std::thread::sleep(FLUSH_GRACE);
+        let program: &mut aya::programs::Iter = self
+            .ebpf
+            .program_mut("flush_pending")
+            .ok_or_else(|| failed("the iterator", &"missing"))?
+            .try_into()
+            .map_err(|e| failed("the iterator", &e))?;
+        let link = program.attach().map_err(|e| failed("attaching", &e))?;
+        let link = program
+            .take_link(link)
+            .map_err(|e| failed("attaching", &e))?;
+        let mut file = link.into_file().map_err(|e| failed("starting", &e))?;
+        std::io::copy(&mut file, &mut std::io::sink()).map_err(|e| failed("running", &e))?;
+        Ok(())
     }
 
     /// The probe strategy in use.

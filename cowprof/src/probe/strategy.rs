@@ -42,6 +42,14 @@ impl Strategy {
             .map_or(u8::MAX, |spec| spec.priority)
     }
 
+    /// Whether faults complete lazily (docs/kernel.md §3): the tracepoint
+    /// strategy sees no fault end but the perf event, which is attached
+    /// only to measure latency.
+    #[must_use]
+    pub const fn lazy(self, latency: bool) -> bool {
+        matches!(self, Strategy::Tracepoint) && !latency
+    }
+
     /// This strategy's rows of the table.
     pub fn probes(self) -> impl Iterator<Item = &'static ProbeSpec> {
         TABLE.iter().filter(move |spec| spec.strategy == self)
@@ -71,6 +79,9 @@ pub enum Hook {
     Kretprobe(&'static str),
     /// A BTF-enabled tracepoint (`tp_btf`).
     BtfTracepoint(&'static str),
+    /// A BPF iterator over this kind of kernel object, loaded at startup and
+    /// run when the recording stops.
+    Iterator(&'static str),
     /// Software perf events on every CPU, one sample per event.
     PerfSoftware(&'static [SoftwareEvent]),
 }
@@ -83,6 +94,7 @@ impl fmt::Display for Hook {
             Hook::Kprobe(t) => write!(f, "kprobe/{t}"),
             Hook::Kretprobe(t) => write!(f, "kretprobe/{t}"),
             Hook::BtfTracepoint(t) => write!(f, "tp_btf/{t}"),
+            Hook::Iterator(t) => write!(f, "iter/{t}"),
             Hook::PerfSoftware(events) => {
                 let names: Vec<String> = events.iter().map(|e| format!("{e:?}")).collect();
                 write!(f, "perf_event/{}", names.join("+"))
@@ -104,6 +116,42 @@ pub enum Check {
     Tracepoint(&'static str),
     /// perf software events (every kernel cowprof supports).
     PerfSoftware,
+    /// The iterator's `bpf_iter_<name>` function in kernel BTF.
+    Iterator(&'static str),
+}
+
+/// When a row is used, beyond what the kernel offers: the tracepoint
+/// strategy completes faults through the perf event only when latency is
+/// measured, and lazily otherwise (docs/kernel.md §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    Always,
+    /// Only with `--latency`.
+    Latency,
+    /// Only without `--latency` (lazy completion).
+    Lazy,
+}
+
+impl When {
+    /// Whether the row is used when `latency` is (or is not) measured.
+    #[must_use]
+    pub const fn applies(self, latency: bool) -> bool {
+        match self {
+            When::Always => true,
+            When::Latency => latency,
+            When::Lazy => !latency,
+        }
+    }
+
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            When::Always => "always",
+            When::Latency => "--latency",
+            When::Lazy => "default",
+        }
+    }
 }
 
 /// One row of the compatibility table.
@@ -121,6 +169,19 @@ pub struct ProbeSpec {
     /// Optional rows refine the result where available (`wp_page_copy` is
     /// inlined on current kernels).
     pub required: bool,
+    pub when: When,
+}
+
+impl ProbeSpec {
+    const fn only(self, when: When) -> Self {
+        Self { when, ..self }
+    }
+
+    /// Whether the row is used when `latency` is (or is not) measured.
+    #[must_use]
+    pub const fn used(&self, latency: bool) -> bool {
+        self.when.applies(latency)
+    }
 }
 
 const fn row(
@@ -144,10 +205,11 @@ const fn row(
         min_kernel,
         check,
         required,
+        when: When::Always,
     }
 }
 
-use Check::{BtfFunc, Kallsyms, PerfSoftware as Perf, Tracepoint as Tp};
+use Check::{BtfFunc, Iterator as Iter, Kallsyms, PerfSoftware as Perf, Tracepoint as Tp};
 use Hook::{BtfTracepoint, Fentry, Fexit, Kprobe, Kretprobe, PerfSoftware};
 use Strategy::{Fentry as F, Kprobe as K, Tracepoint as T};
 
@@ -304,7 +366,26 @@ pub const TABLE: &[ProbeSpec] = &[
         (5, 9),
         Perf,
         true,
-    ),
+    )
+    .only(When::Latency),
+    row(
+        T,
+        "mmap_lock_start_locking",
+        BtfTracepoint("mmap_lock_start_locking"),
+        (5, 10),
+        Tp("mmap_lock_start_locking"),
+        true,
+    )
+    .only(When::Lazy),
+    row(
+        T,
+        "flush_pending",
+        Hook::Iterator("task"),
+        (5, 8),
+        Iter("task"),
+        true,
+    )
+    .only(When::Lazy),
     row(
         T,
         "mm_page_alloc",
@@ -431,6 +512,35 @@ impl KernelFacts {
         })
     }
 
+    /// `[start, end)` of kernel text function `name`: its address, and the
+    /// next symbol's. `None` when /proc/kallsyms hides addresses or lacks it.
+    #[must_use]
+    pub fn text_range(&self, name: &str) -> Option<[u64; 2]> {
+        fn parse(line: &str) -> Option<(u64, &str, &str)> {
+            let mut fields = line.split_whitespace();
+            let address = u64::from_str_radix(fields.next()?, 16).ok()?;
+            let kind = fields.next()?;
+            Some((address, kind, fields.next()?))
+        }
+        let kallsyms = self
+            .kallsyms
+            .get_or_init(|| fs::read_to_string("/proc/kallsyms").unwrap_or_default());
+        let start = kallsyms
+            .lines()
+            .filter_map(parse)
+            .find(|&(address, kind, sym)| {
+                sym == name && address != 0 && kind.eq_ignore_ascii_case("t")
+            })?
+            .0;
+        let end = kallsyms
+            .lines()
+            .filter_map(parse)
+            .map(|(address, _, _)| address)
+            .filter(|&address| address > start)
+            .min()?;
+        Some([start, end])
+    }
+
     fn traceable(&self, name: &str) -> Option<bool> {
         let list = self.filter_functions.get_or_init(|| {
             fs::read_to_string("/sys/kernel/tracing/available_filter_functions").ok()
@@ -488,13 +598,20 @@ impl KernelFacts {
                 }
             }
             Check::PerfSoftware => CheckResult::pass(),
+            Check::Iterator(name) => {
+                if btf.has_type(&format!("bpf_iter__{name}")) {
+                    CheckResult::pass()
+                } else {
+                    CheckResult::fail(format!("no BPF {name} iterator in kernel BTF"))
+                }
+            }
         }
     }
 
     /// Whether every required row of `strategy` passes its static checks;
     /// the first failure otherwise.
     #[must_use]
-    pub fn strategy_check(&self, strategy: Strategy) -> CheckResult {
+    pub fn strategy_check(&self, strategy: Strategy, latency: bool) -> CheckResult {
         if let Some(missing) = REQUIREMENTS.iter().find(|r| self.version < r.min_kernel) {
             return CheckResult::fail(format!(
                 "needs {} (Linux {}.{}+, for {}), this is {}",
@@ -507,7 +624,7 @@ impl KernelFacts {
         }
         strategy
             .probes()
-            .filter(|spec| spec.required)
+            .filter(|spec| spec.required && spec.used(latency))
             .map(|spec| (spec, self.check(spec)))
             .find(|(_, result)| !result.ok)
             .map_or_else(CheckResult::pass, |(spec, result)| {

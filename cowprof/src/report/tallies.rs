@@ -41,8 +41,11 @@ pub struct LatencyTally {
 }
 
 impl LatencyTally {
-    /// Adds one fault's latency.
+    /// Adds one fault's latency; 0 means not measured, and is skipped.
     pub fn record(&mut self, kind: Kind, ns: u64) {
+        if ns == 0 {
+            return;
+        }
         let slot = usize::from(kind as u8 - 1);
         let bucket = LATENCY_BOUNDS_NS.partition_point(|bound| *bound < ns);
         self.buckets[slot][bucket] += 1;
@@ -184,11 +187,13 @@ mod tests {
     fn latencies_land_in_the_first_bucket_whose_bound_they_do_not_exceed() {
         let mut t = LatencyTally::default();
         t.record(Kind::CowCopyAnon, 0);
+        assert!(t.is_empty(), "0 ns means not measured");
+        t.record(Kind::CowCopyAnon, 1);
         t.record(Kind::CowCopyAnon, 500);
         t.record(Kind::CowCopyAnon, 501);
         t.record(Kind::CowCopyAnon, u64::MAX);
         let slot = &t.buckets[0];
-        assert_eq!(slot[0], 2, "0 and 500 ns are in le=0.5us");
+        assert_eq!(slot[0], 2, "1 and 500 ns are in le=0.5us");
         assert_eq!(slot[1], 1, "501 ns is in le=1us");
         assert_eq!(slot[LATENCY_BOUNDS_NS.len()], 1, "past the last bound");
         assert_eq!(t.sum_ns[0], u64::MAX, "the sum saturates");

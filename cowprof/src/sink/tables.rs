@@ -8,8 +8,10 @@ use crate::{
     state::{KindCounts, View},
 };
 
-/// The per-process table with its total row.
+/// The per-process table with its total row. `AVG_NS` is `-` when no
+/// latency was measured (`--latency` was not given).
 pub fn processes(out: &mut String, processes: &[ProcessSummary], totals: &KindCounts) {
+    let measured = processes.iter().any(|p| p.latency_ns > 0);
     let _ = write!(out, "{:>8} {:<16}", "PID", "COMM");
     for kind in Kind::ALL {
         let _ = write!(out, " {:>13}", kind.name());
@@ -20,7 +22,11 @@ pub fn processes(out: &mut String, processes: &[ProcessSummary], totals: &KindCo
         for kind in Kind::ALL {
             let _ = write!(out, " {:>13}", counts.get(kind));
         }
-        let avg = latency.checked_div(counts.all()).unwrap_or(0);
+        let avg = if measured {
+            latency.checked_div(counts.all()).unwrap_or(0).to_string()
+        } else {
+            "-".to_owned()
+        };
         let _ = writeln!(out, " {:>10} {avg:>10}", counts.cow_total());
     };
     for p in processes {

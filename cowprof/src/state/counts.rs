@@ -93,8 +93,11 @@ impl Default for Latencies {
 }
 
 impl Latencies {
-    /// Records one fault's latency.
+    /// Records one fault's latency; 0 means not measured, and is skipped.
     pub fn record(&mut self, kind: Kind, ns: u64) {
+        if ns == 0 {
+            return;
+        }
         let histogram = &mut self.0[KindCounts::slot(kind)];
         histogram.saturating_record(ns.max(1));
     }

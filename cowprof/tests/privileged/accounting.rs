@@ -116,9 +116,10 @@ fn program_stats_count_every_run_and_the_summary_reports_its_cost() {
         return;
     }
     let files = Files::new();
+    // With --latency every strategy completes each fault in one program.
     let rec = record_workload_with(
         &files,
-        &["--program-stats"],
+        &["--program-stats", "--latency"],
         "fork-anon",
         &["--pages", "1024"],
     );
@@ -148,4 +149,23 @@ fn program_stats_count_every_run_and_the_summary_reports_its_cost() {
     let cost = &rec.summary["cost"];
     assert!(cost["attach_s"].as_f64().expect("attach_s") > 0.0);
     assert!(cost["peak_rss_kib"].as_u64().expect("peak_rss_kib") > 0);
+    // Without it the tracepoint strategy completes faults lazily: no perf
+    // event, and the final flush runs once per task.
+    if rec.summary["strategy"] == "tracepoint" {
+        let lazy = record_workload_with(
+            &files,
+            &["--program-stats"],
+            "fork-anon",
+            &["--pages", "1024"],
+        );
+        let names: Vec<&str> = lazy.summary["program_stats"]
+            .as_array()
+            .expect("program_stats")
+            .iter()
+            .filter_map(|p| p["program"].as_str())
+            .collect();
+        assert!(!names.contains(&"fault_done"), "{names:?}");
+        assert!(names.contains(&"flush_pending"), "{names:?}");
+        assert!(names.contains(&"mmap_lock_start_locking"), "{names:?}");
+    }
 }

@@ -25,6 +25,38 @@ fn fork_child_copies_and_parent_reuses() {
     assert_eq!(rec.summary["totals"], rec.summary["kernel_totals"]);
 }
 
+/// Pages allocated by a syscall between two faults (`MAP_POPULATE`, a
+/// `read(2)` into fresh memory) are not the first fault's: each rewrite
+/// stays a reuse, on every strategy. Under lazy completion the first
+/// fault's record is still open during the syscall.
+#[test]
+fn allocations_by_syscalls_between_faults_are_not_copies() {
+    if !bpf_available() {
+        return;
+    }
+    let files = Files::new();
+    let rec = record_workload(&files, "syscalls-between", &["--pages", "512"]);
+    let range = rec.range();
+    assert_eq!(
+        rec.count(range.child, "cow_copy_anon"),
+        512,
+        "{:?}",
+        rec.in_range()
+    );
+    assert_eq!(
+        rec.count(range.pid, "cow_reuse"),
+        512,
+        "{:?}",
+        rec.in_range()
+    );
+    assert_eq!(
+        rec.in_range().values().sum::<u64>(),
+        1024,
+        "no zero-page or anon copies in range: {:?}",
+        rec.in_range()
+    );
+}
+
 #[test]
 fn kernel_writes_to_user_memory_are_cow_faults_too() {
     if !bpf_available() {

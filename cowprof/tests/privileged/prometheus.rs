@@ -141,7 +141,13 @@ fn prometheus_scrapes_serve_and_every_dashboard_and_rule_expression_has_data() {
     let mut exporter = Exporter::start(
         dir.path(),
         Some(loopback()),
-        &["--".into(), "sh".into(), "-c".into(), script],
+        &[
+            "--latency".into(),
+            "--".into(),
+            "sh".into(),
+            "-c".into(),
+            script,
+        ],
     );
     let prometheus = Prometheus::start(dir.path(), exporter.addr);
     exporter.wait_for_stderr("the command exited (0)");
@@ -242,6 +248,7 @@ fn promtool_and_the_strict_openmetrics_parser_read_the_exposition() {
         &[
             "--sections".into(),
             "--symbols".into(),
+            "--latency".into(),
             "--".into(),
             workload().display().to_string(),
             "many-comms".into(),

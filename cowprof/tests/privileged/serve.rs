@@ -234,6 +234,8 @@ fn serve_counts_each_process_exactly_in_both_formats() {
         &[
             "--sections".into(),
             "--symbols".into(),
+            // The latency histogram is opt-in.
+            "--latency".into(),
             // The three children, their parent, and the held child
             // before its exec (comm "cowprof"; it may fault): 5 < 6.
             "--top".into(),
