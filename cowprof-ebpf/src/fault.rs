@@ -36,35 +36,41 @@ pub fn target_tgid() -> Option<u32> {
     is_target(tgid).then_some(tgid)
 }
 
-/// A non-write fault began: close any write fault that never completed (one
-/// that failed with SIGSEGV, say), so its state cannot leak into this one.
+/// The current task's state; created when `create` is set (a write fault
+/// is about to open a record).
 #[inline(always)]
-pub fn close_stale() {
-    if let Some(stale) = TASK_STATE.get(current_task(), false) {
-        stale.pending.active = 0;
+pub fn task_state(create: bool) -> Option<&'static mut TaskState> {
+    let state = TASK_STATE.get(current_task(), create);
+    if state.is_none() && create {
+        count(Stat::PendingAllocFailed);
     }
+    state
 }
 
-/// Lazy completion: the current task is seen outside its fault in flight,
-/// if it has one, so that fault is over. Completes it.
+/// Lazy completion: the current task is seen outside its record's fault, so
+/// that fault is over. Completes the record, if one is open.
 #[inline(always)]
-pub fn finish_current() {
-    if let Some(state) = active() {
+pub fn finish(state: &mut TaskState) {
+    if state.pending.active != 0 {
         let stack_id = state.pending.stack_id;
         complete(state, &Subject::current(), || stack_id);
     }
 }
 
-/// A write fault began. Returns its state, `vma_found` unset. The clock is
-/// read once here: it dates the fault, and with latency measured it is the
-/// start. (`bpf_ktime_get_coarse_ns` would be cheaper, but tracing programs
-/// may not call it: it is not NMI-safe.)
+/// [`finish`] for the current task, if it has state.
 #[inline(always)]
-pub fn open(addr: u64, ip: u64, error_code: u32) -> Option<&'static mut TaskState> {
-    let Some(state) = TASK_STATE.get(current_task(), true) else {
-        count(Stat::PendingAllocFailed);
-        return None;
-    };
+pub fn finish_current() {
+    if let Some(state) = active() {
+        finish(state);
+    }
+}
+
+/// A write fault began: opens its record in `state`, `vma_found` unset.
+/// The clock is read once here: it dates the fault, and with latency
+/// measured it is the start. (`bpf_ktime_get_coarse_ns` would be cheaper,
+/// but tracing programs may not call it: it is not NMI-safe.)
+#[inline(always)]
+pub fn open(state: &mut TaskState, addr: u64, ip: u64, error_code: u32) {
     // SAFETY: no preconditions.
     let start_ns = unsafe { bpf_ktime_get_ns() };
     state.pending = Pending {
@@ -76,7 +82,6 @@ pub fn open(addr: u64, ip: u64, error_code: u32) -> Option<&'static mut TaskStat
         stack_id: -1,
         ..Pending::default()
     };
-    Some(state)
 }
 
 /// Takes the mapping from the task's cache when the address space has not

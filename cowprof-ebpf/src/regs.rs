@@ -17,10 +17,7 @@
 //! user fault, the instruction after `syscall` during a syscall.
 use aya_ebpf::{
     bindings::pt_regs,
-    helpers::{
-        bpf_probe_read_kernel,
-        generated::{bpf_get_stack, bpf_task_pt_regs},
-    },
+    helpers::generated::{bpf_get_stack, bpf_task_pt_regs},
     macros::map,
     maps::PerCpuArray,
     programs::BtfTracePointContext,
@@ -39,17 +36,16 @@ pub struct UserRegs {
 /// The current task's user registers (`task_pt_regs`, v5.15+).
 #[inline(always)]
 pub fn user() -> UserRegs {
-    // SAFETY: the task is trusted; the helper returns its pt_regs, read
-    // with checked reads.
-    let regs = unsafe { bpf_task_pt_regs(current_task()) } as *const pt_regs;
-    // SAFETY: checked reads.
-    let (orig_ax, ip) = unsafe {
-        (
-            bpf_probe_read_kernel(&raw const (*regs).orig_rax).unwrap_or(0),
-            bpf_probe_read_kernel(&raw const (*regs).rip).unwrap_or(0),
-        )
-    };
-    UserRegs { orig_ax, ip }
+    // SAFETY: the task is trusted. The helper returns a BTF pointer to its
+    // `struct pt_regs`, which the verifier lets the program load from
+    // directly (checked against the kernel's BTF, fault-safe).
+    unsafe {
+        let regs = bpf_task_pt_regs(current_task()) as *const pt_regs;
+        UserRegs {
+            orig_ax: (*regs).orig_rax,
+            ip: (*regs).rip,
+        }
+    }
 }
 
 /// Whether the current task is still inside `pending`, the fault it opened
@@ -73,7 +69,7 @@ pub fn inside(ctx: &BtfTracePointContext, pending: &Pending) -> bool {
 
 /// Return addresses kept per kernel stack walk: the allocator, the fault
 /// handler and `exc_page_fault` fit with room to spare.
-const DEPTH: usize = 48;
+const DEPTH: usize = 64;
 
 /// Scratch space for one kernel stack walk, per CPU (too big for the
 /// program's 512-byte stack).
@@ -100,15 +96,24 @@ fn in_page_fault(ctx: &BtfTracePointContext) -> bool {
     }
     #[expect(clippy::cast_sign_loss, reason = "positive, checked above")]
     let frames = bytes as usize / 8;
-    for i in 0..DEPTH {
-        if i >= frames {
-            break;
-        }
-        // SAFETY: i < DEPTH.
-        let ip = unsafe { (*buf)[i] };
-        if ip >= range[0] && ip < range[1] {
-            return true;
-        }
+    // Unrolled, every load at a constant offset: as a loop, LLVM walks a
+    // pointer whose bound v6.1's verifier loses (`invalid access to map
+    // value`), whatever mask the index had.
+    macro_rules! scan {
+        ($($i:literal)*) => {
+            $(
+                if $i >= frames {
+                    return false;
+                }
+                // SAFETY: a constant index below DEPTH.
+                let ip = unsafe { (*buf)[$i] };
+                if ip >= range[0] && ip < range[1] {
+                    return true;
+                }
+            )*
+        };
     }
+    scan!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
+          32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63);
     false
 }

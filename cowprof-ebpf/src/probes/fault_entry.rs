@@ -27,10 +27,7 @@
 //! syscall it interrupted, from the task's user registers. arch/x86/entry/entry_64.S
 //! (`idtentry_body`) and entry_fred.c (`fred_entry_from_user`) store −1 in a
 //! user exception's `orig_ax`; a syscall stores its number there.
-use aya_ebpf::{
-    bindings::pt_regs, helpers::bpf_probe_read_kernel, macros::btf_tracepoint,
-    programs::BtfTracePointContext,
-};
+use aya_ebpf::{bindings::pt_regs, macros::btf_tracepoint, programs::BtfTracePointContext};
 use cowprof_common::{
     classify::{PF_USER, PF_WRITE},
     event::is_kernel_address,
@@ -74,24 +71,29 @@ fn try_fault_entry(ctx: &BtfTracePointContext) {
         reason = "error codes fit in 32 bits"
     )]
     let error_code = error_code as u32;
+    let write = error_code & PF_WRITE != 0;
     let lazy = config().lazy != 0;
+    // One task storage lookup: created only for a write, which opens a
+    // record; a task without one has nothing to complete either.
+    let Some(state) = fault::task_state(write) else {
+        return;
+    };
     if lazy {
-        fault::finish_current();
+        fault::finish(state);
         if stopping() {
             return;
         }
     }
-    if error_code & PF_WRITE == 0 {
+    if !write {
         if !lazy {
-            fault::close_stale();
+            state.pending.active = 0;
         }
         return;
     }
-    // SAFETY: regs is the tracepoint's pt_regs; the read is checked.
-    let ip = unsafe { bpf_probe_read_kernel(&raw const (*regs).rip) }.unwrap_or(0);
-    let Some(state) = fault::open(address, ip, error_code) else {
-        return;
-    };
+    // SAFETY: the tracepoint's pt_regs, a BTF pointer the verifier lets the
+    // program load from directly (fault-safe).
+    let ip = unsafe { (*regs).rip };
+    fault::open(state, address, ip, error_code);
     fault::try_cache(state);
     if !lazy {
         return;

@@ -48,7 +48,11 @@ fn on_entry(vma: *const c_void, address: u64, flags: u32, regs: *const pt_regs) 
         return;
     }
     if flags & FAULT_FLAG_WRITE == 0 {
-        fault::close_stale();
+        // Close any write fault that never completed (one that failed with
+        // SIGSEGV, say), so its state cannot leak into this one.
+        if let Some(stale) = active() {
+            stale.pending.active = 0;
+        }
         return;
     }
     if let Some(state) = active() {
@@ -66,7 +70,8 @@ fn on_entry(vma: *const c_void, address: u64, flags: u32, regs: *const pt_regs) 
     } else {
         0
     };
-    if let Some(state) = fault::open(address, ip, PF_WRITE | user) {
+    if let Some(state) = fault::task_state(true) {
+        fault::open(state, address, ip, PF_WRITE | user);
         fault::set_vma(state, vma);
     }
 }

@@ -60,41 +60,72 @@ pub struct Config {
     pub setup: Setup,
     /// What `cowprof record` does with no options.
     pub default: bool,
+    /// The ratio issue 14 sets for it, if any.
+    pub target: Option<Target>,
+}
+
+/// A ratio not to exceed, against nothing attached or against bpftrace.
+#[derive(Clone, Copy)]
+pub struct Target {
+    pub max: f64,
+    pub against_bpftrace: bool,
 }
 
 /// Stands for a fresh profile directory in a configuration's arguments.
 pub const PROFILE_DIR: &str = "{profile}";
 
-pub const CONFIGS: [Config; 6] = [
+const fn against_nothing(max: f64) -> Option<Target> {
+    Some(Target {
+        max,
+        against_bpftrace: false,
+    })
+}
+
+pub const CONFIGS: [Config; 7] = [
     Config {
         name: "nothing attached",
         setup: Setup::Bare,
         default: false,
+        target: None,
     },
     Config {
         name: "cowprof record --count-only",
         setup: Setup::Cowprof(&["--count-only", "--summary", "/dev/null"]),
         default: false,
+        target: Some(Target {
+            max: 1.0,
+            against_bpftrace: true,
+        }),
     },
     Config {
-        name: "cowprof record (full attribution, latency)",
+        name: "cowprof record (full attribution, no latency)",
         setup: Setup::Cowprof(&["--summary", "/dev/null"]),
         default: true,
+        target: against_nothing(1.10),
+    },
+    Config {
+        name: "cowprof record --latency (full attribution and latency)",
+        setup: Setup::Cowprof(&["--latency", "--summary", "/dev/null"]),
+        default: false,
+        target: against_nothing(1.20),
     },
     Config {
         name: "cowprof record --by page -o DIR (Parquet profile)",
         setup: Setup::Cowprof(&["--by", "page", "--summary", "/dev/null", "-o", PROFILE_DIR]),
         default: false,
+        target: against_nothing(1.10),
     },
     Config {
         name: "cowprof serve (exporter, scraped every second)",
         setup: Setup::Serve,
         default: false,
+        target: against_nothing(1.10),
     },
     Config {
         name: "bpftrace one-liner",
         setup: Setup::Bpftrace,
         default: false,
+        target: None,
     },
 ];
 
