@@ -79,6 +79,10 @@ pub struct Pending {
     pub copy_seen: u32,
     /// Lazy completion: the user stack taken at entry (`--stacks`), or -1.
     pub stack_id: i32,
+    /// Non-zero once the writer's mapping was found for this record (in
+    /// `TaskState::code_cache`).
+    pub code_found: u32,
+    pub _pad: u32,
     /// Lazy completion: `mm_lock_seq` and `task->mm` at entry, so a lookup
     /// made after the fault can tell whether the address space changed.
     pub seq: u32,
@@ -383,9 +387,9 @@ pub const MAX_COUNTED: u32 = 16_384;
 pub const MAX_TARGETS: u32 = 65_536;
 
 const _: () = assert!(core::mem::size_of::<VmaInfo>() == 56);
-const _: () = assert!(core::mem::size_of::<Pending>() == 168);
+const _: () = assert!(core::mem::size_of::<Pending>() == 176);
 const _: () = assert!(core::mem::size_of::<FaultEvent>() == 208);
-const _: () = assert!(core::mem::size_of::<TaskState>() == 344);
+const _: () = assert!(core::mem::size_of::<TaskState>() == 352);
 const _: () = assert!(core::mem::size_of::<FileRecord>() == 536);
 const _: () = assert!(core::mem::size_of::<Offsets>() == 104);
 const _: () = assert!(core::mem::size_of::<Config>() == 160);

@@ -119,9 +119,13 @@ pub fn set_vma(state: &mut TaskState, vma_ptr: *const c_void) {
 
 /// Makes `state.code_cache.vma` the mapping of the writing instruction:
 /// from the cache, or a lookup (which also announces the code's file). It is
-/// zeroed when the lookup fails.
+/// zeroed when the lookup fails. Done once per record.
 #[inline(always)]
 fn code_vma(state: &mut TaskState, space: Space) {
+    if state.pending.code_found != 0 {
+        return;
+    }
+    state.pending.code_found = 1;
     let ip = state.pending.ip;
     if is_kernel_address(ip) {
         // The kernel wrote (a kernel-mode fault on user memory).
@@ -144,6 +148,19 @@ fn code_vma(state: &mut TaskState, space: Space) {
     if let Some(seq) = seq {
         state.code_cache.seq = seq;
         state.code_cache.valid = 1;
+    }
+}
+
+/// Lazy completion, at a point inside the fault where IRQs are on (an
+/// allocation, or the fault taking the mmap lock): looks up now what
+/// completion would otherwise look up with IRQs off, at the next fault's
+/// entry, where `bpf_find_vma` pays a self-IPI (docs/kernel.md §4). Without
+/// the per-task cache (before v6.4) that is every fault's writer.
+#[inline(always)]
+pub fn resolve_inside(state: &mut TaskState) {
+    resolve_vma(state, Space::Current);
+    if config().attribution != 0 && config().emit != 0 {
+        code_vma(state, Space::Current);
     }
 }
 

@@ -12,7 +12,7 @@
 //! still as the fault left it. Three cases reach it while a record is open:
 //! - the task is still inside its fault (v6.1 takes the lock in every fault;
 //!   later kernels when the per-VMA lock fails): IRQs are on, so this is the
-//!   cheap place to look the mapping up;
+//!   cheap place to look the mappings (written, and writing code) up;
 //! - a syscall is about to change the address space (`mmap`, `munmap`,
 //!   `mprotect`, `brk`...): the fault is over and completes now, while its
 //!   mapping can still be looked up;
@@ -23,9 +23,9 @@ use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use crate::{
     fault,
     maps::config,
-    pending::{active, current_task, resolve_vma, Subject},
+    pending::{active, current_task, Subject},
     regs,
-    vma::{read_at, Space},
+    vma::read_at,
 };
 
 /// `PF_EXITING` in include/linux/sched.h.
@@ -51,7 +51,7 @@ fn try_mmap_lock(ctx: &BtfTracePointContext) {
     }
     let flags: u32 = read_at(task.cast(), off.task_flags);
     if flags & PF_EXITING == 0 && regs::inside(ctx, &state.pending) {
-        resolve_vma(state, Space::Current);
+        fault::resolve_inside(state);
         return;
     }
     let stack_id = state.pending.stack_id;

@@ -51,5 +51,9 @@ fn try_mm_page_alloc(ctx: &BtfTracePointContext) {
     }
     fault::note_alloc(state, gfp & GFP_ZERO != 0);
     // IRQs are on inside the fault: the cheap place for a lookup.
-    resolve_vma(state, Space::Current);
+    if config().lazy != 0 {
+        fault::resolve_inside(state);
+    } else {
+        resolve_vma(state, Space::Current);
+    }
 }
