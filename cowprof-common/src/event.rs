@@ -82,7 +82,8 @@ pub struct Pending {
     /// Non-zero once the writer's mapping was found for this record (in
     /// `TaskState::code_cache`).
     pub code_found: u32,
-    pub _pad: u32,
+    /// Non-zero when `seq` was read at entry.
+    pub seq_known: u32,
     /// Lazy completion: `mm_lock_seq` and `task->mm` at entry, so a lookup
     /// made after the fault can tell whether the address space changed.
     pub seq: u32,

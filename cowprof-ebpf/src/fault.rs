@@ -97,6 +97,7 @@ pub fn try_cache(state: &mut TaskState) {
     if let Some(seq) = seq {
         if config().lazy != 0 {
             state.pending.seq = seq;
+            state.pending.seq_known = 1;
         }
         vma_from_cache(state, seq);
     }
@@ -120,8 +121,12 @@ pub fn set_vma(state: &mut TaskState, vma_ptr: *const c_void) {
 /// Makes `state.code_cache.vma` the mapping of the writing instruction:
 /// from the cache, or a lookup (which also announces the code's file). It is
 /// zeroed when the lookup fails. Done once per record.
+///
+/// `seq` is the address space's sequence when the caller knows it (inside
+/// the fault, the one read at entry); otherwise it is read here, with two
+/// probe reads that cost more than the rest.
 #[inline(always)]
-fn code_vma(state: &mut TaskState, space: Space) {
+fn code_vma(state: &mut TaskState, space: Space, seq: Option<u32>) {
     if state.pending.code_found != 0 {
         return;
     }
@@ -132,7 +137,10 @@ fn code_vma(state: &mut TaskState, space: Space) {
         state.code_cache.vma = VmaInfo::default();
         return;
     }
-    let seq = vma::lock_seq(space.task());
+    let seq = match seq {
+        Some(seq) => Some(seq),
+        None => vma::lock_seq(space.task()),
+    };
     if let Some(seq) = seq {
         if state.code_cache.covers(ip, seq) {
             return;
@@ -160,7 +168,9 @@ fn code_vma(state: &mut TaskState, space: Space) {
 pub fn resolve_inside(state: &mut TaskState) {
     resolve_vma(state, Space::Current);
     if config().attribution != 0 && config().emit != 0 {
-        code_vma(state, Space::Current);
+        // Entry read the sequence (when the kernel has one) for this fault.
+        let seq = (state.pending.seq_known != 0).then_some(state.pending.seq);
+        code_vma(state, Space::Current, seq);
     }
 }
 
@@ -252,7 +262,7 @@ pub fn complete(state: &mut TaskState, who: &Subject, stack: impl FnOnce() -> i3
         return;
     }
     if config().attribution != 0 {
-        code_vma(state, who.space);
+        code_vma(state, who.space, None);
     } else {
         state.code_cache.vma = VmaInfo::default();
     }

@@ -58,7 +58,7 @@ pub extern "C" fn cowprof_announce_file(file: u64, ino: u64, dev: u32) -> i64 {
         return 0;
     };
     let record = entry.as_mut_ptr();
-    let off = config().offsets;
+    let off = &config().offsets;
     // Straight-line code on purpose: no branch per component, so older
     // verifiers (v6.1) need not explore 2^n paths. The helpers zero their
     // destination on failure, and the root is its own parent, so walking

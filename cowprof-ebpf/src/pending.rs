@@ -49,7 +49,7 @@ impl Subject {
 
     #[inline(always)]
     pub fn of(task: *mut task_struct) -> Self {
-        let off = config().offsets;
+        let off = &config().offsets;
         let pid: u32 = read_at(task.cast(), off.task_pid);
         let tgid: u32 = read_at(task.cast(), off.task_tgid);
         Self {
@@ -113,7 +113,7 @@ pub fn resolve_vma(state: &mut TaskState, space: Space) {
             count(Stat::VmaLookupFailed);
             return;
         }
-        if seq.is_some_and(|seq| seq != state.pending.seq) {
+        if state.pending.seq_known != 0 && seq.is_some_and(|seq| seq != state.pending.seq) {
             count(Stat::LateLookup);
         }
     }

@@ -82,7 +82,7 @@ static KSTACK: PerCpuArray<[u64; DEPTH]> = PerCpuArray::with_max_entries(1, 0);
 /// allocated while a kernel-mode fault's record is open in the same syscall.
 #[inline(always)]
 fn in_page_fault(ctx: &BtfTracePointContext) -> bool {
-    let range = config().exc_page_fault;
+    let range = &config().exc_page_fault;
     if range[0] == 0 {
         return true;
     }

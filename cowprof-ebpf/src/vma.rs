@@ -135,7 +135,7 @@ pub fn lock_seq(task: *mut task_struct) -> Option<u32> {
 /// `mm->mm_lock_seq`, when the kernel has one and `mm` is not null.
 #[inline(always)]
 pub fn lock_seq_of(mm: *const c_void) -> Option<u32> {
-    let off = config().offsets;
+    let off = &config().offsets;
     if off.mm_lock_seq == 0 || mm.is_null() {
         return None;
     }

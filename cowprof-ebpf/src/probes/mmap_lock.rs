@@ -43,7 +43,7 @@ fn try_mmap_lock(ctx: &BtfTracePointContext) {
     };
     let mm: u64 = ctx.arg(0);
     let task = current_task();
-    let off = config().offsets;
+    let off = &config().offsets;
     let own: u64 = read_at(task.cast(), off.task_mm);
     if mm != own {
         // Another process's address space (/proc/PID/maps, ptrace).

@@ -31,7 +31,7 @@ fn on_copy(vmf: *const c_void) {
     let Some(state) = active() else {
         return;
     };
-    let off = config().offsets;
+    let off = &config().offsets;
     let page: *const c_void = read_at(vmf, off.vmf_page);
     state.pending.copy_seen = 1;
     if page.is_null() {
