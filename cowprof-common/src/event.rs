@@ -152,6 +152,10 @@ pub struct TaskState {
     pub cache: VmaCache,
     /// The mapping of the last writing instruction.
     pub code_cache: VmaCache,
+    /// Non-zero once the task was found in the follow set: its process
+    /// stays followed until it exits, so later faults skip the lookup.
+    pub followed: u32,
+    pub _pad: u32,
 }
 
 /// Ring buffer record tags: every record starts with one.
@@ -390,7 +394,7 @@ pub const MAX_TARGETS: u32 = 65_536;
 const _: () = assert!(core::mem::size_of::<VmaInfo>() == 56);
 const _: () = assert!(core::mem::size_of::<Pending>() == 176);
 const _: () = assert!(core::mem::size_of::<FaultEvent>() == 208);
-const _: () = assert!(core::mem::size_of::<TaskState>() == 352);
+const _: () = assert!(core::mem::size_of::<TaskState>() == 360);
 const _: () = assert!(core::mem::size_of::<FileRecord>() == 536);
 const _: () = assert!(core::mem::size_of::<Offsets>() == 104);
 const _: () = assert!(core::mem::size_of::<Config>() == 160);

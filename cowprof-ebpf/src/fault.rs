@@ -47,6 +47,25 @@ pub fn task_state(create: bool) -> Option<&'static mut TaskState> {
     state
 }
 
+/// The current task's state if its process is followed; created when
+/// `create` is set. A task found in the follow set once is marked in its
+/// state, so its later faults skip the hash lookup (about 90 ns here):
+/// a process leaves the set only when it exits. Tasks not followed are
+/// looked up every time, and get no state.
+#[inline(always)]
+pub fn followed_state(create: bool) -> Option<&'static mut TaskState> {
+    let task = current_task();
+    if let Some(state) = TASK_STATE.get(task, false) {
+        if state.followed != 0 {
+            return Some(state);
+        }
+    }
+    target_tgid()?;
+    let state = task_state(create)?;
+    state.followed = 1;
+    Some(state)
+}
+
 /// Lazy completion: the current task is seen outside its record's fault, so
 /// that fault is over. Completes the record, if one is open.
 #[inline(always)]

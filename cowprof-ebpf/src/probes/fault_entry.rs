@@ -60,9 +60,6 @@ pub fn page_fault_kernel(ctx: BtfTracePointContext) -> i32 {
 
 #[inline(always)]
 fn try_fault_entry(ctx: &BtfTracePointContext) {
-    if fault::target_tgid().is_none() {
-        return;
-    }
     let address: u64 = ctx.arg(0);
     let regs: *const pt_regs = ctx.arg(1);
     let error_code: u64 = ctx.arg(2);
@@ -73,9 +70,9 @@ fn try_fault_entry(ctx: &BtfTracePointContext) {
     let error_code = error_code as u32;
     let write = error_code & PF_WRITE != 0;
     let lazy = config().lazy != 0;
-    // One task storage lookup: created only for a write, which opens a
-    // record; a task without one has nothing to complete either.
-    let Some(state) = fault::task_state(write) else {
+    // State is created only for a write, which opens a record; a task
+    // without one has nothing to complete either.
+    let Some(state) = fault::followed_state(write) else {
         return;
     };
     if lazy {
