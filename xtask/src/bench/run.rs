@@ -74,11 +74,11 @@ pub struct Target {
 /// Stands for a fresh profile directory in a configuration's arguments.
 pub const PROFILE_DIR: &str = "{profile}";
 
-const fn against_nothing(max: f64) -> Option<Target> {
-    Some(Target {
+const fn against_nothing(max: f64) -> Target {
+    Target {
         max,
         against_bpftrace: false,
-    })
+    }
 }
 
 pub const CONFIGS: [Config; 7] = [
@@ -101,25 +101,25 @@ pub const CONFIGS: [Config; 7] = [
         name: "cowprof record (full attribution, no latency)",
         setup: Setup::Cowprof(&["--summary", "/dev/null"]),
         default: true,
-        target: against_nothing(1.10),
+        target: Some(against_nothing(1.10)),
     },
     Config {
         name: "cowprof record --latency (full attribution and latency)",
         setup: Setup::Cowprof(&["--latency", "--summary", "/dev/null"]),
         default: false,
-        target: against_nothing(1.20),
+        target: Some(against_nothing(1.20)),
     },
     Config {
         name: "cowprof record --by page -o DIR (Parquet profile)",
         setup: Setup::Cowprof(&["--by", "page", "--summary", "/dev/null", "-o", PROFILE_DIR]),
         default: false,
-        target: against_nothing(1.10),
+        target: Some(against_nothing(1.10)),
     },
     Config {
         name: "cowprof serve (exporter, scraped every second)",
         setup: Setup::Serve,
         default: false,
-        target: against_nothing(1.10),
+        target: Some(against_nothing(1.10)),
     },
     Config {
         name: "bpftrace one-liner",

@@ -294,6 +294,18 @@ fn bound(ns: u64) -> String {
 }
 
 fn latency_chart(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    if app.report().latency.is_empty() && app.report().totals.all() > 0 {
+        // Faults, but no latency: it is opt-in.
+        frame.render_widget(
+            Paragraph::new(
+                "Latency is not measured: run `cowprof top --latency` (or record with --latency).",
+            )
+            .style(theme.dim)
+            .block(Block::default().borders(Borders::TOP)),
+            area,
+        );
+        return;
+    }
     let level = Level::Table(TableKind::Latency);
     let table = app.table(TableKind::Latency);
     let Some(kind) = table.key(app.cursor(&level, &table)) else {
