@@ -170,8 +170,9 @@ pub struct RecordArgs {
     /// Probe strategy: the best available (auto), or force one.
     /// Measure each fault's latency, from entry to completion. Off by
     /// default: it reads the clock twice per fault and, on the tracepoint
-    /// strategy, adds a perf event per fault for the completion (about 0.3
-    /// µs per COW fault on the bench host; see the README's overhead table).
+    /// strategy, adds a perf event per fault for the completion. On the
+    /// bench host that costs about 0.2 µs more per COW fault (+6% of a
+    /// fault), and a third more per short-lived fork (README, Overhead).
     #[arg(long)]
     pub latency: bool,
     #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
@@ -209,8 +210,9 @@ pub struct TopArgs {
     /// Probe strategy: the best available (auto), or force one.
     /// Measure each fault's latency, from entry to completion. Off by
     /// default: it reads the clock twice per fault and, on the tracepoint
-    /// strategy, adds a perf event per fault for the completion (about 0.3
-    /// µs per COW fault on the bench host; see the README's overhead table).
+    /// strategy, adds a perf event per fault for the completion. On the
+    /// bench host that costs about 0.2 µs more per COW fault (+6% of a
+    /// fault), and a third more per short-lived fork (README, Overhead).
     #[arg(long)]
     pub latency: bool,
     #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
@@ -246,8 +248,9 @@ pub struct ServeArgs {
     /// Probe strategy.
     /// Measure each fault's latency, from entry to completion. Off by
     /// default: it reads the clock twice per fault and, on the tracepoint
-    /// strategy, adds a perf event per fault for the completion (about 0.3
-    /// µs per COW fault on the bench host; see the README's overhead table).
+    /// strategy, adds a perf event per fault for the completion. On the
+    /// bench host that costs about 0.2 µs more per COW fault (+6% of a
+    /// fault), and a third more per short-lived fork (README, Overhead).
     #[arg(long)]
     pub latency: bool,
     #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
@@ -334,8 +337,9 @@ pub struct GateArgs {
     /// Probe strategy: the best available (auto), or force one.
     /// Measure each fault's latency, from entry to completion. Off by
     /// default: it reads the clock twice per fault and, on the tracepoint
-    /// strategy, adds a perf event per fault for the completion (about 0.3
-    /// µs per COW fault on the bench host; see the README's overhead table).
+    /// strategy, adds a perf event per fault for the completion. On the
+    /// bench host that costs about 0.2 µs more per COW fault (+6% of a
+    /// fault), and a third more per short-lived fork (README, Overhead).
     #[arg(long)]
     pub latency: bool,
     #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
