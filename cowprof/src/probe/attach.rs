@@ -195,7 +195,9 @@ fn attach_reason(err: &ProgramError) -> String {
     text
 }
 
-/// The verifier's last lines, which say why a program was rejected.
+/// The verifier's last lines, which say why a program was rejected: six,
+/// or `COWPROF_VERIFIER_LINES` (a debugging knob: the lines before the
+/// rejection show the path the verifier took).
 fn verifier_reason(err: &ProgramError) -> String {
     match err {
         ProgramError::LoadError {

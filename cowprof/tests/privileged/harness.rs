@@ -202,6 +202,15 @@ impl Recording {
             .unwrap_or(0)
     }
 
+    /// The `fork-anon` answer in range: the child copied `n` pages, and
+    /// the parent, alone with them again, reused all `n`.
+    pub fn assert_child_copied_parent_reused(&self, n: u64) {
+        let range = self.range();
+        let seen = self.in_range();
+        assert_eq!(self.count(range.child, "cow_copy_anon"), n, "{seen:?}");
+        assert_eq!(self.count(range.pid, "cow_reuse"), n, "{seen:?}");
+    }
+
     /// The single range the workload reported.
     pub fn range(&self) -> Range {
         let ranges: Vec<_> = self.ranges.iter().filter(|r| r.start != 0).collect();

@@ -10,14 +10,7 @@ fn fork_child_copies_and_parent_reuses() {
     }
     let files = Files::new();
     let rec = record_workload(&files, "fork-anon", &["--pages", &N.to_string()]);
-    let range = rec.range();
-    assert_eq!(
-        rec.count(range.child, "cow_copy_anon"),
-        N,
-        "{:?}",
-        rec.in_range()
-    );
-    assert_eq!(rec.count(range.pid, "cow_reuse"), N, "{:?}", rec.in_range());
+    rec.assert_child_copied_parent_reused(N);
     let others: u64 = rec.in_range().values().sum::<u64>() - 2 * N;
     assert_eq!(others, 0, "unexpected kinds in range: {:?}", rec.in_range());
     // Nothing was lost, and the kernel's own per-kind totals agree.
@@ -25,10 +18,11 @@ fn fork_child_copies_and_parent_reuses() {
     assert_eq!(rec.summary["totals"], rec.summary["kernel_totals"]);
 }
 
-/// Pages allocated by a syscall between two faults (`MAP_POPULATE`, a
-/// `read(2)` into fresh memory) are not the first fault's: each rewrite
-/// stays a reuse, on every strategy. Under lazy completion the first
-/// fault's record is still open during the syscall.
+/// Pages allocated by a syscall between two faults (a `pread(2)` of an
+/// uncached file page, `MAP_POPULATE`, a `read(2)` into fresh memory) are
+/// not the first fault's: each rewrite stays a reuse, on every strategy.
+/// Under lazy completion the first fault's record is still open during the
+/// syscall.
 #[test]
 fn allocations_by_syscalls_between_faults_are_not_copies() {
     if !bpf_available() {
@@ -36,19 +30,7 @@ fn allocations_by_syscalls_between_faults_are_not_copies() {
     }
     let files = Files::new();
     let rec = record_workload(&files, "syscalls-between", &["--pages", "512"]);
-    let range = rec.range();
-    assert_eq!(
-        rec.count(range.child, "cow_copy_anon"),
-        512,
-        "{:?}",
-        rec.in_range()
-    );
-    assert_eq!(
-        rec.count(range.pid, "cow_reuse"),
-        512,
-        "{:?}",
-        rec.in_range()
-    );
+    rec.assert_child_copied_parent_reused(512);
     assert_eq!(
         rec.in_range().values().sum::<u64>(),
         1024,

@@ -36,19 +36,7 @@ fn descendants_of_a_shell_are_followed() {
         workload_args(&files, "fork-anon", &["--pages", "512"]).join(" ")
     );
     let rec = record_command(&files, &["sh".into(), "-c".into(), script]);
-    let range = rec.range();
-    assert_eq!(
-        rec.count(range.child, "cow_copy_anon"),
-        512,
-        "{:?}",
-        rec.in_range()
-    );
-    assert_eq!(
-        rec.count(range.pid, "cow_reuse"),
-        512,
-        "{:?}",
-        rec.in_range()
-    );
+    rec.assert_child_copied_parent_reused(512);
     let comms: Vec<&str> = rec.summary["processes"]
         .as_array()
         .expect("processes")
