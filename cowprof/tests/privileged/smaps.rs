@@ -1,5 +1,9 @@
-//! Oracle: cowprof's copies in a mapping equal the growth of that mapping's
-//! `Private_Dirty` in /proc/PID/smaps, read while the child is stopped.
+//! Recordings of a child that stops itself (`fork-anon --stop`):
+//! - oracle: cowprof's copies in a mapping equal the growth of that
+//!   mapping's `Private_Dirty` in /proc/PID/smaps, read while it is stopped;
+//! - the final flush: a recording stopped while the child sits stopped
+//!   after its writes still reports its last fault, which no later event
+//!   has completed (lazy completion).
 use std::{
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -47,27 +51,31 @@ fn private_dirty_kb(pid: u32, addr: u64) -> u64 {
     panic!("no mapping of {addr:#x} in pid {pid}'s smaps")
 }
 
-#[test]
-fn copies_equal_the_growth_of_private_dirty() {
-    if !bpf_available() {
-        return;
-    }
-    let files = Files::new();
-    let mut recorder = Command::new(cowprof())
-        .args(["record", "--summary", "/dev/null", "--events"])
+/// The child's pid and the range under test, once it reported itself.
+struct Stopping {
+    child: u32,
+    start: u64,
+    end: u64,
+}
+
+/// Starts `cowprof record ARGS -- fork-anon --pages PAGES --stop` and
+/// waits until the child reported itself and stopped before its writes.
+fn record_stopping(files: &Files, args: &[&str], pages: &str) -> (std::process::Child, Stopping) {
+    let recorder = Command::new(cowprof())
+        .args(["record", "--events"])
         .arg(&files.events)
+        .args(args)
         .args(forced_probe().map(|p| format!("--probe={p}")))
         .arg("--")
         .arg(workload())
         .args(workload_args(
-            &files,
+            files,
             "fork-anon",
-            &["--pages", "300", "--stop"],
+            &["--pages", pages, "--stop"],
         ))
         .stderr(Stdio::null())
         .spawn()
         .expect("cowprof record");
-    // The child reports itself, then stops before writing.
     let deadline = Instant::now() + Duration::from_mins(1);
     let line = loop {
         if let Some(line) = std::fs::read_to_string(&files.report)
@@ -81,25 +89,29 @@ fn copies_equal_the_growth_of_private_dirty() {
     };
     let report: serde_json::Value = serde_json::from_str(&line).expect("report");
     let child = u32::try_from(report["child"].as_u64().expect("child")).expect("pid");
-    let start = report["start"].as_u64().expect("start");
-    let end = report["end"].as_u64().expect("end");
+    let stopping = Stopping {
+        child,
+        start: report["start"].as_u64().expect("start"),
+        end: report["end"].as_u64().expect("end"),
+    };
     wait_stopped(child);
-    let before = private_dirty_kb(child, start);
+    (recorder, stopping)
+}
+
+/// Sends `signal` to `pid`.
+fn signal(pid: u32, signal: i32) {
     // SAFETY: kill(2) with a pid we were told about.
-    unsafe { libc::kill(i32::try_from(child).expect("pid"), libc::SIGCONT) };
-    // It stops again after its writes.
-    std::thread::sleep(Duration::from_millis(20));
-    wait_stopped(child);
-    let after = private_dirty_kb(child, start);
-    // SAFETY: as above.
-    unsafe { libc::kill(i32::try_from(child).expect("pid"), libc::SIGCONT) };
-    assert!(crate::harness::wait(&mut recorder, "cowprof").success());
-    let copies = std::fs::read_to_string(&files.events)
+    unsafe { libc::kill(i32::try_from(pid).expect("pid"), signal) };
+}
+
+/// The child's copies in range, from the events file.
+fn copies_in_range(files: &Files, s: &Stopping) -> u64 {
+    std::fs::read_to_string(&files.events)
         .expect("events")
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("event"))
         .filter(|e| {
-            e["pid"] == child
+            e["pid"] == s.child
                 && e["kind"]
                     .as_str()
                     .is_some_and(|k| k.starts_with("cow_") && k != "cow_reuse")
@@ -107,13 +119,55 @@ fn copies_equal_the_growth_of_private_dirty() {
         .filter(|e| {
             e["addr"]
                 .as_u64()
-                .is_some_and(|a| (start..end).contains(&a))
+                .is_some_and(|a| (s.start..s.end).contains(&a))
         })
-        .count() as u64;
+        .count() as u64
+}
+
+#[test]
+fn copies_equal_the_growth_of_private_dirty() {
+    if !bpf_available() {
+        return;
+    }
+    let files = Files::new();
+    let (mut recorder, stopping) = record_stopping(&files, &["--summary", "/dev/null"], "300");
+    let (child, start) = (stopping.child, stopping.start);
+    let before = private_dirty_kb(child, start);
+    signal(child, libc::SIGCONT);
+    // It stops again after its writes.
+    std::thread::sleep(Duration::from_millis(20));
+    wait_stopped(child);
+    let after = private_dirty_kb(child, start);
+    signal(child, libc::SIGCONT);
+    assert!(crate::harness::wait(&mut recorder, "cowprof").success());
+    let copies = copies_in_range(&files, &stopping);
     assert_eq!(copies, 300, "the child copied every page");
     assert_eq!(
         copies * 4,
         after - before,
         "Private_Dirty grew by the copies (kB)"
+    );
+}
+
+/// Stopped with SIGINT while the child sits stopped after its 300 writes:
+/// its last copy has not completed by any later event of its own, and the
+/// final flush must report it. All 300 are in the events file.
+#[test]
+fn a_recording_stopped_mid_run_reports_each_task_s_last_fault() {
+    if !bpf_available() {
+        return;
+    }
+    let files = Files::new();
+    let (mut recorder, stopping) = record_stopping(&files, &["--summary", "/dev/null"], "300");
+    signal(stopping.child, libc::SIGCONT);
+    std::thread::sleep(Duration::from_millis(20));
+    wait_stopped(stopping.child);
+    signal(recorder.id(), libc::SIGINT);
+    assert!(crate::harness::wait(&mut recorder, "cowprof").success());
+    signal(stopping.child, libc::SIGCONT);
+    assert_eq!(
+        copies_in_range(&files, &stopping),
+        300,
+        "every copy, the last one included"
     );
 }
