@@ -15,14 +15,7 @@ fn kernels_without_task_storage_or_find_vma_are_refused() {
         ("5.10.223-cloud-amd64", "TASK_STORAGE"),
         ("5.15.0-1-amd64", "bpf_find_vma"),
     ] {
-        let facts = KernelFacts {
-            release: release.to_owned(),
-            version: parse_version(release),
-            btf: None,
-            kallsyms: OnceCell::new(),
-            filter_functions: OnceCell::new(),
-            kprobe_pmu: true,
-        };
+        let facts = KernelFacts::of_release(release);
         for strategy in Strategy::BY_PRIORITY {
             let checked = facts.strategy_check(strategy, false);
             assert!(!checked.ok, "{release} {strategy}");

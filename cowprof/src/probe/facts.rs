@@ -1,0 +1,222 @@
+//! The checks that decide what this kernel offers, against the rows of the
+//! compatibility table (`strategy`), from facts read once.
+use std::{cell::OnceCell, fs, path::Path};
+
+use serde::Serialize;
+
+use super::strategy::{Check, ProbeSpec, Strategy, REQUIREMENTS};
+use crate::kernel::btf::KernelBtf;
+
+/// What the checks found for one row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    pub ok: bool,
+    /// Why not, and how to fix it, when `ok` is false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl CheckResult {
+    fn pass() -> Self {
+        Self {
+            ok: true,
+            reason: None,
+        }
+    }
+
+    fn fail(reason: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            reason: Some(reason.into()),
+        }
+    }
+}
+
+/// Facts about the running kernel the checks consult, read once.
+pub struct KernelFacts {
+    pub release: String,
+    pub version: (u32, u32),
+    pub btf: Option<KernelBtf>,
+    /// Read on first use: both files are large, and the kernel generates
+    /// them slowly (a second each under emulation).
+    kallsyms: OnceCell<String>,
+    /// `None` when `available_filter_functions` cannot be read.
+    filter_functions: OnceCell<Option<String>>,
+    pub kprobe_pmu: bool,
+}
+
+impl KernelFacts {
+    /// Facts of a kernel known only by its release (no BTF), for tests.
+    #[cfg(test)]
+    pub(crate) fn of_release(release: &str) -> Self {
+        Self {
+            release: release.to_owned(),
+            version: parse_version(release),
+            btf: None,
+            kallsyms: OnceCell::new(),
+            filter_functions: OnceCell::new(),
+            kprobe_pmu: true,
+        }
+    }
+
+    /// Reads what the checks need from /proc and /sys.
+    #[must_use]
+    pub fn read() -> Self {
+        let release = fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        Self {
+            version: parse_version(&release),
+            release,
+            btf: KernelBtf::open().ok(),
+            kallsyms: OnceCell::new(),
+            filter_functions: OnceCell::new(),
+            kprobe_pmu: Path::new("/sys/bus/event_source/devices/kprobe/type").exists(),
+        }
+    }
+
+    fn in_kallsyms(&self, name: &str) -> bool {
+        let kallsyms = self
+            .kallsyms
+            .get_or_init(|| fs::read_to_string("/proc/kallsyms").unwrap_or_default());
+        kallsyms.lines().any(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, kind, sym) = (fields.next(), fields.next(), fields.next());
+            sym == Some(name) && kind.is_some_and(|k| k.eq_ignore_ascii_case("t"))
+        })
+    }
+
+    /// `[start, end)` of kernel text function `name`: its address, and the
+    /// next symbol's. `None` when /proc/kallsyms hides addresses or lacks it.
+    #[must_use]
+    pub fn text_range(&self, name: &str) -> Option<[u64; 2]> {
+        fn parse(line: &str) -> Option<(u64, &str, &str)> {
+            let mut fields = line.split_whitespace();
+            let address = u64::from_str_radix(fields.next()?, 16).ok()?;
+            let kind = fields.next()?;
+            Some((address, kind, fields.next()?))
+        }
+        let kallsyms = self
+            .kallsyms
+            .get_or_init(|| fs::read_to_string("/proc/kallsyms").unwrap_or_default());
+        let start = kallsyms
+            .lines()
+            .filter_map(parse)
+            .find(|&(address, kind, sym)| {
+                sym == name && address != 0 && kind.eq_ignore_ascii_case("t")
+            })?
+            .0;
+        let end = kallsyms
+            .lines()
+            .filter_map(parse)
+            .map(|(address, _, _)| address)
+            .filter(|&address| address > start)
+            .min()?;
+        Some([start, end])
+    }
+
+    fn traceable(&self, name: &str) -> Option<bool> {
+        let list = self.filter_functions.get_or_init(|| {
+            fs::read_to_string("/sys/kernel/tracing/available_filter_functions").ok()
+        });
+        list.as_ref().map(|list| {
+            list.lines()
+                .any(|line| line.split_whitespace().next() == Some(name))
+        })
+    }
+
+    /// Runs one row's checks.
+    #[must_use]
+    pub fn check(&self, spec: &ProbeSpec) -> CheckResult {
+        if self.version < spec.min_kernel {
+            return CheckResult::fail(format!(
+                "needs Linux {}.{}+, this is {}",
+                spec.min_kernel.0, spec.min_kernel.1, self.release
+            ));
+        }
+        let Some(btf) = &self.btf else {
+            return CheckResult::fail(
+                "no kernel BTF; use a kernel built with CONFIG_DEBUG_INFO_BTF=y",
+            );
+        };
+        match spec.check {
+            Check::BtfFunc(name) => {
+                if !btf.has_func(name) {
+                    return CheckResult::fail(format!(
+                        "{name} is not in kernel BTF (inlined or renamed)"
+                    ));
+                }
+                match self.traceable(name) {
+                    Some(false) => CheckResult::fail(format!(
+                        "{name} is not in available_filter_functions (not traceable)"
+                    )),
+                    _ => CheckResult::pass(),
+                }
+            }
+            Check::Kallsyms(name) => {
+                if !self.kprobe_pmu {
+                    CheckResult::fail(
+                        "no kprobe support (kernel built without CONFIG_KPROBES or the kprobe PMU)",
+                    )
+                } else if !self.in_kallsyms(name) {
+                    CheckResult::fail(format!("{name} is not in /proc/kallsyms (inlined)"))
+                } else {
+                    CheckResult::pass()
+                }
+            }
+            Check::Tracepoint(name) => {
+                if btf.has_type(&format!("btf_trace_{name}")) {
+                    CheckResult::pass()
+                } else {
+                    CheckResult::fail(format!("tracepoint {name} is not in kernel BTF"))
+                }
+            }
+            Check::PerfSoftware => CheckResult::pass(),
+            Check::Iterator(name) => {
+                if btf.has_type(&format!("bpf_iter__{name}")) {
+                    CheckResult::pass()
+                } else {
+                    CheckResult::fail(format!("no BPF {name} iterator in kernel BTF"))
+                }
+            }
+        }
+    }
+
+    /// Whether every required row of `strategy` passes its static checks;
+    /// the first failure otherwise.
+    #[must_use]
+    pub fn strategy_check(&self, strategy: Strategy, latency: bool) -> CheckResult {
+        if let Some(missing) = REQUIREMENTS.iter().find(|r| self.version < r.min_kernel) {
+            return CheckResult::fail(format!(
+                "needs {} (Linux {}.{}+, for {}), this is {}",
+                missing.feature,
+                missing.min_kernel.0,
+                missing.min_kernel.1,
+                missing.used_for,
+                self.release
+            ));
+        }
+        strategy
+            .probes()
+            .filter(|spec| spec.required && spec.used(latency))
+            .map(|spec| (spec, self.check(spec)))
+            .find(|(_, result)| !result.ok)
+            .map_or_else(CheckResult::pass, |(spec, result)| {
+                CheckResult::fail(format!(
+                    "{}: {}",
+                    spec.hook,
+                    result.reason.unwrap_or_default()
+                ))
+            })
+    }
+}
+
+/// "6.12.117+deb12-cloud-amd64" → (6, 12).
+#[must_use]
+pub fn parse_version(release: &str) -> (u32, u32) {
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
