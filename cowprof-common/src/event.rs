@@ -365,14 +365,11 @@ pub enum Stat {
     /// address space had changed (another thread mapped or unmapped memory
     /// meanwhile); their mapping is the one at the address then.
     LateLookup = 9,
-    /// Lazy completion: allocations inside a fault's time span refused
-    /// because they came from elsewhere (a syscall, an interrupt).
-    AllocForeign = 10,
 }
 
 impl Stat {
     /// Number of statistics slots.
-    pub const COUNT: u32 = 11;
+    pub const COUNT: u32 = 10;
 }
 
 /// Whether `address` is in the kernel half of the address space (x86-64:

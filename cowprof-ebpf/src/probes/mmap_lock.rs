@@ -23,7 +23,7 @@ use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use crate::{
     fault,
     maps::config,
-    pending::{active, current_task, Subject},
+    pending::{active, current_task},
     regs,
     vma::read_at,
 };
@@ -54,6 +54,5 @@ fn try_mmap_lock(ctx: &BtfTracePointContext) {
         fault::resolve_inside(state);
         return;
     }
-    let stack_id = state.pending.stack_id;
-    fault::complete(state, &Subject::current(), || stack_id);
+    fault::finish(state);
 }

@@ -23,6 +23,10 @@ pub struct ProbeStats {
     /// `--stacks`: faults whose user stack could not be taken (reported
     /// under `[no stack]`).
     pub stack_failures: u64,
+    /// Lazy completion: faults whose mapping was looked up after their
+    /// address space had changed (another thread mapped or unmapped memory
+    /// meanwhile); their mapping is the one at the address then.
+    pub late_lookups: u64,
     /// Faults per kind counted in the kernel, indexed like `Kind::ALL`.
     #[serde(skip)]
     pub kernel_counts: [u64; 6],
@@ -50,6 +54,7 @@ impl ProbeStats {
             file_records_lost: sum(stats, Stat::FileRecordLost as u32)?,
             process_counts_lost: sum(stats, Stat::ProcCountLost as u32)?,
             stack_failures: sum(stats, Stat::StackFailed as u32)?,
+            late_lookups: sum(stats, Stat::LateLookup as u32)?,
             kernel_counts,
         })
     }
