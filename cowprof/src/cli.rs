@@ -42,6 +42,12 @@ pub struct Cli {
     /// Write cowprof's own log to this file (level from `RUST_LOG`, default info).
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+    /// Permission bits of the files cowprof writes (profiles, summaries,
+    /// event streams, baselines, exports, logs), in octal; directories get
+    /// search bits where read is given. They can name every process on the
+    /// host, so by default only their owner can read them.
+    #[arg(long, global = true, value_name = "OCTAL", default_value = "600", value_parser = crate::output::parse_mode)]
+    pub mode: u32,
     #[command(subcommand)]
     pub command: Command,
 }

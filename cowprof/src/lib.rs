@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod gate;
 pub mod kernel;
 pub mod newest;
+pub mod output;
 pub mod probe;
 #[cfg(feature = "parquet")]
 pub mod profile;

@@ -1,7 +1,6 @@
 //! The cowprof binary: parse, dispatch, and turn errors into one line and an
 //! exit code.
 use std::{
-    fs::File,
     io::{self, Write as _},
     process::ExitCode,
     sync::{
@@ -44,13 +43,14 @@ fn top_log() -> Option<std::path::PathBuf> {
             std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".local/state"))
         })?;
     let dir = state.join("cowprof");
-    std::fs::create_dir_all(&dir).ok()?;
+    cowprof::output::private_dir(&dir).ok()?;
     Some(dir.join("top.log"))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     raise_fd_limit();
+    cowprof::output::set_mode(cli.mode);
     let log_file = match (&cli.command, &cli.log_file) {
         (Command::Top(_), None) => top_log(),
         (_, path) => path.clone(),
@@ -96,8 +96,8 @@ fn init_logging(path: Option<&std::path::Path>) -> anyhow::Result<()> {
     let Some(path) = path else {
         return Ok(());
     };
-    let file =
-        File::create(path).with_context(|| format!("cannot create log file {}", path.display()))?;
+    let file = cowprof::output::create(path)
+        .with_context(|| format!("cannot create log file {}", path.display()))?;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .target(env_logger::Target::Pipe(Box::new(file)))
         .init();

@@ -40,7 +40,7 @@ pub struct RecordOptions {
 }
 
 fn create(path: &Path) -> Result<File, RecordError> {
-    File::create(path).map_err(|source| RecordError::Output {
+    crate::output::create(path).map_err(|source| RecordError::Output {
         path: path.to_path_buf(),
         source,
     })

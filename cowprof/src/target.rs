@@ -115,10 +115,7 @@ impl HeldChild {
     pub fn spawn(argv: &[OsString], output: Option<&std::path::Path>) -> Result<Self, TargetError> {
         let stdio = match output {
             Some(path) => {
-                let out = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
+                let out = crate::output::append(path)
                     .map_err(sys("opening the command's output file"))?;
                 let null = std::fs::File::open("/dev/null").map_err(sys("opening /dev/null"))?;
                 Some((OwnedFd::from(null), OwnedFd::from(out)))

@@ -228,14 +228,15 @@ impl Baseline {
         }
     }
 
-    /// Writes the baseline to `path` (pretty, with a final newline).
+    /// Writes the baseline to `path` (pretty, with a final newline) through
+    /// a temporary file and a rename: never half-written.
     ///
     /// # Errors
     /// When the file cannot be written.
     pub fn save(&self, path: &Path) -> Result<(), GateError> {
         let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
         text.push('\n');
-        std::fs::write(path, text).map_err(|source| GateError::Write {
+        crate::output::write_atomically(path, text.as_bytes()).map_err(|source| GateError::Write {
             path: path.to_owned(),
             source,
         })

@@ -140,17 +140,16 @@ fn report(verdict: &Verdict, judging: &Judging) -> Result<(), GateError> {
         GateFormat::Junit => output::junit(verdict),
     };
     let write = |path: &Path, text: &str, append: bool| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .append(append)
-            .truncate(!append)
-            .open(path)
-            .and_then(|mut f| f.write_all(text.as_bytes()))
-            .map_err(|source| GateError::Write {
-                path: path.to_owned(),
-                source,
-            })
+        if append {
+            crate::output::append(path)
+        } else {
+            crate::output::create(path)
+        }
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|source| GateError::Write {
+            path: path.to_owned(),
+            source,
+        })
     };
     match &judging.output {
         Some(path) => write(path, &text, false)?,

@@ -1,10 +1,7 @@
 //! `profile.json`: what a profile is and whether it is whole. Written when
 //! recording starts (incomplete) and again when it ends, each time to a
 //! temporary file that is synced and renamed, so it is never half-written.
-use std::{
-    io::Write as _,
-    path::{Path, PathBuf},
-};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -109,31 +106,15 @@ impl Manifest {
     }
 }
 
-/// Writes `data` to `path` through a synced temporary file and a rename.
+/// Writes `data` to `path` through a synced temporary file and a rename
+/// ([`crate::output::write_atomically`]), private unless `--mode` says
+/// otherwise.
 ///
 /// # Errors
 /// When any step fails.
 pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), ProfileError> {
-    let tmp = temporary(path);
-    let io = |source| ProfileError::Write {
+    crate::output::write_atomically(path, data).map_err(|source| ProfileError::Write {
         path: path.to_owned(),
         source,
-    };
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    file.write_all(data).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
-}
-
-/// The temporary name of `path` while it is written: hidden, and ending in
-/// `.tmp`, which readers ignore.
-#[must_use]
-pub fn temporary(path: &Path) -> PathBuf {
-    let name = path.file_name().map_or_else(Default::default, |n| {
-        let mut name = std::ffi::OsString::from(".");
-        name.push(n);
-        name.push(".tmp");
-        name
-    });
-    path.with_file_name(name)
+    })
 }

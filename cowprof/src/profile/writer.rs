@@ -66,22 +66,18 @@ pub struct ProfileWriter {
     checkpoints: crossbeam_channel::Receiver<Written>,
 }
 
-/// Creates the profile directory `dir`, refusing one that holds anything.
+/// Creates the profile directory `dir`, refusing one that holds anything,
+/// private unless `--mode` says otherwise ([`crate::output::create_dir`]).
 ///
 /// # Errors
-/// When it cannot be created or is not empty.
+/// When it cannot be made, is a symbolic link, or is not empty.
 pub fn create_dir(dir: &Path) -> Result<(), ProfileError> {
     let io = |source| ProfileError::Write {
         path: dir.to_owned(),
         source,
     };
-    if dir.exists() && std::fs::read_dir(dir).map_err(io)?.next().is_some() {
-        return Err(io(std::io::Error::new(
-            std::io::ErrorKind::AlreadyExists,
-            "it exists and is not empty",
-        )));
-    }
-    std::fs::create_dir_all(dir.join(EVENTS_DIR)).map_err(io)
+    crate::output::create_dir(dir).map_err(io)?;
+    crate::output::create_dir(&dir.join(EVENTS_DIR)).map_err(io)
 }
 
 fn parquet_error(path: &Path, err: &polars::prelude::PolarsError) -> ProfileError {

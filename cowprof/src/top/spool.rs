@@ -48,6 +48,10 @@ mod parquet {
             export_dir: &Path,
             sinks: &mut Sinks,
         ) -> Result<Option<Self>, TopError> {
+            // A leftover of an earlier process with this pid is removed
+            // (`remove_dir_all` never follows a link); whatever is there
+            // after that is refused by `create_dir` unless it is an empty
+            // directory of this user.
             let dir = std::env::temp_dir().join(format!("cowprof-top-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             let (sink, rows) = ProfileSink::open(&dir, target.describe())?;
