@@ -26,7 +26,8 @@
 //!   `mmap(MAP_POPULATE)` plus a `read(2)` from /dev/zero into a fresh
 //!   page (a kernel-mode first touch). Still N `cow_reuse`: the
 //!   allocations are not the rewrites' copies.
-//! - `file-private`: map a file of N pages `MAP_PRIVATE`, read the first R,
+//! - `file-private`: map a file of N pages `MAP_PRIVATE` (with `--keep`, the
+//!   file as it is, else made anew), read the first R,
 //!   write all N (R `cow_copy_file`, N-R `cow_fill_file`).
 //! - `file-shared`: map a file of N pages `MAP_SHARED`, read all, write all
 //!   (N `write_notify`).
@@ -81,6 +82,9 @@ struct Args {
     /// `fork-anon`: pages the child also writes, in a function of their
     /// own (a regression for the gate to catch and name).
     extra: usize,
+    /// `file-private`: map `--file` as it is, without writing it first (a
+    /// hostile file a test made).
+    keep: bool,
 }
 
 fn parse() -> Args {
@@ -95,6 +99,7 @@ fn parse() -> Args {
         wait: false,
         stop: false,
         extra: 0,
+        keep: false,
     };
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -108,6 +113,7 @@ fn parse() -> Args {
             "--report" => parsed.report = Some(value().into()),
             "--wait" => parsed.wait = true,
             "--stop" => parsed.stop = true,
+            "--keep" => parsed.keep = true,
             "--extra" => parsed.extra = value().parse().unwrap_or_else(|_| usage("bad --extra")),
             other => usage(&format!("unknown flag {other}")),
         }
@@ -303,6 +309,10 @@ fn file_of(args: &Args) -> File {
         .file
         .clone()
         .unwrap_or_else(|| usage("this mode needs --file"));
+    if args.keep {
+        return File::open(&path)
+            .unwrap_or_else(|e| usage(&format!("cannot open {}: {e}", path.display())));
+    }
     let file = OpenOptions::new()
         .read(true)
         .write(true)

@@ -126,11 +126,14 @@ impl<'a> Namer<'a> {
         self.resolver.files()
     }
 
-    /// A file's path, marked when the file found there is not the mapped one.
+    /// A file's path, marked when the file found there is not the mapped
+    /// one, or when it was refused as an image (and why).
     pub(crate) fn path(&self, key: &FileKey) -> String {
         let path = self.files().path(key);
         if self.files().unverified(key) {
             format!("{path} [unverified]")
+        } else if let Some(why) = self.files().not_attributed(key) {
+            format!("{path} [not attributed: {why}]")
         } else {
             path
         }

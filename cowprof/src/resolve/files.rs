@@ -11,8 +11,10 @@
 //! reported by file offset, never with another file's sections or symbols.
 use std::{
     fs::File,
-    io::Read as _,
-    os::{fd::AsRawFd as _, unix::fs::MetadataExt as _},
+    os::{
+        fd::AsRawFd as _,
+        unix::fs::{MetadataExt as _, OpenOptionsExt as _},
+    },
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -20,7 +22,10 @@ use std::{
 use cowprof_common::{FileKey, FileRecord};
 use hashbrown::HashMap;
 
-use super::{elf::Image, paths::Mounts};
+use super::{
+    elf::{Image, NotAttributed},
+    paths::Mounts,
+};
 
 /// Where a live process maps a file, to open it through
 /// `/proc/PID/map_files/START-END` when its path does not lead to it.
@@ -36,11 +41,11 @@ pub struct Hint {
 pub enum Opened {
     /// The mapped file, kept open: `source` (`/proc/self/fd/N`) names
     /// exactly it for symbolization, whatever its path leads to later;
-    /// `image` when it is ELF.
+    /// `image` when it is ELF and within the parser's bounds, else why not.
     Verified {
         file: Arc<File>,
         source: PathBuf,
-        image: Option<Arc<Image>>,
+        image: Result<Arc<Image>, NotAttributed>,
     },
     /// No file with the mapped identity could be opened.
     Unverified,
@@ -60,10 +65,15 @@ fn kernel_dev(dev: u64) -> u64 {
     (u64::from(major) << 20) | u64::from(minor)
 }
 
-/// Reads `path` if it is the file `key`; with `trusted`, whatever it is
+/// Opens `path` if it is the file `key`; with `trusted`, whatever it is
 /// (a `map_files` entry is the mapped file by construction).
-fn read_if_same(path: &Path, key: &FileKey, trusted: bool) -> Option<(File, Vec<u8>)> {
-    let mut file = File::open(path).ok()?;
+fn open_if_same(path: &Path, key: &FileKey, trusted: bool) -> Option<File> {
+    // O_NONBLOCK: a FIFO put where a mapped file was never blocks the open.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
     let meta = file.metadata().ok()?;
     let same = meta.ino() == key.ino && kernel_dev(meta.dev()) == u64::from(key.dev);
     if !(same || trusted) {
@@ -75,9 +85,7 @@ fn read_if_same(path: &Path, key: &FileKey, trusted: bool) -> Option<(File, Vec<
         );
         return None;
     }
-    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut data).ok()?;
-    Some((file, data))
+    Some(file)
 }
 
 /// Looks for the contents of `key`: through its path, else through `hint`'s
@@ -85,18 +93,27 @@ fn read_if_same(path: &Path, key: &FileKey, trusted: bool) -> Option<(File, Vec<
 fn look_for(paths: &HashMap<FileKey, PathBuf>, key: &FileKey, hint: Option<Hint>) -> Opened {
     let by_path = paths
         .get(key)
-        .and_then(|path| read_if_same(path, key, false));
+        .and_then(|path| open_if_same(path, key, false));
     let by_map = || {
         let hint = hint?;
         let path = PathBuf::from(format!(
             "/proc/{}/map_files/{:x}-{:x}",
             hint.pid, hint.start, hint.end
         ));
-        read_if_same(&path, key, true)
+        open_if_same(&path, key, true)
     };
     match by_path.or_else(by_map) {
-        Some((file, data)) => Opened::Verified {
-            image: Image::parse(&data).map(Arc::new),
+        Some(file) => Opened::Verified {
+            image: Image::read(&file).map(Arc::new).inspect_err(|why| {
+                if why.is_notable() {
+                    log::warn!(
+                        "{}: not attributed: {why}",
+                        paths
+                            .get(key)
+                            .map_or_else(String::new, |p| p.display().to_string())
+                    );
+                }
+            }),
             source: PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd())),
             file: Arc::new(file),
         },
@@ -159,8 +176,22 @@ impl Files {
     /// The parsed image of `key`, if it is a verified ELF file.
     pub fn image(&mut self, key: &FileKey, hint: Option<Hint>) -> Option<&Image> {
         match self.open(key, hint) {
-            Opened::Verified { image, .. } => image.as_deref(),
-            Opened::Unverified => None,
+            Opened::Verified {
+                image: Ok(image), ..
+            } => Some(image),
+            _ => None,
+        }
+    }
+
+    /// Why the verified file `key`, which looks like an image, was not
+    /// parsed (too large, malformed, changed while read …).
+    #[must_use]
+    pub fn not_attributed(&self, key: &FileKey) -> Option<&NotAttributed> {
+        match self.opened.get(key)? {
+            Opened::Verified {
+                image: Err(why), ..
+            } if why.is_notable() => Some(why),
+            _ => None,
         }
     }
 
@@ -170,18 +201,23 @@ impl Files {
     pub fn opened_image(&self, key: &FileKey) -> Option<&Image> {
         match self.opened.get(key)? {
             Opened::Verified {
-                image: Some(image), ..
+                image: Ok(image), ..
             } => Some(image),
             _ => None,
         }
     }
 
     /// Where the verified contents of `key` were read from, for
-    /// symbolization.
+    /// symbolization: only an image within the parser's bounds, so the
+    /// symbolizer never gets a file cowprof refused.
     pub fn source(&mut self, key: &FileKey, hint: Option<Hint>) -> Option<PathBuf> {
         match self.open(key, hint) {
-            Opened::Verified { source, .. } => Some(source.clone()),
-            Opened::Unverified => None,
+            Opened::Verified {
+                source,
+                image: Ok(_),
+                ..
+            } => Some(source.clone()),
+            _ => None,
         }
     }
 }

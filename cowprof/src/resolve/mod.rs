@@ -5,6 +5,8 @@
 //!
 //! Nothing here knows of the state or the collector; names are given later
 //! by `report::naming` from what the resolver learned.
+#[doc(hidden)]
+pub mod craft;
 pub mod elf;
 pub mod files;
 pub mod intern;

@@ -10,6 +10,7 @@ mod doctor;
 #[cfg(feature = "parquet")]
 mod gate;
 mod harness;
+mod hostile;
 mod kinds;
 mod pipeline;
 #[cfg(feature = "parquet")]
