@@ -7,6 +7,8 @@ pub mod cli;
 pub mod collector;
 pub mod decode;
 pub mod doctor;
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "parquet")]
 pub mod gate;
 pub mod kernel;

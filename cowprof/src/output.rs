@@ -71,17 +71,59 @@ fn refuse(path: &Path, why: &str) -> io::Error {
     )
 }
 
-/// Checks that an opened output is a regular file that only this path
-/// names, then gives it the output mode.
-fn claim(file: &File, path: &Path) -> io::Result<()> {
+/// Checks an opened output: a regular file must be one that only this
+/// path names, and is given the output mode; a device, pipe or socket
+/// (`/dev/null`, a terminal, `>(…)`) is written as it is. Returns whether
+/// it is a regular file.
+fn claim(file: &File, path: &Path) -> io::Result<bool> {
     let meta = file.metadata()?;
-    if !meta.file_type().is_file() {
-        return Err(refuse(path, "it is not a regular file"));
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        return Err(refuse(path, "it is a directory"));
+    }
+    if !kind.is_file() {
+        return Ok(false);
     }
     if meta.nlink() > 1 {
         return Err(refuse(path, "it has other hard links"));
     }
-    file.set_permissions(std::fs::Permissions::from_mode(file_mode()))
+    file.set_permissions(std::fs::Permissions::from_mode(file_mode()))?;
+    Ok(true)
+}
+
+/// Whether the symbolic link `path` may be followed: it belongs to this
+/// user, in a directory no one else may write to (`/dev/stdout`,
+/// `/dev/fd/N`), so no one else can have planted or swapped it.
+fn trusted_link(path: &Path) -> bool {
+    let Ok(link) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Ok(dir) = std::fs::metadata(parent) else {
+        return false;
+    };
+    link.file_type().is_symlink()
+        && link.uid() == euid()
+        && (dir.uid() == euid() || dir.uid() == 0)
+        && dir.permissions().mode() & 0o022 == 0
+}
+
+/// Opens an output with `options`: never through a link someone else
+/// could have planted.
+fn open_output(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
+    match options.open(path) {
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) && trusted_link(path) => {
+            options.custom_flags(libc::O_CLOEXEC).open(path)
+        }
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => Err(refuse(
+            path,
+            "it is a symbolic link that another user could have planted",
+        )),
+        other => other,
+    }
 }
 
 fn open_options() -> OpenOptions {
@@ -97,12 +139,14 @@ fn open_options() -> OpenOptions {
 /// Creates or truncates the output file `path`.
 ///
 /// # Errors
-/// When it cannot be opened, or is a symbolic link, not a regular file, or
-/// a file with other hard links (never truncated then).
+/// When it cannot be opened, or is a symbolic link someone else could have
+/// planted, a directory, or a file with other hard links (never truncated
+/// then).
 pub fn create(path: &Path) -> io::Result<File> {
-    let file = open_options().open(path).map_err(|e| nofollow(path, e))?;
-    claim(&file, path)?;
-    file.set_len(0)?;
+    let file = open_output(&mut open_options(), path)?;
+    if claim(&file, path)? {
+        file.set_len(0)?;
+    }
     Ok(file)
 }
 
@@ -111,10 +155,7 @@ pub fn create(path: &Path) -> io::Result<File> {
 /// # Errors
 /// As [`create`].
 pub fn append(path: &Path) -> io::Result<File> {
-    let file = open_options()
-        .append(true)
-        .open(path)
-        .map_err(|e| nofollow(path, e))?;
+    let file = open_output(open_options().append(true), path)?;
     claim(&file, path)?;
     Ok(file)
 }
@@ -165,15 +206,6 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     file.write_all(data)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)
-}
-
-/// `O_NOFOLLOW` on a symbolic link fails with `ELOOP`: say why.
-fn nofollow(path: &Path, err: io::Error) -> io::Error {
-    if err.raw_os_error() == Some(libc::ELOOP) {
-        refuse(path, "it is a symbolic link")
-    } else {
-        err
-    }
 }
 
 /// Makes the output directory `dir` (and its missing parents, as
@@ -274,10 +306,17 @@ mod tests {
         assert_eq!(mode_of(&out), 0o600, "an existing file is made private");
         assert_eq!(std::fs::read(&out).expect("read"), b"", "and truncated");
 
+        // A link another user planted (the tests run as root: the link is
+        // given to nobody).
         let link = dir.path().join("planted");
         std::os::unix::fs::symlink(&victim, &link).expect("symlink");
-        let err = create(&link).expect_err("a symlink is refused");
+        std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).expect("lchown");
+        let err = create(&link).expect_err("a symlink in a shared directory is refused");
         assert!(err.to_string().contains("symbolic link"), "{err}");
+        // Devices and the links to them this user owns are written as
+        // they are: /dev/null, /dev/stdout.
+        drop(create(Path::new("/dev/null")).expect("a device"));
+        assert_eq!(mode_of(Path::new("/dev/null")), 0o666, "not chmodded");
         assert!(append(&link).is_err());
         let hard = dir.path().join("hard");
         std::fs::hard_link(&victim, &hard).expect("link");

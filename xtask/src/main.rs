@@ -2,6 +2,7 @@
 //! `cargo xtask setup | run | test | lint`.
 mod bench;
 mod cache;
+mod fuzz;
 mod lint;
 mod readme;
 mod run;
@@ -69,6 +70,19 @@ enum Task {
     },
     /// rustfmt and clippy (pedantic) on the host crates and the eBPF crate.
     Lint,
+    /// Run the fuzz targets of `cowprof/fuzz` (cargo-fuzz, nightly,
+    /// libFuzzer) from the committed corpus; fails on any finding. The
+    /// corpus itself is replayed by `cargo xtask test`.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Memory limit per target, in MiB (libFuzzer's `-rss_limit_mb`).
+        #[arg(long, default_value_t = 2048)]
+        rss_limit_mb: u64,
+        /// Only these targets (default: all).
+        targets: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -92,6 +106,14 @@ fn main() -> Result<()> {
         Task::VmTest { kernel, fresh } => {
             let env = setup::run()?;
             vm::run(&env, kernel.as_deref(), fresh)
+        }
+        Task::Fuzz {
+            seconds,
+            rss_limit_mb,
+            targets,
+        } => {
+            let env = setup::run()?;
+            fuzz::run(&env, &targets, seconds, rss_limit_mb)
         }
         Task::Lint => {
             let env = setup::run()?;

@@ -163,8 +163,16 @@ impl Baseline {
                 }
             }
         })?;
+        Self::from_json(&text, path)
+    }
+
+    /// Parses baseline text read from `path`.
+    ///
+    /// # Errors
+    /// When it is not JSON of this shape, or of another schema version.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self, GateError> {
         let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|err| GateError::Baseline {
+            serde_json::from_str(text).map_err(|err| GateError::Baseline {
                 path: path.to_owned(),
                 problem: err.to_string(),
             })?;

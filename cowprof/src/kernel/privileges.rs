@@ -11,13 +11,17 @@ const CAP_BPF: u32 = 39;
 pub fn effective_caps() -> u64 {
     fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("CapEff:"))
-                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        })
+        .and_then(|status| caps_in_status(&status))
         .unwrap_or(0)
+}
+
+/// `CapEff` of `/proc/PID/status` text.
+#[must_use]
+pub fn caps_in_status(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
 }
 
 /// Whether the capabilities needed for tracing programs are held: `CAP_BPF`

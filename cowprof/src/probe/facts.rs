@@ -75,44 +75,20 @@ impl KernelFacts {
         }
     }
 
+    fn kallsyms(&self) -> &str {
+        self.kallsyms
+            .get_or_init(|| fs::read_to_string("/proc/kallsyms").unwrap_or_default())
+    }
+
     fn in_kallsyms(&self, name: &str) -> bool {
-        let kallsyms = self
-            .kallsyms
-            .get_or_init(|| fs::read_to_string("/proc/kallsyms").unwrap_or_default());
-        kallsyms.lines().any(|line| {
-            let mut fields = line.split_whitespace();
-            let (_, kind, sym) = (fields.next(), fields.next(), fields.next());
-            sym == Some(name) && kind.is_some_and(|k| k.eq_ignore_ascii_case("t"))
-        })
+        kallsyms_has_text(self.kallsyms(), name)
     }
 
     /// `[start, end)` of kernel text function `name`: its address, and the
     /// next symbol's. `None` when /proc/kallsyms hides addresses or lacks it.
     #[must_use]
     pub fn text_range(&self, name: &str) -> Option<[u64; 2]> {
-        fn parse(line: &str) -> Option<(u64, &str, &str)> {
-            let mut fields = line.split_whitespace();
-            let address = u64::from_str_radix(fields.next()?, 16).ok()?;
-            let kind = fields.next()?;
-            Some((address, kind, fields.next()?))
-        }
-        let kallsyms = self
-            .kallsyms
-            .get_or_init(|| fs::read_to_string("/proc/kallsyms").unwrap_or_default());
-        let start = kallsyms
-            .lines()
-            .filter_map(parse)
-            .find(|&(address, kind, sym)| {
-                sym == name && address != 0 && kind.eq_ignore_ascii_case("t")
-            })?
-            .0;
-        let end = kallsyms
-            .lines()
-            .filter_map(parse)
-            .map(|(address, _, _)| address)
-            .filter(|&address| address > start)
-            .min()?;
-        Some([start, end])
+        kallsyms_text_range(self.kallsyms(), name)
     }
 
     fn traceable(&self, name: &str) -> Option<bool> {
@@ -219,4 +195,40 @@ pub fn parse_version(release: &str) -> (u32, u32) {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().unwrap_or(0));
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// Whether `/proc/kallsyms` text has text symbol `name`.
+#[must_use]
+pub fn kallsyms_has_text(kallsyms: &str, name: &str) -> bool {
+    kallsyms.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        let (_, kind, sym) = (fields.next(), fields.next(), fields.next());
+        sym == Some(name) && kind.is_some_and(|k| k.eq_ignore_ascii_case("t"))
+    })
+}
+
+/// `[start, end)` of text symbol `name` in `/proc/kallsyms` text: its
+/// address, and the next symbol's.
+#[must_use]
+pub fn kallsyms_text_range(kallsyms: &str, name: &str) -> Option<[u64; 2]> {
+    fn parse(line: &str) -> Option<(u64, &str, &str)> {
+        let mut fields = line.split_whitespace();
+        let address = u64::from_str_radix(fields.next()?, 16).ok()?;
+        let kind = fields.next()?;
+        Some((address, kind, fields.next()?))
+    }
+    let start = kallsyms
+        .lines()
+        .filter_map(parse)
+        .find(|&(address, kind, sym)| {
+            sym == name && address != 0 && kind.eq_ignore_ascii_case("t")
+        })?
+        .0;
+    let end = kallsyms
+        .lines()
+        .filter_map(parse)
+        .map(|(address, _, _)| address)
+        .filter(|&address| address > start)
+        .min()?;
+    Some([start, end])
 }

@@ -1,6 +1,6 @@
 //! Loading, attaching and reading the eBPF probes.
 mod attach;
-mod facts;
+pub mod facts;
 mod stats;
 pub mod strategy;
 

@@ -1,7 +1,7 @@
 //! `profile.json`: what a profile is and whether it is whole. Written when
 //! recording starts (incomplete) and again when it ends, each time to a
 //! temporary file that is synced and renamed, so it is never half-written.
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -84,8 +84,16 @@ impl Manifest {
     pub fn read(dir: &Path) -> Result<Self, ProfileError> {
         let path = dir.join(MANIFEST);
         let text = std::fs::read(&path).map_err(|_| ProfileError::NotAProfile(dir.to_owned()))?;
+        Self::from_json(&text, path)
+    }
+
+    /// Parses manifest bytes read from `path`.
+    ///
+    /// # Errors
+    /// When they are not JSON of this shape, or of another schema version.
+    pub fn from_json(text: &[u8], path: PathBuf) -> Result<Self, ProfileError> {
         let version: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| ProfileError::Manifest {
+            serde_json::from_slice(text).map_err(|e| ProfileError::Manifest {
                 path: path.clone(),
                 problem: e.to_string(),
             })?;

@@ -13,6 +13,7 @@ mod harness;
 mod hostile;
 mod kinds;
 mod pipeline;
+mod privacy;
 #[cfg(feature = "parquet")]
 mod profiles;
 mod prometheus;
