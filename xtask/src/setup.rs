@@ -245,8 +245,9 @@ pub fn python() -> Result<PathBuf> {
 }
 
 /// Debian packages the tests drive, as (a command it provides, package,
-/// what for): tmux for the end-to-end test of `cowprof top`, and a real
-/// Prometheus (with promtool) for the exporter's.
+/// what for): tmux for the end-to-end test of `cowprof top`, a real
+/// Prometheus (with promtool) for the exporter's, and bpftool for the
+/// kill-point test.
 const DEBIAN_PACKAGES: &[(&str, &str, &str)] = &[
     ("tmux", "tmux", "the end-to-end test of top"),
     ("prometheus", "prometheus", "the exporter's Prometheus test"),
@@ -254,6 +255,11 @@ const DEBIAN_PACKAGES: &[(&str, &str, &str)] = &[
         "promtool",
         "prometheus",
         "checking the exporter's rules and metrics",
+    ),
+    (
+        "bpftool",
+        "bpftool",
+        "the kill-point test's check that nothing stays in the kernel",
     ),
 ];
 

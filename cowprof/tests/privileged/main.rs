@@ -11,6 +11,8 @@ mod doctor;
 mod gate;
 mod harness;
 mod hostile;
+#[cfg(feature = "parquet")]
+mod killpoints;
 mod kinds;
 mod pipeline;
 mod privacy;

@@ -19,7 +19,7 @@ use crate::harness::{
 const SCREEN_TIMEOUT: Duration = Duration::from_mins(2);
 
 /// A tmux server of the test's own, with one window running a script.
-struct Tmux {
+pub(crate) struct Tmux {
     socket: PathBuf,
     dir: PathBuf,
 }
@@ -28,7 +28,7 @@ impl Tmux {
     /// Runs `top_args` in a 200x50 window, in a shell that saves the
     /// terminal's settings before and after, and then prints top's exit
     /// code.
-    fn start(dir: &Path, top_args: &[String]) -> Self {
+    pub(crate) fn start(dir: &Path, top_args: &[String]) -> Self {
         Self::start_with(dir, "", top_args)
     }
 
@@ -69,7 +69,7 @@ impl Tmux {
     }
 
     /// Waits until the screen passes `test`, and returns it.
-    fn wait_for(&self, what: &str, test: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_for(&self, what: &str, test: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + SCREEN_TIMEOUT;
         loop {
             let screen = self.screen();
@@ -91,6 +91,22 @@ impl Tmux {
         self.tmux(&args);
     }
 
+    /// Waits until top runs under the window's shell (before it has drawn
+    /// anything), and returns its pid.
+    pub(crate) fn wait_for_top(&self) -> u32 {
+        let deadline = Instant::now() + SCREEN_TIMEOUT;
+        loop {
+            let shell = self.tmux(&["display-message", "-p", "#{pane_pid}"]);
+            if let Ok(shell) = shell.trim().parse::<u32>() {
+                if let Some(&top) = children(shell).first() {
+                    return top;
+                }
+            }
+            assert!(Instant::now() < deadline, "top never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// top's pid: the child of the window's shell.
     fn top_pid(&self) -> u32 {
         let shell = self.tmux(&["display-message", "-p", "#{pane_pid}"]);
@@ -106,7 +122,7 @@ impl Tmux {
 
     /// Waits for top to exit; checks it left the alternate screen and the
     /// terminal's settings as they were. Returns its exit code.
-    fn exited(&self) -> i32 {
+    pub(crate) fn exited(&self) -> i32 {
         let screen = self.wait_for("top's exit", |s| s.contains("top-exit="));
         let code = screen
             .split("top-exit=")
