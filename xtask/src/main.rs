@@ -7,6 +7,7 @@ mod lint;
 mod readme;
 mod run;
 mod setup;
+mod soak;
 mod test;
 mod vm;
 
@@ -70,6 +71,14 @@ enum Task {
     },
     /// rustfmt and clippy (pedantic) on the host crates and the eBPF crate.
     Lint,
+    /// Run cowprof record -o and serve (scraped every second) at once
+    /// under a workload of over 100,000 COW faults/s for MINUTES; fail on
+    /// RSS or descriptor growth, uncounted losses or invalid outputs.
+    /// Writes bench/soak.md.
+    Soak {
+        #[arg(long, default_value_t = 3)]
+        minutes: u64,
+    },
     /// Run the fuzz targets of `cowprof/fuzz` (cargo-fuzz, nightly,
     /// libFuzzer) from the committed corpus; fails on any finding. The
     /// corpus itself is replayed by `cargo xtask test`.
@@ -115,6 +124,7 @@ fn main() -> Result<()> {
             let env = setup::run()?;
             fuzz::run(&env, &targets, seconds, rss_limit_mb)
         }
+        Task::Soak { minutes } => soak::run(minutes),
         Task::Lint => {
             let env = setup::run()?;
             lint::run(&env)

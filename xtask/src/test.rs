@@ -1,5 +1,6 @@
-//! `cargo xtask test`: lints, unit tests, then the live privileged suite
-//! (one binary, one thread, as aya runs its integration tests).
+//! `cargo xtask test`: lints, unit tests (the fuzz corpus replayed among
+//! them), the live privileged suite, a 3-minute soak, then the kernel matrix
+//! (the live suite as one binary on one thread, as aya runs its tests).
 use anyhow::Result;
 
 use crate::{lint, setup};
@@ -40,6 +41,8 @@ pub fn run(with_lint: bool) -> Result<()> {
             ])
             .env("COWPROF_PYTHON", python),
     )?;
+    // Three minutes of every output at once under a COW-fault storm.
+    crate::soak::run(3)?;
     // The kernel matrix: the same suite under every strategy on 6.1 and 6.12.
     crate::vm::run(&env, None, false)
 }

@@ -66,6 +66,11 @@ struct SymbolLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     error: &'static str,
 }
@@ -111,6 +116,8 @@ pub struct Exporter {
     symbols: Family<SymbolLabels, Counter>,
     latency: Latency,
     lost: Counter,
+    kernel: Family<KindLabels, Counter>,
+    received: Counter,
     errors: Family<ErrorLabels, Counter>,
     dropped: Family<DropLabels, Counter>,
     values: Family<DimLabels, Gauge>,
@@ -177,6 +184,21 @@ impl Exporter {
             "Fault events the ring buffer had no room for: missing from every other metric",
             lost.clone(),
         );
+        let kernel = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "cowprof_kernel_faults",
+            "Write faults the probes counted in the kernel, by kind, whether or not their events arrived",
+            kernel.clone(),
+        );
+        for kind in Kind::ALL {
+            let _ = kernel.get_or_create(&KindLabels { kind: kind.name() });
+        }
+        let received = Counter::default();
+        registry.register(
+            "cowprof_events",
+            "Fault events received and counted into the fault metrics, whichever series they went to; kernel faults minus these minus lost events is what no metric counts (0 once the target is quiet)",
+            received.clone(),
+        );
         let errors = Family::<ErrorLabels, Counter>::default();
         registry.register(
             "cowprof_probe_errors",
@@ -237,6 +259,8 @@ impl Exporter {
             symbols,
             latency,
             lost,
+            kernel,
+            received,
             errors,
             dropped,
             values,
@@ -261,6 +285,11 @@ impl Exporter {
         if let Some(stats) = batch.stats {
             self.lost
                 .inc_by(stats.lost_events.saturating_sub(self.stats.lost_events));
+            for (i, kind) in Kind::ALL.iter().enumerate() {
+                self.kernel
+                    .get_or_create(&KindLabels { kind: kind.name() })
+                    .inc_by(stats.kernel_counts[i].saturating_sub(self.stats.kernel_counts[i]));
+            }
             for (error, now, then) in errors(&stats, &self.stats) {
                 self.errors
                     .get_or_create(&ErrorLabels { error })
@@ -273,6 +302,8 @@ impl Exporter {
 
     fn apply_row(&mut self, row: &TallyRow, now: Instant) {
         let copies = row.counts.copies();
+        self.received
+            .inc_by(Kind::ALL.iter().map(|k| row.counts.get(*k)).sum());
         let [comms, images, sections, symbols] = &mut self.dims;
         let comm = comms.add(&row.comm, copies, now);
         let image = images.add(&row.image, copies, now);

@@ -8,6 +8,8 @@ mod attribution;
 mod count_only;
 mod doctor;
 #[cfg(feature = "parquet")]
+mod errors;
+#[cfg(feature = "parquet")]
 mod gate;
 mod harness;
 mod hostile;

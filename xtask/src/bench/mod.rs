@@ -5,7 +5,7 @@
 mod load;
 mod profiles;
 mod run;
-mod serve;
+pub(crate) mod serve;
 mod top;
 
 use std::{fmt::Write as _, path::PathBuf, process::Command};
@@ -33,7 +33,7 @@ pub struct Options {
     pub only_serve: bool,
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| cache::workspace().join("target"), Into::into)
 }

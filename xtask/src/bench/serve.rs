@@ -20,13 +20,13 @@ use anyhow::{bail, Context as _, Result};
 use serde_json::{json, Value};
 
 /// A running `cowprof serve`, stopped with SIGINT on drop.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
     addr: SocketAddr,
 }
 
 impl Serve {
-    fn start(cowprof: &Path, args: &[&str]) -> Result<Self> {
+    pub(crate) fn start(cowprof: &Path, args: &[&str]) -> Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut child = Command::new(cowprof)
@@ -50,8 +50,12 @@ impl Serve {
     }
 
     /// A scrape: its wall time and its body.
-    fn scrape(&self) -> Result<(Duration, String)> {
+    pub(crate) fn scrape(&self) -> Result<(Duration, String)> {
         scrape(self.addr)
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

@@ -1,0 +1,362 @@
+//! `cargo xtask soak --minutes N`: cowprof with every output on at once,
+//! under a workload of more than 100,000 COW faults a second, for N
+//! minutes.
+//!
+//! `cowprof record -o` (Parquet, plus the JSON summary) runs the
+//! `soak-workload` example (short- and long-lived processes, `exec`,
+//! `mmap`/`munmap` churn, many threads); `cowprof serve -p` follows the
+//! same processes and is scraped every second. Every 10 s the soak samples
+//! each cowprof's RSS, CPU and open descriptors. It fails when, after the
+//! warm-up, RSS grows faster than 1 MiB a minute or descriptors grow at
+//! all; when an event is lost without being counted (kernel counts against
+//! events received plus events lost, for both); when any output is invalid
+//! at the end (the profile read back by `cowprof report` and complete, the
+//! exposition checked by promtool); or when the workload fell short of
+//! 100,000 faults a second. Results go to `bench/soak.md`.
+use std::{
+    fmt::Write as _,
+    io::{BufRead as _, BufReader, Write as _},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, ensure, Context as _, Result};
+use serde_json::Value;
+
+use crate::{bench::serve::Serve, cache, setup};
+
+/// RSS growth allowed after the warm-up.
+const RSS_SLOPE_MIB_PER_MIN: f64 = 1.0;
+/// The workload's rate the soak requires.
+const MIN_RATE: f64 = 100_000.0;
+const SAMPLE: Duration = Duration::from_secs(10);
+
+/// One sample of one process.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    at_s: f64,
+    rss_kib: u64,
+    cpu_s: f64,
+    fds: usize,
+}
+
+fn sample(pid: u32, at_s: f64) -> Option<Sample> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    // USER_HZ is 100 on Linux.
+    Some(Sample {
+        at_s,
+        rss_kib,
+        cpu_s: ticks / 100.0,
+        fds,
+    })
+}
+
+/// Least-squares slope of RSS in MiB per minute.
+#[expect(clippy::cast_precision_loss, reason = "KiB as floating point")]
+fn rss_slope(samples: &[Sample]) -> f64 {
+    let n = samples.len() as f64;
+    if samples.len() < 2 {
+        return 0.0;
+    }
+    let mean_t = samples.iter().map(|s| s.at_s).sum::<f64>() / n;
+    let mean_r = samples.iter().map(|s| s.rss_kib as f64).sum::<f64>() / n;
+    let (mut num, mut den) = (0.0, 0.0);
+    for s in samples {
+        num += (s.at_s - mean_t) * (s.rss_kib as f64 - mean_r);
+        den += (s.at_s - mean_t).powi(2);
+    }
+    if den == 0.0 {
+        0.0
+    } else {
+        num / den * 60.0 / 1024.0
+    }
+}
+
+fn sum_counts(counts: &Value) -> u64 {
+    counts
+        .as_object()
+        .map_or(0, |o| o.values().filter_map(Value::as_u64).sum())
+}
+
+/// The sum of a metric family's samples in an exposition.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// serve's faults that no metric counts: kernel counts minus events
+/// received minus events lost.
+#[expect(clippy::cast_possible_truncation, reason = "counters of whole events")]
+fn serve_uncounted(text: &str) -> i64 {
+    (metric_sum(text, "cowprof_kernel_faults_total")
+        - metric_sum(text, "cowprof_events_total")
+        - metric_sum(text, "cowprof_events_lost_total")) as i64
+}
+
+struct Run {
+    record: Child,
+    record_pid: u32,
+    serve: Serve,
+    go: std::process::ChildStdin,
+}
+
+fn start(cowprof: &Path, workload: &Path, dir: &Path, seconds: u64) -> Result<Run> {
+    let file = dir.join("private.bin");
+    let mut record = Command::new(cowprof)
+        .args(["record", "--json", "--summary"])
+        .arg(dir.join("summary.json"))
+        .arg("-o")
+        .arg(dir.join("profile"))
+        .arg("--")
+        .arg(workload)
+        .arg(seconds.to_string())
+        .arg("--file")
+        .arg(&file)
+        .arg("--wait")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting cowprof record")?;
+    let go = record.stdin.take().context("record's stdin")?;
+    let stderr = record.stderr.take().context("record's stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let workload_pid: u32 = loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("recording command pid") => {
+                break line
+                    .split_whitespace()
+                    .skip_while(|w| *w != "pid")
+                    .nth(1)
+                    .and_then(|p| p.parse().ok())
+                    .context("the workload's pid")?;
+            }
+            Some(Ok(_)) => {}
+            other => bail!("cowprof record did not start: {other:?}"),
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let record_pid = record.id();
+    let serve = Serve::start(cowprof, &["-p", &workload_pid.to_string()])?;
+    Ok(Run {
+        record,
+        record_pid,
+        serve,
+        go,
+    })
+}
+
+/// Runs the soak for `minutes`; fails on any of the module's conditions.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one run, its checks and its report, in order"
+)]
+pub fn run(minutes: u64) -> Result<()> {
+    let env = setup::run()?;
+    setup::debian_tools()?;
+    setup::status(env.cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "cowprof",
+        "--bins",
+        "--example",
+        "soak-workload",
+    ]))?;
+    let release = crate::bench::target_dir().join("release");
+    let (cowprof, workload) = (
+        release.join("cowprof"),
+        release.join("examples/soak-workload"),
+    );
+    let dir = cache::dir().join("soak");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let seconds = minutes * 60;
+    let mut run = start(&cowprof, &workload, &dir, seconds)?;
+    let serve_pid = run.serve.pid();
+    writeln!(run.go).context("starting the workload")?;
+    let started = Instant::now();
+    let (mut record_samples, mut serve_samples) = (Vec::new(), Vec::new());
+    let (mut scrapes, mut failed_scrapes) = (0u64, 0u64);
+    let mut next_sample = started;
+    let ended = loop {
+        if let Some(status) = run.record.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= next_sample {
+            let at = started.elapsed().as_secs_f64();
+            record_samples.extend(sample(run.record_pid, at));
+            serve_samples.extend(sample(serve_pid, at));
+            next_sample += SAMPLE;
+            eprintln!(
+                "xtask: soak {at:>5.0} s: record {} KiB, serve {} KiB",
+                record_samples.last().map_or(0, |s| s.rss_kib),
+                serve_samples.last().map_or(0, |s| s.rss_kib)
+            );
+        }
+        match run.serve.scrape() {
+            Ok(_) => scrapes += 1,
+            Err(_) => failed_scrapes += 1,
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut stdout = String::new();
+    if let Some(mut out) = run.record.stdout.take() {
+        std::io::Read::read_to_string(&mut out, &mut stdout)?;
+    }
+    // serve's last word, once the workload is gone: scrapes until two agree.
+    let mut last = String::new();
+    for _ in 0..30 {
+        let (_, text) = run.serve.scrape()?;
+        let settled = serve_uncounted(&text) == serve_uncounted(&last) && !last.is_empty();
+        last = text;
+        if settled {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let exposition = dir.join("metrics.txt");
+    std::fs::write(&exposition, &last)?;
+    drop(run.serve);
+
+    let mut problems = Vec::new();
+    if !ended.success() {
+        problems.push(format!("cowprof record exited {ended}"));
+    }
+    let summary: Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json"))?)
+        .context("record's JSON summary")?;
+    let kernel = sum_counts(&summary["kernel_totals"]);
+    let received = sum_counts(&summary["totals"]);
+    let lost_events = summary["lost_events"].as_u64().unwrap_or(0);
+    if kernel != received + lost_events {
+        problems.push(format!(
+            "record: {kernel} faults in the kernel, {received} received, {lost_events} lost: {} uncounted",
+            kernel.abs_diff(received + lost_events)
+        ));
+    }
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("profile/profile.json"))?)?;
+    let written = manifest["events_written"].as_u64().unwrap_or(0);
+    let dropped = manifest["events_dropped"].as_u64().unwrap_or(0);
+    if manifest["complete"] != true || written + dropped != received {
+        problems.push(format!(
+            "profile: complete {}, {written} events written + {dropped} dropped for {received} received",
+            manifest["complete"]
+        ));
+    }
+    let report = Command::new(&cowprof)
+        .arg("report")
+        .arg(dir.join("profile"))
+        .output()?;
+    if !report.status.success() {
+        problems.push(format!(
+            "cowprof report: {}",
+            String::from_utf8_lossy(&report.stderr).trim()
+        ));
+    }
+    let uncounted = serve_uncounted(&last);
+    if uncounted != 0 {
+        problems.push(format!("serve: {uncounted} faults no metric counts"));
+    }
+    let promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&exposition)?)
+        .output()?;
+    // Exit code 3 is promtool's lint advice (naming), 1 a parse error.
+    if promtool.status.code() == Some(1) {
+        problems.push(format!(
+            "promtool check metrics: {}",
+            String::from_utf8_lossy(&promtool.stderr).trim()
+        ));
+    }
+    #[expect(clippy::cast_precision_loss, reason = "a rate")]
+    let rate = kernel as f64 / elapsed;
+    if rate < MIN_RATE {
+        problems.push(format!(
+            "the workload made {rate:.0} COW faults/s, under {MIN_RATE:.0}"
+        ));
+    }
+    let warmup = (elapsed / 3.0).min(60.0);
+    let mut text = format!(
+        "# Soak: {minutes} min\n\n{kernel} COW faults in {elapsed:.0} s ({rate:.0}/s), {lost_events} lost (counted), workload: {}; {scrapes} scrapes ({failed_scrapes} failed)\n\n| process | RSS slope after {warmup:.0} s (MiB/min) | RSS first → last (MiB) | CPU (s) | descriptors after warm-up |\n|---|---|---|---|---|\n",
+        stdout.trim()
+    );
+    for (name, samples) in [("record -o", &record_samples), ("serve", &serve_samples)] {
+        let after: Vec<Sample> = samples
+            .iter()
+            .copied()
+            .filter(|s| s.at_s >= warmup)
+            .collect();
+        let slope = rss_slope(&after);
+        let fds_at_warmup = after.first().map_or(0, |s| s.fds);
+        let fds_max = after.iter().map(|s| s.fds).max().unwrap_or(0);
+        #[expect(clippy::cast_precision_loss, reason = "MiB for display")]
+        let mib = |s: Option<&Sample>| s.map_or(0.0, |s| s.rss_kib as f64 / 1024.0);
+        let _ = writeln!(
+            text,
+            "| {name} | {slope:+.3} | {:.1} → {:.1} | {:.1} | {fds_at_warmup} → {fds_max} |",
+            mib(after.first()),
+            mib(after.last()),
+            after.last().map_or(0.0, |s| s.cpu_s),
+        );
+        if slope > RSS_SLOPE_MIB_PER_MIN {
+            problems.push(format!(
+                "{name}: RSS grows {slope:.2} MiB/min after warm-up"
+            ));
+        }
+        if fds_max > fds_at_warmup {
+            problems.push(format!(
+                "{name}: descriptors grew from {fds_at_warmup} to {fds_max}"
+            ));
+        }
+    }
+    text.push_str("\n## RSS every 10 s (MiB)\n\n| s | record -o | serve |\n|---|---|---|\n");
+    for (r, s) in record_samples.iter().zip(&serve_samples) {
+        #[expect(clippy::cast_precision_loss, reason = "MiB for display")]
+        let _ = writeln!(
+            text,
+            "| {:.0} | {:.1} | {:.1} |",
+            r.at_s,
+            r.rss_kib as f64 / 1024.0,
+            s.rss_kib as f64 / 1024.0
+        );
+    }
+    let _ = writeln!(
+        text,
+        "\n{}",
+        if problems.is_empty() {
+            "Passed.".to_owned()
+        } else {
+            format!("FAILED:\n- {}", problems.join("\n- "))
+        }
+    );
+    print!("{text}");
+    let out: PathBuf = cache::workspace().join("bench/soak.md");
+    std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
+    ensure!(
+        problems.is_empty(),
+        "the soak failed: {}",
+        problems.join("; ")
+    );
+    Ok(())
+}
