@@ -217,7 +217,9 @@ impl<'a> Namer<'a> {
             let section = image
                 .sections
                 .iter()
-                .find(|s| s.addr < page + PAGE && page < s.addr + s.size)
+                .find(|s| {
+                    s.addr < page.saturating_add(PAGE) && page < s.addr.saturating_add(s.size)
+                })
                 .map_or("?", |s| s.name.as_str());
             let entry = sections.entry(section.to_owned()).or_insert_with(|| Waste {
                 name: section.to_owned(),

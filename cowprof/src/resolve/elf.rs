@@ -293,8 +293,8 @@ impl Image {
         self.segments
             .iter()
             .filter(|s| s.writable)
-            .find(|s| (s.offset..s.offset + s.file_size.max(1)).contains(&offset))
-            .map(|s| s.vaddr + (offset - s.offset))
+            .find(|s| (s.offset..s.offset.saturating_add(s.file_size.max(1))).contains(&offset))
+            .and_then(|s| s.vaddr.checked_add(offset - s.offset))
     }
 
     /// The index of the section holding `vaddr`.
@@ -302,7 +302,7 @@ impl Image {
     pub fn section_index_at(&self, vaddr: u64) -> Option<usize> {
         self.sections
             .iter()
-            .position(|s| (s.addr..s.addr + s.size).contains(&vaddr))
+            .position(|s| (s.addr..s.addr.saturating_add(s.size)).contains(&vaddr))
     }
 
     /// The index of the data symbol covering `vaddr`.
@@ -333,8 +333,8 @@ impl Image {
         self.segments
             .iter()
             .filter(|s| s.writable)
-            .find(|s| (s.offset..s.offset + s.mem_size).contains(&offset))
-            .map(|s| s.vaddr + (offset - s.offset))
+            .find(|s| (s.offset..s.offset.saturating_add(s.mem_size)).contains(&offset))
+            .and_then(|s| s.vaddr.checked_add(offset - s.offset))
     }
 
     /// Every page (by virtual address) of the writable segments in memory,
@@ -342,7 +342,7 @@ impl Image {
     pub fn writable_pages(&self) -> impl Iterator<Item = u64> + '_ {
         self.segments.iter().filter(|s| s.writable).flat_map(|s| {
             let first = s.vaddr & !0xfff;
-            let end = (s.vaddr + s.mem_size + 0xfff) & !0xfff;
+            let end = s.vaddr.saturating_add(s.mem_size).saturating_add(0xfff) & !0xfff;
             (first..end).step_by(4096)
         })
     }

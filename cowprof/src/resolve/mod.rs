@@ -181,7 +181,7 @@ impl Resolver {
         };
         let loc = match self.files.image(&key, Some(hint)) {
             Some(image) => match image.vaddr_of_offset(offset) {
-                Some(vaddr) => in_image(image, key, vaddr + (event.addr & (PAGE - 1))),
+                Some(vaddr) => in_image(image, key, vaddr.wrapping_add(event.addr & (PAGE - 1))),
                 None => Loc {
                     image: Some(key),
                     ..in_file

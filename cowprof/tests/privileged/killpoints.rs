@@ -173,16 +173,20 @@ fn top(dir: &Path, signal: i32, delay: Duration, what: &str) {
     }
 }
 
-/// `gate --update`: the baseline is the old file or a whole new one.
-fn gate(dir: &Path, baseline: &Path, signal: i32, delay: Duration, what: &str) {
-    let files = Files::new();
+/// `gate --update --baseline BASELINE -- workload`.
+fn gate_update(baseline: &Path, files: &Files) -> Vec<String> {
     let mut args = vec!["gate".to_owned(), "--update".into(), "--baseline".into()];
     args.push(baseline.display().to_string());
     args.extend(probe());
     args.push("--".into());
-    args.extend(traced(&files));
-    let _ = dir;
-    let status = stopped(spawn(&args), signal, delay, what);
+    args.extend(traced(files));
+    args
+}
+
+/// `gate --update`: the baseline is the old file or a whole new one.
+fn gate(baseline: &Path, signal: i32, delay: Duration, what: &str) {
+    let files = Files::new();
+    let status = stopped(spawn(&gate_update(baseline, &files)), signal, delay, what);
     assert!(
         status.code().is_some() || signal == libc::SIGKILL,
         "{what}: gate died of its signal: {status}"
@@ -219,12 +223,7 @@ fn every_verb_stopped_at_fifty_moments_leaves_nothing_attached_and_keeps_its_out
     let baseline = dir.path().join("baseline.json");
     {
         let files = Files::new();
-        let mut args = vec!["gate".to_owned(), "--update".into(), "--baseline".into()];
-        args.push(baseline.display().to_string());
-        args.extend(probe());
-        args.push("--".into());
-        args.extend(traced(&files));
-        let out = output(Command::new(cowprof()).args(&args));
+        let out = output(Command::new(cowprof()).args(gate_update(&baseline, &files)));
         assert!(
             out.status.success(),
             "{}",
@@ -247,7 +246,7 @@ fn every_verb_stopped_at_fifty_moments_leaves_nothing_attached_and_keeps_its_out
         match verb {
             "record" => record(&here, signal, delay, &what, python.as_deref()),
             "top" => top(&here, signal, delay, &what),
-            "gate" => gate(&here, &baseline, signal, delay, &what),
+            "gate" => gate(&baseline, signal, delay, &what),
             _ => serve(signal, delay, &what),
         }
         assert_nothing_left(&before, &what);

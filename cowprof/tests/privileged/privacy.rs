@@ -79,7 +79,7 @@ fn planted_links_are_refused_and_this_users_are_followed() {
     }
     let dir = scratch();
     // A link another user planted where the summary goes is refused, with
-    // the output exit code, and its target is untouched. /dev/stdout, a
+    // the output exit code, and its target is untouched. /proc/self/fd/1, a
     // link of this user's in a directory only root writes, is followed.
     let victim = dir.path().join("victim");
     std::fs::write(&victim, b"keep me").expect("victim");
@@ -102,7 +102,7 @@ fn planted_links_are_refused_and_this_users_are_followed() {
         "record",
         "--json",
         "--summary",
-        "/dev/stdout",
+        "/proc/self/fd/1",
         "--",
         "true",
     ]));
