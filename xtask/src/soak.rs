@@ -304,10 +304,14 @@ pub fn run(minutes: u64) -> Result<()> {
         stdout.trim()
     );
     for (name, samples) in [("record -o", &record_samples), ("serve", &serve_samples)] {
+        // From the warm-up to the workload's end: after it, record writes
+        // its summary and manifest (a file open for a moment).
+        #[expect(clippy::cast_precision_loss, reason = "seconds")]
+        let end = seconds as f64;
         let after: Vec<Sample> = samples
             .iter()
             .copied()
-            .filter(|s| s.at_s >= warmup)
+            .filter(|s| s.at_s >= warmup && s.at_s < end)
             .collect();
         let slope = rss_slope(&after);
         let fds_at_warmup = after.first().map_or(0, |s| s.fds);
