@@ -26,9 +26,8 @@
 //!   `mmap(MAP_POPULATE)` plus a `read(2)` from /dev/zero into a fresh
 //!   page (a kernel-mode first touch). Still N `cow_reuse`: the
 //!   allocations are not the rewrites' copies.
-//! - `file-private`: map a file of N pages `MAP_PRIVATE` (with `--keep`, the
-//!   file as it is, else made anew), read the first R,
-//!   write all N (R `cow_copy_file`, N-R `cow_fill_file`).
+//! - `file-private`: map a file of N pages `MAP_PRIVATE` (`--keep`: as it
+//!   is), read the first R, write all N (R `cow_copy_file`, N-R fills).
 //! - `file-shared`: map a file of N pages `MAP_SHARED`, read all, write all
 //!   (N `write_notify`).
 //! - `fresh-anon`: write N fresh anon pages (no COW at all).
@@ -46,9 +45,7 @@
 //!   `cow_copy_anon`) and, spread over the second half of them, page 0 of
 //!   each of 64 two-page files `--file PATH.K` mapped `MAP_PRIVATE`; after
 //!   300 ms it writes page 1 of each, 10 ms apart (128 `cow_fill_file` in
-//!   all). With a
-//!   small ring buffer the files' path records meet a full buffer.
-//!
+//!   all). With a small ring buffer the files' path records meet a full one.
 //! - `many-comms`: first-touch N anon pages, then `--read C` times fork a
 //!   child that names itself `cwNNNNNN` (its index) and writes all N (C
 //!   short-lived processes with distinct comms, N `cow_copy_anon` each).
@@ -82,8 +79,7 @@ struct Args {
     /// `fork-anon`: pages the child also writes, in a function of their
     /// own (a regression for the gate to catch and name).
     extra: usize,
-    /// `file-private`: map `--file` as it is, without writing it first (a
-    /// hostile file a test made).
+    /// `--keep`: map `--file` as it is (a hostile file a test made).
     keep: bool,
 }
 
@@ -149,13 +145,7 @@ fn map(pages: usize, flags: libc::c_int, fd: libc::c_int) -> *mut u8 {
             0,
         )
     };
-    if addr == libc::MAP_FAILED {
-        eprintln!(
-            "cow-workload: mmap failed: {}",
-            std::io::Error::last_os_error()
-        );
-        std::process::exit(1);
-    }
+    check(if addr == libc::MAP_FAILED { -1 } else { 0 }, "mmap");
     addr.cast()
 }
 
@@ -309,18 +299,16 @@ fn file_of(args: &Args) -> File {
         .file
         .clone()
         .unwrap_or_else(|| usage("this mode needs --file"));
-    if args.keep {
-        return File::open(&path)
-            .unwrap_or_else(|e| usage(&format!("cannot open {}: {e}", path.display())));
-    }
     let file = OpenOptions::new()
         .read(true)
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create(!args.keep)
+        .truncate(!args.keep)
         .open(&path)
-        .unwrap_or_else(|e| usage(&format!("cannot create {}: {e}", path.display())));
-    file.write_all_at_start(args.pages);
+        .unwrap_or_else(|e| usage(&format!("cannot open {}: {e}", path.display())));
+    if !args.keep {
+        file.write_all_at_start(args.pages);
+    }
     file
 }
 
