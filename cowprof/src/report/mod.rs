@@ -99,6 +99,14 @@ pub fn sort_rows(rows: &mut [Row]) {
     });
 }
 
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Sorts processes: most COW faults first, then by pid.
 pub fn sort_processes(processes: &mut [ProcessSummary]) {
     processes.sort_by(|a, b| {
@@ -120,6 +128,10 @@ pub struct Report {
     /// Processes, most COW faults first (the top N when capped).
     pub processes: Vec<ProcessSummary>,
     pub total_processes: usize,
+    /// Exited processes summed into the `(exited)` entry, pid 0: past the
+    /// heaviest exited ones, processes do not keep rows of their own.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub folded_processes: u64,
     /// The views asked for, their rows most COW faults first.
     pub views: BTreeMap<View, Vec<Row>>,
     /// Writable image pages never written, per image.

@@ -18,7 +18,7 @@ use crate::{
         keys::{MapKey, MappingKey, StackKey},
         Resolver, PAGE,
     },
-    state::{RowKey, Snapshot, TouchedImage, TouchedPage, View, ViewRow},
+    state::{retire::FOLDED_PID, RowKey, Snapshot, TouchedImage, TouchedPage, View, ViewRow},
 };
 
 /// Builds the report of `snapshot`, naming the rows of `views`.
@@ -57,6 +57,7 @@ pub fn report(
         events: snapshot.events,
         processes,
         total_processes: snapshot.total_processes,
+        folded_processes: snapshot.folded_processes,
         views,
         waste,
         pages: pages.into_iter().flatten().collect(),
@@ -78,11 +79,17 @@ pub fn report(
                 pid: m.pid,
                 mapping: match m.mapping {
                     MappingKey {
-                        map,
+                        map: map @ MapKey::File(_),
                         start: 0,
                         end: 0,
                         ..
                     } => namer.mapping(&map),
+                    MappingKey {
+                        map,
+                        start: 0,
+                        end: 0,
+                        ..
+                    } => format!("{} (exited processes)", namer.mapping(&map)),
                     MappingKey {
                         map, start, end, ..
                     } => format!("{} {start:#x}-{end:#x}", namer.mapping(&map)),
@@ -167,11 +174,17 @@ impl<'a> Namer<'a> {
     fn row(&self, key: &RowKey) -> String {
         match key {
             RowKey::Mapping(MappingKey {
-                map,
+                map: map @ MapKey::File(_),
                 start: 0,
                 end: 0,
                 pid: 0,
             }) => self.mapping(map),
+            RowKey::Mapping(MappingKey {
+                map,
+                start: 0,
+                end: 0,
+                pid: FOLDED_PID,
+            }) => format!("{} (exited processes)", self.mapping(map)),
             RowKey::Mapping(MappingKey {
                 map,
                 start,
@@ -231,7 +244,7 @@ impl<'a> Namer<'a> {
                 page,
                 section: section.to_owned(),
                 written: touched.is_some(),
-                processes: touched.map_or(0, |t| u32::try_from(t.pids.len()).unwrap_or(u32::MAX)),
+                processes: touched.map_or(0, |t| u32::try_from(t.processes()).unwrap_or(u32::MAX)),
                 faults: touched.map_or(0, |t| t.faults),
                 symbol: touched
                     .map(|t| self.symbol(&touched_image.image, t.symbol))

@@ -73,6 +73,13 @@ impl Resolver {
         &self.files
     }
 
+    /// Forgets what was kept of an exited process.
+    pub fn forget_process(&mut self, pid: u32) {
+        if let Some(stacks) = self.stacks.as_mut() {
+            stacks.forget_process(pid);
+        }
+    }
+
     /// The text of an interned writer or stack.
     #[must_use]
     pub fn text(&self, id: TextId) -> &str {

@@ -39,6 +39,11 @@ impl StackResolver {
         }
     }
 
+    /// Forgets the code mappings of an exited process.
+    pub fn forget_process(&mut self, pid: u32) {
+        self.code.remove(&pid);
+    }
+
     /// The stack `id` of a fault in `pid`, and whether every frame was
     /// named.
     pub fn resolve(&mut self, id: u32, pid: u32, files: &mut Files) -> (String, bool) {

@@ -226,6 +226,13 @@ impl Summary {
             self.duration_s,
             self.stop_reason,
         );
+        if self.report.folded_processes > 0 {
+            let _ = writeln!(
+                out,
+                "{} exited processes with the fewest faults are summed into pid 0 \"(exited)\" and \"[anon] (exited processes)\"; the profile keeps each one's events.",
+                self.report.folded_processes
+            );
+        }
         if self.lost_events > 0 {
             let _ = writeln!(
                 out,

@@ -4,12 +4,13 @@
 //! It knows identities only (`resolve::keys`): no names, no files, and
 //! nothing of the command line, the terminal or the output formats.
 pub mod counts;
+pub mod retire;
 pub mod views;
 
 use std::collections::BTreeMap;
 
 use cowprof_common::{event::COMM_LEN, FileKey, Kind};
-use hashbrown::HashMap;
+use hashbrown::{hash_map::Entry, HashMap};
 
 pub use self::{
     counts::{KindCounts, Latencies, LatencySummary},
@@ -28,6 +29,8 @@ pub struct Process {
     pub counts: KindCounts,
     /// Sum of per-fault latencies, in ns.
     pub latency_ns: u64,
+    /// Found exited (and its every record applied).
+    pub exited: bool,
 }
 
 /// One row of a view in a snapshot.
@@ -52,8 +55,10 @@ pub struct ViewRows {
 /// One written image page: who wrote it, how often, and what first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TouchedPage {
-    /// Processes that wrote it, sorted.
+    /// Processes that wrote it, sorted (but folded ones: see `others`).
     pub pids: Vec<u32>,
+    /// Folded processes that wrote it (see [`retire`]).
+    pub others: u32,
     /// Faults on it (every kind).
     pub faults: u64,
     /// The data symbol of the first write, when known.
@@ -98,7 +103,10 @@ pub struct Snapshot {
     pub events: u64,
     pub totals: KindCounts,
     pub processes: Vec<Process>,
+    /// Processes seen, folded ones included.
     pub total_processes: usize,
+    /// Exited processes summed into the `(exited)` entry (see [`retire`]).
+    pub folded_processes: u64,
     pub views: Vec<ViewRows>,
     pub latencies: Vec<(Kind, LatencySummary)>,
     /// Latency histograms per kind: (bucket upper bound in ns, faults).
@@ -120,6 +128,8 @@ pub struct State {
     latencies: Latencies,
     /// (pid, mapping) → faults, when kept.
     process_mappings: Option<HashMap<(u32, MappingKey), Tally>>,
+    /// Exited processes: which keep rows of their own.
+    retire: retire::Retirement,
 }
 
 /// Sorts `rows` by `weight`, heaviest first, keeping the top `n`.
@@ -148,10 +158,16 @@ impl State {
     pub fn apply(&mut self, event: &Resolved) {
         self.events += 1;
         self.totals.add(event.kind);
-        let process = self.processes.entry(event.pid).or_insert_with(|| Process {
-            pid: event.pid,
-            ..Process::default()
-        });
+        let (process, fresh) = match self.processes.entry(event.pid) {
+            Entry::Occupied(entry) => (entry.into_mut(), false),
+            Entry::Vacant(entry) => (
+                entry.insert(Process {
+                    pid: event.pid,
+                    ..Process::default()
+                }),
+                true,
+            ),
+        };
         // The last comm wins: after an exec it names the new program.
         if (process.comm[0] == 0 || event.tid == event.pid)
             && comm_bytes(&process.comm) != comm_bytes(&event.comm)
@@ -160,14 +176,34 @@ impl State {
         }
         process.counts.add(event.kind);
         process.latency_ns += event.latency_ns;
+        let revived = std::mem::take(&mut process.exited);
+        if revived {
+            self.revived();
+        }
+        if fresh && self.retire.was_folded(event.pid) {
+            // A new process with a folded one's pid: the old one leaves
+            // the rows' lists first, so the new one counts anew.
+            self.compact();
+        }
         self.latencies.record(event.kind, event.latency_ns);
         for (view, rows) in View::KEYED.iter().zip(&mut self.views) {
             let Some(key) = RowKey::of(*view, event) else {
                 continue;
             };
-            rows.entry(key)
-                .or_insert_with(|| Tally::new(event.instruction))
-                .add(event.kind, event.pid);
+            let tally = match rows.entry(key) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => {
+                    if let RowKey::Mapping(mapping) = key {
+                        if mapping.pid != 0 {
+                            self.retire.own_row(event.pid, mapping);
+                        }
+                    }
+                    entry.insert(Tally::new(event.instruction))
+                }
+            };
+            if tally.add(event.kind, event.pid) {
+                self.retire.paired();
+            }
         }
         if let Some(image) = event.loc.image {
             let page = self
@@ -181,18 +217,24 @@ impl State {
                     ..TouchedPage::default()
                 });
             page.faults += 1;
-            views::add_pid(&mut page.pids, event.pid);
+            if views::add_pid(&mut page.pids, event.pid) {
+                self.retire.paired();
+            }
         }
         if let Some(table) = &mut self.process_mappings {
             let mapping = MappingKey {
                 pid: event.pid,
                 ..event.mapping
             };
-            table
-                .entry((event.pid, mapping))
-                .or_insert_with(|| Tally::new(event.instruction))
-                .counts
-                .add(event.kind);
+            match table.entry((event.pid, mapping)) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => {
+                    self.retire.own_row(event.pid, mapping);
+                    entry.insert(Tally::new(event.instruction))
+                }
+            }
+            .counts
+            .add(event.kind);
         }
     }
 
@@ -309,13 +351,17 @@ impl State {
         cap: Option<usize>,
     ) -> Snapshot {
         let mut processes: Vec<Process> = self.processes.values().copied().collect();
-        let total_processes = processes.len();
+        let folded_processes = self.retire.folded_processes();
+        let folded_entry = usize::from(self.processes.contains_key(&retire::FOLDED_PID));
+        let total_processes = (processes.len() - folded_entry)
+            .saturating_add(usize::try_from(folded_processes).unwrap_or(usize::MAX));
         top(&mut processes, cap, |p| p.counts.cow_total());
         Snapshot {
             events: self.events,
             totals: self.totals,
             processes,
             total_processes,
+            folded_processes,
             views,
             latencies: self.latencies.summary(),
             latency_buckets: self.latencies.buckets(),
@@ -333,6 +379,22 @@ impl ViewRow {
             processes: tally.processes(),
             first_writer: tally.first_writer,
         }
+    }
+}
+
+impl TouchedPage {
+    /// Distinct processes that wrote it.
+    #[must_use]
+    pub fn processes(&self) -> usize {
+        self.pids.len() + self.others as usize
+    }
+
+    /// Takes the processes in `gone` out of the list, still counting them.
+    fn forget(&mut self, gone: &impl Fn(u32) -> bool) {
+        let before = self.pids.len();
+        views::retain_pids(&mut self.pids, gone);
+        let left = u32::try_from(before - self.pids.len()).unwrap_or(u32::MAX);
+        self.others = self.others.saturating_add(left);
     }
 }
 

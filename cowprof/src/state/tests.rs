@@ -192,3 +192,117 @@ fn a_frozen_state_keeps_the_number_of_processes() {
         .rows(View::Page)
         .is_empty());
 }
+
+/// `n` processes, pids 1..=n: each writes its own anon mapping and the
+/// shared image page 0x3000; pids up to `light` once, the others twice.
+fn many_exited(n: u32, light: u32) -> State {
+    let mut s = State::with_process_mappings();
+    for pid in 1..=n {
+        s.apply(&anon(pid, 0x10000, Kind::CowCopyAnon));
+        if pid > light {
+            s.apply(&image_write(pid, 0x3000, Some(1)));
+        }
+    }
+    for pid in 1..=light {
+        s.apply(&image_write(pid, 0x3000, Some(1)));
+    }
+    for pid in 1..=n {
+        s.exited(pid);
+    }
+    s
+}
+
+#[test]
+fn exited_processes_past_the_kept_ones_fold_with_exact_totals() {
+    let light = 10;
+    let n = u32::try_from(retire::KEEP_EXITED).expect("small") + light;
+    let s = many_exited(n, light);
+    let snap = s.snapshot(SnapshotOptions {
+        top: None,
+        touch_map: true,
+    });
+    assert_eq!(snap.total_processes, n as usize, "folded ones still count");
+    assert_eq!(snap.folded_processes, u64::from(light));
+    assert_eq!(snap.processes.len(), retire::KEEP_EXITED + 1);
+    let folded = snap
+        .processes
+        .iter()
+        .find(|p| p.pid == retire::FOLDED_PID)
+        .expect("the (exited) entry");
+    assert_eq!(crate::decode::comm_str(&folded.comm), "(exited)");
+    assert_eq!(folded.counts.all(), 2 * u64::from(light), "the lightest");
+    assert!(snap.processes.iter().all(|p| p.pid == 0 || p.pid > light));
+    assert_eq!(snap.totals.all(), 2 * u64::from(n));
+    // Each folded process's anon row joined one row, counting it once.
+    let mapping = snap.rows(View::Mapping);
+    let joined = MappingKey {
+        map: MapKey::Anon,
+        start: 0,
+        end: 0,
+        pid: retire::FOLDED_PID,
+    };
+    let row = mapping
+        .iter()
+        .find(|r| r.key == RowKey::Mapping(joined))
+        .expect("the folded anon row");
+    assert_eq!(row.processes, light as usize);
+    assert_eq!(row.counts.all(), u64::from(light));
+    assert_eq!(
+        mapping.len(),
+        retire::KEEP_EXITED + 2,
+        "kept anon rows, the folded one, the image"
+    );
+    let sum: u64 = mapping.iter().map(|r| r.counts.all()).sum();
+    assert_eq!(sum, snap.totals.all());
+    // The shared page still counts every writer.
+    let page = snap.touched[0].pages.get(&0x3000).expect("page 0x3000");
+    assert_eq!(page.processes(), n as usize);
+    let image = &snap.rows(View::Image)[0];
+    assert_eq!(image.processes, n as usize);
+}
+
+#[test]
+fn compaction_keeps_every_count_and_frees_the_lists() {
+    let light = 10;
+    let n = u32::try_from(retire::KEEP_EXITED).expect("small") + light;
+    let mut s = many_exited(n, light);
+    let before = s.snapshot(SnapshotOptions::default());
+    s.compact();
+    let after = s.snapshot(SnapshotOptions::default());
+    assert_eq!(after.rows(View::Image), before.rows(View::Image));
+    assert_eq!(after.rows(View::Image)[0].processes, n as usize);
+    let page = &s.touched.values().next().expect("an image")[&0x3000];
+    assert_eq!(
+        page.pids.len(),
+        retire::KEEP_EXITED,
+        "folded pids left the list"
+    );
+    assert_eq!(page.processes(), n as usize);
+}
+
+#[test]
+fn a_reused_pid_of_a_folded_process_counts_anew() {
+    let light = 10;
+    let n = u32::try_from(retire::KEEP_EXITED).expect("small") + light;
+    let mut s = many_exited(n, light);
+    // pid 1 was folded; a new process gets its pid and writes the page.
+    s.apply(&image_write(1, 0x3000, Some(1)));
+    let snap = s.snapshot(SnapshotOptions::default());
+    assert_eq!(snap.total_processes, n as usize + 1);
+    assert_eq!(snap.rows(View::Image)[0].processes, n as usize + 1);
+    let p1 = snap.processes.iter().find(|p| p.pid == 1).expect("pid 1");
+    assert_eq!(p1.counts.all(), 1, "the new process, not the folded one");
+}
+
+#[test]
+fn an_exited_process_that_writes_again_stays_one_process() {
+    let mut s = state(&[anon(7, 0x10008, Kind::CowCopyAnon)]);
+    s.exited(7);
+    s.apply(&anon(7, 0x10010, Kind::CowCopyAnon));
+    s.exited(7);
+    let snap = s.snapshot(SnapshotOptions::default());
+    assert_eq!(snap.total_processes, 1);
+    assert_eq!(snap.folded_processes, 0);
+    assert_eq!(snap.rows(View::Mapping)[0].processes, 1);
+    assert_eq!(snap.rows(View::Mapping)[0].counts.all(), 2);
+}

@@ -106,12 +106,15 @@ impl RowKey {
 #[derive(Clone, Debug, Default)]
 pub struct Tally {
     pub counts: KindCounts,
-    /// Distinct writers, sorted: four bytes per (row, process).
+    /// Distinct writers, sorted: four bytes per (row, process). Processes
+    /// folded away (see [`super::retire`]) leave it and are counted in
+    /// `others`.
     pub pids: Vec<u32>,
     /// The first writing instruction.
     pub first_writer: TextId,
-    /// How many processes wrote, once `pids` is freed (see [`Tally::freeze`]).
-    frozen_processes: u32,
+    /// Processes that wrote and are no longer in `pids`: folded exited
+    /// ones, and all of them once the row is frozen.
+    others: u32,
 }
 
 impl Tally {
@@ -124,40 +127,68 @@ impl Tally {
         }
     }
 
-    /// Counts one fault of `kind` by `pid`.
-    pub fn add(&mut self, kind: Kind, pid: u32) {
+    /// Counts one fault of `kind` by `pid`. Returns whether `pid` is new
+    /// to the row.
+    pub fn add(&mut self, kind: Kind, pid: u32) -> bool {
         self.counts.add(kind);
-        add_pid(&mut self.pids, pid);
+        add_pid(&mut self.pids, pid)
     }
 
     /// Distinct processes that wrote.
     #[must_use]
     pub fn processes(&self) -> usize {
-        if self.pids.is_empty() {
-            self.frozen_processes as usize
-        } else {
-            self.pids.len()
-        }
+        self.pids.len() + self.others as usize
     }
 
     /// Keeps the number of processes and frees their list: the row takes no
     /// more processes.
     pub fn freeze(&mut self) {
-        if !self.pids.is_empty() {
-            self.frozen_processes = u32::try_from(self.pids.len()).unwrap_or(u32::MAX);
-            self.pids = Vec::new();
+        self.others = u32::try_from(self.processes()).unwrap_or(u32::MAX);
+        self.pids = Vec::new();
+    }
+
+    /// Takes the processes in `gone` out of the list, still counting them.
+    /// Returns how many left.
+    pub fn forget(&mut self, gone: &impl Fn(u32) -> bool) -> usize {
+        let before = self.pids.len();
+        retain_pids(&mut self.pids, gone);
+        let left = before - self.pids.len();
+        self.others = self
+            .others
+            .saturating_add(u32::try_from(left).unwrap_or(u32::MAX));
+        left
+    }
+
+    /// Adds `other`'s faults, and its processes when `processes` (rows
+    /// folded into one, each process counted once).
+    pub fn merge(&mut self, other: &Tally, processes: bool) {
+        self.counts.merge(&other.counts);
+        if processes {
+            self.others = self
+                .others
+                .saturating_add(u32::try_from(other.processes()).unwrap_or(u32::MAX));
         }
     }
 }
 
-/// Adds `pid` to the sorted set `pids`.
-pub fn add_pid(pids: &mut Vec<u32>, pid: u32) {
-    if let Err(at) = pids.binary_search(&pid) {
-        // Grow by a quarter, not double: with 10 million (page, process)
-        // pairs the doubling slack alone was tens of MiB.
-        if pids.len() == pids.capacity() {
-            pids.reserve_exact((pids.len() / 4).max(2));
-        }
-        pids.insert(at, pid);
+/// Keeps the pids not `gone`. The room stays: new writers take it again,
+/// and lists between compactions never hold more than the kept processes
+/// and a few hundred folded ones, so their high-water mark is their bound
+/// (shrinking and growing again only churned the allocator).
+pub fn retain_pids(pids: &mut Vec<u32>, gone: &impl Fn(u32) -> bool) {
+    pids.retain(|pid| !gone(*pid));
+}
+
+/// Adds `pid` to the sorted set `pids`. Returns whether it was new.
+pub fn add_pid(pids: &mut Vec<u32>, pid: u32) -> bool {
+    let Err(at) = pids.binary_search(&pid) else {
+        return false;
+    };
+    // Grow by a quarter, not double: with 10 million (page, process)
+    // pairs the doubling slack alone was tens of MiB.
+    if pids.len() == pids.capacity() {
+        pids.reserve_exact((pids.len() / 4).max(2));
     }
+    pids.insert(at, pid);
+    true
 }

@@ -3,6 +3,8 @@
 //! state), forwards raw events to the per-event sinks, and publishes named
 //! reports on a tick. Sinks get data over bounded channels and never block
 //! the drain: what a sink could not take is counted and reported.
+mod sweep;
+
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -129,6 +131,7 @@ struct Run {
     undecodable: u64,
     stats: ProbeStats,
     warnings: Vec<String>,
+    sweep: sweep::Sweep,
 }
 
 /// How often the kernel's counters go out with the tallies.
@@ -282,7 +285,10 @@ impl Run {
                 t.saturating_duration_since(Instant::now())
                     .min(POLL_INTERVAL)
             });
-            if self.drain(BATCH) < BATCH {
+            let n = self.drain(BATCH);
+            self.sweep.drained(n, BATCH);
+            self.sweep.run(&mut self.state, &mut self.resolver);
+            if n < BATCH {
                 let _ = self.probes.wait(wait);
             }
             if let (Some(due), Some(tick)) = (next_tick, self.options.tick) {
@@ -424,6 +430,7 @@ impl Collector {
                 let now = Instant::now();
                 let tallies = Tallies::new(options.tally_labels);
                 let run = Run {
+                    sweep: sweep::Sweep::new(options.stateless),
                     probes,
                     resolver,
                     state: if options.process_mappings {
