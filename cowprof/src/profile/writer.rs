@@ -1,10 +1,13 @@
 //! The profile writer: a sink on its own thread behind a bounded channel.
 //! Events are written in row groups as they fill; a part is closed after
-//! [`PART_ROWS`] rows or [`PART_SECONDS`] seconds, written to a temporary
-//! name, synced and renamed, so a `kill -9` loses at most the open part.
+//! [`PART_ROWS`] rows or [`PART_SECONDS`] seconds. A part streams to a
+//! hidden temporary file (readers skip it), then is synced and renamed, so
+//! a `kill -9` loses at most the open part; memory holds one row group,
+//! never a part.
 use std::{
     cell::RefCell,
-    io::Write,
+    fs::File,
+    io::{BufWriter, Write},
     path::{Path, PathBuf},
     rc::Rc,
     sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender},
@@ -14,7 +17,7 @@ use std::{
 
 use polars::io::parquet::write::BatchedWriter;
 
-use super::{frames, manifest::write_atomically, ProfileError, EVENTS_DIR};
+use super::{frames, ProfileError, EVENTS_DIR};
 use crate::report::events::EventRow;
 
 /// Rows per row group.
@@ -28,26 +31,28 @@ pub const PART_SECONDS: u64 = 5;
 /// over a million rows a second, keeps up with the collector.
 const QUEUE: usize = 16;
 
-/// Bytes of a part being written, shared with its Parquet writer.
-#[derive(Clone, Default)]
-struct Buffer(Rc<RefCell<Vec<u8>>>);
+/// The temporary file of a part being written, shared with its Parquet
+/// writer (which owns its output until it is dropped).
+#[derive(Clone)]
+struct Shared(Rc<RefCell<BufWriter<File>>>);
 
-impl Write for Buffer {
+impl Write for Shared {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(data);
-        Ok(data.len())
+        self.0.borrow_mut().write(data)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        self.0.borrow_mut().flush()
     }
 }
 
 /// The part being written.
 struct Part {
     index: usize,
-    bytes: Buffer,
-    writer: BatchedWriter<Buffer>,
+    /// Its temporary file, renamed to its name when closed.
+    tmp: PathBuf,
+    file: Shared,
+    writer: BatchedWriter<Shared>,
     rows: u64,
     opened: Instant,
 }
@@ -109,12 +114,19 @@ impl Run {
         let path = self.dir.join(&name);
         let df = frames::events(&self.buffered).map_err(|e| parquet_error(&path, &e))?;
         if self.part.is_none() {
-            let bytes = Buffer::default();
-            let writer =
-                frames::writer(bytes.clone(), &df).map_err(|e| parquet_error(&path, &e))?;
+            let tmp = crate::output::temporary(&path);
+            let io = |source| ProfileError::Write {
+                path: tmp.clone(),
+                source,
+            };
+            let file = Shared(Rc::new(RefCell::new(BufWriter::new(
+                crate::output::create_new(&tmp).map_err(io)?,
+            ))));
+            let writer = frames::writer(file.clone(), &df).map_err(|e| parquet_error(&path, &e))?;
             self.part = Some(Part {
                 index: self.written.parts.len(),
-                bytes,
+                tmp,
+                file,
                 writer,
                 rows: 0,
                 opened: Instant::now(),
@@ -141,8 +153,17 @@ impl Run {
         let path = self.dir.join(&name);
         part.writer.finish().map_err(|e| parquet_error(&path, &e))?;
         drop(part.writer);
-        let bytes = part.bytes.0.take();
-        write_atomically(&path, &bytes)?;
+        let io = |source| ProfileError::Write {
+            path: path.clone(),
+            source,
+        };
+        let file = Rc::try_unwrap(part.file.0)
+            .map_err(|_| io(std::io::Error::other("the part's writer outlived it")))?
+            .into_inner()
+            .into_inner()
+            .map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&part.tmp, &path).map_err(io)?;
         self.written.parts.push(name);
         self.written.events += part.rows;
         Ok(())
