@@ -158,6 +158,14 @@ impl State {
     pub fn apply(&mut self, event: &Resolved) {
         self.events += 1;
         self.totals.add(event.kind);
+        if self.processes.get(&event.pid).is_some_and(|p| p.exited) {
+            // The pid was reused: the process found exited was another
+            // one. It joins the folded ones and leaves the rows' lists of
+            // writers, so this one counts anew (and no entry collects the
+            // lives of a pid).
+            self.fold(event.pid);
+            self.compact();
+        }
         let (process, fresh) = match self.processes.entry(event.pid) {
             Entry::Occupied(entry) => (entry.into_mut(), false),
             Entry::Vacant(entry) => (
@@ -176,10 +184,6 @@ impl State {
         }
         process.counts.add(event.kind);
         process.latency_ns += event.latency_ns;
-        let revived = std::mem::take(&mut process.exited);
-        if revived {
-            self.revived();
-        }
         if fresh && self.retire.was_folded(event.pid) {
             // A new process with a folded one's pid: the old one leaves
             // the rows' lists first, so the new one counts anew.

@@ -140,13 +140,8 @@ impl State {
         }
     }
 
-    /// A process marked exited wrote again: its pid was reused.
-    pub(super) fn revived(&mut self) {
-        self.retire.exited = self.retire.exited.saturating_sub(1);
-    }
-
     /// Sums `pid`'s entry and own rows into the folded ones.
-    fn fold(&mut self, pid: u32) {
+    pub(super) fn fold(&mut self, pid: u32) {
         let Some(process) = self.processes.remove(&pid) else {
             return;
         };

@@ -295,14 +295,28 @@ fn a_reused_pid_of_a_folded_process_counts_anew() {
 }
 
 #[test]
-fn an_exited_process_that_writes_again_stays_one_process() {
+fn a_reused_pid_of_an_exited_process_is_a_new_process() {
     let mut s = state(&[anon(7, 0x10008, Kind::CowCopyAnon)]);
     s.exited(7);
+    // Another process with pid 7: the exited one is folded, this one counts.
     s.apply(&anon(7, 0x10010, Kind::CowCopyAnon));
-    s.exited(7);
+    s.apply(&anon(7, 0x10018, Kind::CowCopyAnon));
     let snap = s.snapshot(SnapshotOptions::default());
-    assert_eq!(snap.total_processes, 1);
-    assert_eq!(snap.folded_processes, 0);
-    assert_eq!(snap.rows(View::Mapping)[0].processes, 1);
-    assert_eq!(snap.rows(View::Mapping)[0].counts.all(), 2);
+    assert_eq!(snap.total_processes, 2);
+    assert_eq!(snap.folded_processes, 1);
+    let p7 = snap.processes.iter().find(|p| p.pid == 7).expect("pid 7");
+    assert_eq!(p7.counts.all(), 2, "the new process only");
+    let folded = snap
+        .processes
+        .iter()
+        .find(|p| p.pid == retire::FOLDED_PID)
+        .expect("the (exited) entry");
+    assert_eq!(folded.counts.all(), 1);
+    // The page both wrote counts two processes.
+    let page = &snap.rows(View::Page)[0];
+    assert_eq!(page.processes, 2);
+    assert_eq!(page.counts.all(), 3);
+    let mapping = snap.rows(View::Mapping);
+    assert_eq!(mapping.len(), 2, "the new anon row and the folded one");
+    assert!(mapping.iter().all(|r| r.processes == 1));
 }
