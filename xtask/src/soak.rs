@@ -287,7 +287,8 @@ pub fn run(minutes: u64) -> Result<()> {
         .output()?;
     if !report.status.success() {
         problems.push(format!(
-            "cowprof report: {}",
+            "cowprof report exited {} (a signal 9 with nothing said is the OOM killer: see dmesg): {}",
+            report.status,
             String::from_utf8_lossy(&report.stderr).trim()
         ));
     }
