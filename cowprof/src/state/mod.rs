@@ -395,10 +395,7 @@ impl TouchedPage {
 
     /// Takes the processes in `gone` out of the list, still counting them.
     fn forget(&mut self, gone: &impl Fn(u32) -> bool) {
-        let before = self.pids.len();
-        views::retain_pids(&mut self.pids, gone);
-        let left = u32::try_from(before - self.pids.len()).unwrap_or(u32::MAX);
-        self.others = self.others.saturating_add(left);
+        views::forget_pids(&mut self.pids, &mut self.others, gone);
     }
 }
 

@@ -148,15 +148,8 @@ impl Tally {
     }
 
     /// Takes the processes in `gone` out of the list, still counting them.
-    /// Returns how many left.
-    pub fn forget(&mut self, gone: &impl Fn(u32) -> bool) -> usize {
-        let before = self.pids.len();
-        retain_pids(&mut self.pids, gone);
-        let left = before - self.pids.len();
-        self.others = self
-            .others
-            .saturating_add(u32::try_from(left).unwrap_or(u32::MAX));
-        left
+    pub fn forget(&mut self, gone: &impl Fn(u32) -> bool) {
+        forget_pids(&mut self.pids, &mut self.others, gone);
     }
 
     /// Adds `other`'s faults, and its processes when `processes` (rows
@@ -171,12 +164,16 @@ impl Tally {
     }
 }
 
-/// Keeps the pids not `gone`. The room stays: new writers take it again,
-/// and lists between compactions never hold more than the kept processes
-/// and a few hundred folded ones, so their high-water mark is their bound
-/// (shrinking and growing again only churned the allocator).
-pub fn retain_pids(pids: &mut Vec<u32>, gone: &impl Fn(u32) -> bool) {
+/// Takes the pids in `gone` out of `pids`, counting them in `others`. The
+/// room stays: new writers take it again, and lists between compactions
+/// never hold more than the kept processes and a few hundred folded ones,
+/// so their high-water mark is their bound (shrinking and growing again
+/// only churned the allocator).
+pub fn forget_pids(pids: &mut Vec<u32>, others: &mut u32, gone: &impl Fn(u32) -> bool) {
+    let before = pids.len();
     pids.retain(|pid| !gone(*pid));
+    let left = u32::try_from(before - pids.len()).unwrap_or(u32::MAX);
+    *others = others.saturating_add(left);
 }
 
 /// Adds `pid` to the sorted set `pids`. Returns whether it was new.
