@@ -9,9 +9,10 @@
 //! each cowprof's RSS, CPU and open descriptors. It fails when, after the
 //! warm-up, either one's RSS grows faster than 1 MiB a minute (record's
 //! after its memory filled, [`RECORD_FILL_S`]: a 3-minute run reports it,
-//! longer runs judge it) or its descriptors grow at all (the fewest open in the second half above the
-//! fewest in the first: a file open for a moment at a sample, an ELF
-//! being read, is no leak); when an event is lost without being counted (kernel counts against
+//! longer runs judge it) or its descriptors grow at all (the fewest open
+//! in the second half above the fewest in the first: a file open for a
+//! moment at a sample, an ELF being read, is no leak); when an event is
+//! lost without being counted (kernel counts against
 //! events received plus events lost, for both); when any output is invalid
 //! at the end (the profile read back by `cowprof report` and complete, the
 //! exposition checked by promtool); or when the workload fell short of
@@ -334,6 +335,7 @@ pub fn run(minutes: u64) -> Result<()> {
             .collect();
         let filled: Vec<Sample> = after.iter().copied().filter(|s| s.at_s >= filled).collect();
         let slope = rss_slope(&filled);
+        let from_warmup = rss_slope(&after);
         // A leak keeps a descriptor open from then on: the fewest open in
         // the second half exceed the fewest in the first.
         let (first_half, second_half) = after.split_at(after.len() / 2);
@@ -343,7 +345,7 @@ pub fn run(minutes: u64) -> Result<()> {
         #[expect(clippy::cast_precision_loss, reason = "MiB for display")]
         let mib = |s: Option<&Sample>| s.map_or(0.0, |s| s.rss_kib as f64 / 1024.0);
         let shown = if filled.len() < 3 {
-            format!("{:+.3} (filling: not judged)", rss_slope(&after))
+            format!("{from_warmup:+.3} (filling: not judged)")
         } else {
             format!("{slope:+.3}")
         };
@@ -356,8 +358,7 @@ pub fn run(minutes: u64) -> Result<()> {
         );
         if filled.len() < 3 {
             notes.push(format!(
-                "{name}: its memory fills during the first {RECORD_FILL_S:.0} s of this workload; the run was too short to judge its RSS slope (reported from {warmup:.0} s: {:+.2} MiB/min)",
-                rss_slope(&after)
+                "{name}: its memory fills during the first {RECORD_FILL_S:.0} s of this workload; the run was too short to judge its RSS slope (reported from {warmup:.0} s: {from_warmup:+.2} MiB/min)"
             ));
         } else if slope > RSS_SLOPE_MIB_PER_MIN {
             problems.push(format!(

@@ -160,11 +160,9 @@ impl State {
         self.totals.add(event.kind);
         if self.processes.get(&event.pid).is_some_and(|p| p.exited) {
             // The pid was reused: the process found exited was another
-            // one. It joins the folded ones and leaves the rows' lists of
-            // writers, so this one counts anew (and no entry collects the
-            // lives of a pid).
+            // one. It joins the folded ones (and, just below, leaves the
+            // rows' lists of writers), so no entry collects a pid's lives.
             self.fold(event.pid);
-            self.compact();
         }
         let (process, fresh) = match self.processes.entry(event.pid) {
             Entry::Occupied(entry) => (entry.into_mut(), false),
@@ -185,8 +183,9 @@ impl State {
         process.counts.add(event.kind);
         process.latency_ns += event.latency_ns;
         if fresh && self.retire.was_folded(event.pid) {
-            // A new process with a folded one's pid: the old one leaves
-            // the rows' lists first, so the new one counts anew.
+            // A new process with a folded one's pid (folded above, or
+            // earlier): the old one leaves the rows' lists first, so the
+            // new one counts anew.
             self.compact();
         }
         self.latencies.record(event.kind, event.latency_ns);

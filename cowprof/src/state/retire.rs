@@ -147,10 +147,11 @@ impl State {
         };
         self.retire.exited -= 1;
         self.retire.folded_processes += 1;
+        // Not marked exited: the entry is never folded itself (pid 0 is
+        // no user process's).
         let folded = self.processes.entry(FOLDED_PID).or_insert(Process {
             pid: FOLDED_PID,
             comm: FOLDED_COMM,
-            exited: true,
             ..Process::default()
         });
         folded.counts.merge(&process.counts);
