@@ -1,11 +1,20 @@
 //! The views of a recorded profile, computed from its events parts with
 //! polars lazy scans, named exactly as the live summary names them.
+//!
+//! Every query runs on polars' streaming engine and is a group-by whose
+//! aggregations stream (sums, counts, `min_by`), so its memory is bounded by
+//! the groups, never by the events: a profile of 684M events is read in
+//! parts. A distinct count of processes is a group-by on the row's keys and
+//! the pid, counted again by the keys; it is exact, and its memory is the
+//! number of distinct (row, process) pairs. Nothing depends on the order of
+//! the events: "first" and "last" are the values at the least and greatest
+//! `ts_ns`.
 use std::collections::BTreeMap;
 
 use cowprof_common::Kind;
 use polars::prelude::{
-    col, concat, lit, when, DataFrame, DataType, Expr, LazyFrame, PlRefPath, PolarsResult,
-    ScanArgsParquet, SortMultipleOptions, UnionArgs,
+    col, lit, when, DataFrame, DataType, Engine, Expr, IntoLazy as _, JoinArgs, JoinType,
+    LazyFrame, PlRefPath, PolarsResult, ScanArgsParquet, ScanSources,
 };
 
 use super::{read::Profile, ProfileError};
@@ -63,17 +72,37 @@ pub(crate) fn table(profile: &Profile, name: &str) -> Result<Option<LazyFrame>, 
     scan(&path).map(Some).map_err(|e| polars_error(profile, &e))
 }
 
-/// All events of `profile` that pass `filters`, oldest first.
+/// Runs `lf` on polars' streaming engine.
+#[expect(
+    clippy::redundant_closure_for_method_calls,
+    reason = "polars does not re-export QueryResult, so its method has no path here"
+)]
+pub(crate) fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
+    lf.collect_with_engine(Engine::Streaming)
+        .map(|r| r.unwrap_single())
+}
+
+/// The value of `name` in the group's earliest event.
+pub(crate) fn earliest(name: &str) -> Expr {
+    col(name).min_by(col("ts_ns"))
+}
+
+/// All events of `profile` that pass `filters`, in no promised order.
 pub(crate) fn events(profile: &Profile, filters: &Filters) -> PolarsResult<Option<LazyFrame>> {
-    let scans = profile
-        .parts
-        .iter()
-        .map(|p| scan(p))
-        .collect::<PolarsResult<Vec<_>>>()?;
-    if scans.is_empty() {
+    if profile.parts.is_empty() {
         return Ok(None);
     }
-    let mut lf = concat(scans, UnionArgs::default())?;
+    // One scan of every part, which polars reads in turn with bounded
+    // read-ahead (a union of one scan per part buffers them all).
+    let paths: Vec<PlRefPath> = profile
+        .parts
+        .iter()
+        .map(|p| PlRefPath::new(p.to_string_lossy().into_owned()))
+        .collect();
+    let mut lf = LazyFrame::scan_parquet_sources(
+        ScanSources::Paths(paths.into()),
+        ScanArgsParquet::default(),
+    )?;
     let start = profile.manifest.start_ktime_ns;
     #[expect(
         clippy::cast_possible_truncation,
@@ -95,7 +124,7 @@ pub(crate) fn events(profile: &Profile, filters: &Filters) -> PolarsResult<Optio
     for condition in conditions.into_iter().flatten() {
         lf = lf.filter(condition);
     }
-    Ok(Some(lf.sort(["ts_ns"], SortMultipleOptions::default())))
+    Ok(Some(lf))
 }
 
 /// Counts per kind, as aggregations.
@@ -112,7 +141,7 @@ pub(crate) fn kind_sums() -> Vec<Expr> {
         .collect()
 }
 
-/// The group keys of `view`, and the events it holds.
+/// The group keys of `view`, each named, and the events it holds.
 fn grouping(view: View) -> Option<(Vec<Expr>, Option<Expr>)> {
     let anon = |e: Expr, zero: Expr| when(col("anon")).then(e).otherwise(zero);
     let image = Some(col("image").is_not_null());
@@ -146,6 +175,43 @@ fn grouping(view: View) -> Option<(Vec<Expr>, Option<Expr>)> {
         View::Writer => (vec![col("writer_function")], None),
         View::Stack => (vec![col("stack")], Some(col("stack").is_not_null())),
     })
+}
+
+/// The names the keys `keys` take in a group-by's output.
+fn names(keys: &[Expr]) -> Vec<Expr> {
+    keys.iter()
+        .map(|k| match k {
+            Expr::Alias(_, name) => col(name.clone()),
+            other => other.clone(),
+        })
+        .collect()
+}
+
+/// Groups `events` by `keys` with counts per kind, the earliest writer
+/// (`first_writer`) and the earliest of `more`, and the number of distinct
+/// processes (`processes`). Both passes stream: the rows, then the distinct
+/// (keys, pid) pairs counted per keys. The second holds no payload, so its
+/// memory is the distinct pairs' keys.
+pub(crate) fn per_row(events: LazyFrame, keys: &[Expr], more: &[&str]) -> PolarsResult<DataFrame> {
+    let named = names(keys);
+    let mut aggs = kind_sums();
+    aggs.push(earliest("writer").alias("first_writer"));
+    aggs.extend(more.iter().map(|m| earliest(m).alias(*m)));
+    let rows = collect(events.clone().group_by(keys).agg(aggs))?;
+    let mut by_pid = keys.to_vec();
+    by_pid.push(col("pid"));
+    let processes = collect(
+        events
+            .group_by(by_pid)
+            .agg([col("ts_ns").count().alias("faults")])
+            .group_by(named.clone())
+            .agg([col("pid").count().alias("processes")]),
+    )?;
+    let mut left = JoinArgs::new(JoinType::Left);
+    left.nulls_equal = true;
+    rows.lazy()
+        .join(processes.lazy(), &named, &named, left)
+        .collect()
 }
 
 /// Column `name` of `df` as text, row `i` (empty when null).
@@ -229,10 +295,7 @@ fn view_rows(events: &LazyFrame, view: View) -> PolarsResult<Vec<Row>> {
     if let Some(only) = only {
         lf = lf.filter(only);
     }
-    let mut aggs = kind_sums();
-    aggs.push(col("pid").n_unique().alias("processes"));
-    aggs.push(col("writer").first().alias("first_writer"));
-    let df = lf.group_by(keys).agg(aggs).collect()?;
+    let df = per_row(lf, &keys, &[])?;
     let mut rows: Vec<Row> = (0..df.height())
         .map(|i| {
             let counts = counts(&df, i);
@@ -251,9 +314,9 @@ fn view_rows(events: &LazyFrame, view: View) -> PolarsResult<Vec<Row>> {
 
 fn processes(events: &LazyFrame) -> PolarsResult<Vec<ProcessSummary>> {
     let mut aggs = kind_sums();
-    aggs.push(col("comm").last().alias("comm"));
+    aggs.push(col("comm").max_by(col("ts_ns")).alias("comm"));
     aggs.push(col("latency_ns").sum().alias("latency_ns"));
-    let df = events.clone().group_by([col("pid")]).agg(aggs).collect()?;
+    let df = collect(events.clone().group_by([col("pid")]).agg(aggs))?;
     let mut out: Vec<ProcessSummary> = (0..df.height())
         .map(|i| ProcessSummary {
             pid: u32::try_from(number(&df, "pid", i)).unwrap_or(u32::MAX),
@@ -273,14 +336,17 @@ fn waste(profile: &Profile, events: &LazyFrame) -> Result<Vec<ImageWaste>, Profi
         return Ok(Vec::new());
     };
     let err = |e: polars::prelude::PolarsError| polars_error(profile, &e);
-    let pages = pages.collect().map_err(err)?;
-    let per_process = events
-        .clone()
-        .filter(col("image").is_not_null())
-        .group_by([col("image"), col("pid")])
-        .agg([col("page").n_unique().alias("pages")])
-        .collect()
-        .map_err(err)?;
+    let pages = collect(pages).map_err(err)?;
+    let per_process = collect(
+        events
+            .clone()
+            .filter(col("image").is_not_null())
+            .group_by([col("image"), col("pid"), col("page")])
+            .agg([col("ts_ns").count()])
+            .group_by([col("image"), col("pid")])
+            .agg([col("page").count().alias("pages")]),
+    )
+    .map_err(err)?;
     let mut images: BTreeMap<String, ImageWaste> = BTreeMap::new();
     let mut sections: BTreeMap<(String, String), Waste> = BTreeMap::new();
     for i in 0..pages.height() {
@@ -328,7 +394,6 @@ pub fn views(profile: &Profile, by: &[View], filters: &Filters) -> Result<Offlin
     let Some(events) = events(profile, filters).map_err(err)? else {
         return Ok(Offline::default());
     };
-    let events = events.cache();
     let processes = processes(&events).map_err(err)?;
     let mut totals = KindCounts::default();
     for p in &processes {

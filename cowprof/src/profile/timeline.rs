@@ -7,7 +7,7 @@ use cowprof_common::Kind;
 use polars::prelude::{col, DataType, LazyFrame};
 
 use super::{
-    offline::{self, counts, number, polars_error, text, Filters},
+    offline::{self, collect, counts, earliest, number, polars_error, text, Filters},
     read::Profile,
     ProfileError,
 };
@@ -54,7 +54,6 @@ pub fn report_at(profile: &Profile, until: Option<f64>) -> Result<Report, Profil
     let Some(events) = offline::events(profile, &filters).map_err(err)? else {
         return Ok(report);
     };
-    let events = events.cache();
     report.process_mappings = process_mappings(&events).map_err(err)?;
     latencies(&events, &mut report).map_err(err)?;
     report.pages = pages(profile, &events)?;
@@ -90,18 +89,19 @@ fn rewaste(report: &mut Report) {
 
 fn process_mappings(events: &LazyFrame) -> polars::prelude::PolarsResult<Vec<ProcessMappingRow>> {
     let mut aggs = offline::kind_sums();
-    aggs.push(col("writer").first().alias("first_writer"));
-    let df = events
-        .clone()
-        .group_by([
-            col("pid"),
-            col("mapping"),
-            col("anon"),
-            col("mapping_start"),
-            col("mapping_end"),
-        ])
-        .agg(aggs)
-        .collect()?;
+    aggs.push(earliest("writer").alias("first_writer"));
+    let df = collect(
+        events
+            .clone()
+            .group_by([
+                col("pid"),
+                col("mapping"),
+                col("anon"),
+                col("mapping_start"),
+                col("mapping_end"),
+            ])
+            .agg(aggs),
+    )?;
     Ok((0..df.height())
         .map(|i| {
             let anon = df
@@ -129,19 +129,23 @@ fn process_mappings(events: &LazyFrame) -> polars::prelude::PolarsResult<Vec<Pro
 }
 
 /// Latency percentiles and histograms, through the same histograms as the
-/// live collector.
+/// live collector, fed with each distinct latency once with its count.
 fn latencies(events: &LazyFrame, report: &mut Report) -> polars::prelude::PolarsResult<()> {
-    let df = events
-        .clone()
-        .select([col("kind"), col("latency_ns")])
-        .collect()?;
+    let df = collect(
+        events
+            .clone()
+            .group_by([col("kind"), col("latency_ns")])
+            .agg([col("ts_ns").count().alias("n")]),
+    )?;
     let kinds = df.column("kind")?.str()?.clone();
     let ns = df.column("latency_ns")?.cast(&DataType::UInt64)?;
     let ns = ns.u64()?;
+    let n = df.column("n")?.cast(&DataType::UInt64)?;
+    let n = n.u64()?;
     let mut latencies = Latencies::default();
-    for (kind, ns) in kinds.iter().zip(ns.iter()) {
-        if let (Some(kind), Some(ns)) = (kind.and_then(kind_named), ns) {
-            latencies.record(kind, ns);
+    for ((kind, ns), n) in kinds.iter().zip(ns.iter()).zip(n.iter()) {
+        if let (Some(kind), Some(ns), Some(n)) = (kind.and_then(kind_named), ns, n) {
+            latencies.record_n(kind, ns, n);
         }
     }
     report.latency = latencies
@@ -168,22 +172,13 @@ fn pages(profile: &Profile, events: &LazyFrame) -> Result<Vec<PageRow>, ProfileE
         return Ok(Vec::new());
     };
     let err = |e: polars::prelude::PolarsError| polars_error(profile, &e);
-    let all = all
-        .select([col("image"), col("page"), col("section")])
-        .collect()
-        .map_err(err)?;
-    let written = events
-        .clone()
-        .filter(col("image").is_not_null())
-        .group_by([col("image"), col("page")])
-        .agg([
-            col("pid").n_unique().alias("processes"),
-            col("ts_ns").count().alias("faults"),
-            col("symbol").first().alias("symbol"),
-            col("writer").first().alias("first_writer"),
-        ])
-        .collect()
-        .map_err(err)?;
+    let all = collect(all.select([col("image"), col("page"), col("section")])).map_err(err)?;
+    let written = offline::per_row(
+        events.clone().filter(col("image").is_not_null()),
+        &[col("image"), col("page")],
+        &["symbol"],
+    )
+    .map_err(err)?;
     let mut by_page: BTreeMap<(String, u64), usize> = BTreeMap::new();
     for i in 0..written.height() {
         by_page.insert((text(&written, "image", i), number(&written, "page", i)), i);
@@ -201,7 +196,7 @@ fn pages(profile: &Profile, events: &LazyFrame) -> Result<Vec<PageRow>, ProfileE
                 processes: hit.map_or(0, |j| {
                     u32::try_from(number(&written, "processes", j)).unwrap_or(u32::MAX)
                 }),
-                faults: hit.map_or(0, |j| number(&written, "faults", j)),
+                faults: hit.map_or(0, |j| counts(&written, j).all()),
                 symbol: field("symbol"),
                 first_writer: field("first_writer"),
                 image,

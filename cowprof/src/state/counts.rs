@@ -95,11 +95,16 @@ impl Default for Latencies {
 impl Latencies {
     /// Records one fault's latency; 0 means not measured, and is skipped.
     pub fn record(&mut self, kind: Kind, ns: u64) {
+        self.record_n(kind, ns, 1);
+    }
+
+    /// Records `n` faults of the same latency.
+    pub fn record_n(&mut self, kind: Kind, ns: u64, n: u64) {
         if ns == 0 {
             return;
         }
         let histogram = &mut self.0[KindCounts::slot(kind)];
-        histogram.saturating_record(ns.max(1));
+        histogram.saturating_record_n(ns, n);
     }
 
     /// Percentiles of every kind seen, in `Kind::ALL` order.
