@@ -5,11 +5,12 @@
 use std::collections::BTreeMap;
 
 use cowprof_common::Kind;
-use polars::prelude::{col, lit, Expr, LazyFrame};
+use polars::prelude::{col, lit, Expr};
 
 use super::baseline::Contributor;
 use crate::profile::{
-    offline::{self, number, polars_error, text, Filters},
+    merge::{each_part, number, text},
+    offline::{polars_error, Filters},
     read::Profile,
     ProfileError,
 };
@@ -127,25 +128,35 @@ impl MeasureOptions {
     }
 }
 
-/// Rows of `lf` grouped by `columns`, with their event counts.
+/// The events of `profile` that pass `only`, grouped by `columns`, with
+/// their counts, merged part by part.
 fn grouped(
-    lf: &LazyFrame,
+    profile: &Profile,
+    only: Option<&Expr>,
     columns: &[&str],
 ) -> polars::prelude::PolarsResult<Vec<(Vec<String>, u64)>> {
     let keys: Vec<Expr> = columns.iter().map(|c| col(*c)).collect();
-    let df = lf
-        .clone()
-        .group_by(keys)
-        .agg([col("ts_ns").count().alias("n")])
-        .collect()?;
-    Ok((0..df.height())
-        .map(|i| {
-            (
-                columns.iter().map(|c| text(&df, c, i)).collect(),
-                number(&df, "n", i),
-            )
-        })
-        .collect())
+    let mut groups: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+    each_part(
+        profile,
+        &Filters::default(),
+        |lf| {
+            let lf = match only {
+                Some(only) => lf.filter(only.clone()),
+                None => lf,
+            };
+            lf.group_by(keys.clone())
+                .agg([col("ts_ns").count().alias("n")])
+        },
+        |df| {
+            for i in 0..df.height() {
+                let values = columns.iter().map(|c| text(df, c, i)).collect();
+                *groups.entry(values).or_default() += number(df, "n", i);
+            }
+            Ok(())
+        },
+    )?;
+    Ok(groups.into_iter().collect())
 }
 
 /// Measures `profile`.
@@ -158,26 +169,26 @@ pub fn measure(profile: &Profile, options: &MeasureOptions) -> Result<Measuremen
     for kind in Kind::ALL {
         out.metrics.insert(format!("kind/{}", kind.name()), 0);
     }
-    let Some(events) = offline::events(profile, &Filters::default()).map_err(err)? else {
+    if profile.parts.is_empty() {
         out.metrics.insert("copied_bytes".to_owned(), 0);
         return Ok(out);
-    };
-    let events = match &options.exclude_comm {
-        Some(comm) => events.filter(col("comm").neq(lit(comm.clone()))),
-        None => events,
     }
-    .cache();
+    let others = options
+        .exclude_comm
+        .as_ref()
+        .map(|comm| col("comm").neq(lit(comm.clone())));
     let mut contributions: BTreeMap<String, BTreeMap<(&str, String), u64>> = BTreeMap::new();
     for family in FAMILIES {
         if family.name == "symbol" && !options.symbols {
             continue;
         }
-        let lf = if family.copies_only {
-            events.clone().filter(copies())
-        } else {
-            events.clone()
+        let only = match (&others, family.copies_only) {
+            (Some(others), true) => Some(others.clone().and(copies())),
+            (Some(others), false) => Some(others.clone()),
+            (None, true) => Some(copies()),
+            (None, false) => None,
         };
-        for (values, n) in grouped(&lf, family.keys).map_err(err)? {
+        for (values, n) in grouped(profile, only.as_ref(), family.keys).map_err(err)? {
             if let Some(key) = options.key(family.name, &values) {
                 *out.metrics.entry(key).or_default() += n;
             }
@@ -188,7 +199,7 @@ pub fn measure(profile: &Profile, options: &MeasureOptions) -> Result<Measuremen
             }
             let mut all: Vec<&str> = family.keys.to_vec();
             all.extend(columns.iter().filter(|c| !family.keys.contains(c)));
-            for (values, n) in grouped(&lf, &all).map_err(err)? {
+            for (values, n) in grouped(profile, only.as_ref(), &all).map_err(err)? {
                 let Some(key) = options.key(family.name, &values[..family.keys.len()]) else {
                     continue;
                 };

@@ -11,6 +11,7 @@
 //! ```
 pub mod frames;
 pub mod manifest;
+pub(crate) mod merge;
 pub mod offline;
 pub mod read;
 pub mod sink;

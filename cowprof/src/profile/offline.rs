@@ -1,23 +1,17 @@
 //! The views of a recorded profile, computed from its events parts with
-//! polars lazy scans, named exactly as the live summary names them.
-//!
-//! Every query runs on polars' streaming engine and is a group-by whose
-//! aggregations stream (sums, counts, `min_by`), so its memory is bounded by
-//! the groups, never by the events: a profile of 684M events is read in
-//! parts. A distinct count of processes is a group-by on the row's keys and
-//! the pid, counted again by the keys; it is exact, and its memory is the
-//! number of distinct (row, process) pairs. Nothing depends on the order of
-//! the events: "first" and "last" are the values at the least and greatest
-//! `ts_ns`.
-use std::collections::BTreeMap;
+//! polars, part by part ([`super::merge`]), named exactly as the live
+//! summary names them. Nothing depends on the order of the events: "first"
+//! and "last" are the values at the least and greatest `ts_ns`.
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use cowprof_common::Kind;
-use polars::prelude::{
-    col, lit, when, DataFrame, DataType, Engine, Expr, IntoLazy as _, JoinArgs, JoinType,
-    LazyFrame, PlRefPath, PolarsResult, ScanArgsParquet, ScanSources,
-};
+use polars::prelude::{col, lit, when, DataFrame, Expr, LazyFrame, PolarsResult};
 
-use super::{read::Profile, ProfileError};
+use super::{
+    merge::{each_part, kind_sums, number, row_aggs, scan, text, Rows},
+    read::Profile,
+    ProfileError,
+};
 use crate::{
     report::{ImageWaste, ProcessSummary, Row, Waste},
     state::{KindCounts, View},
@@ -53,14 +47,6 @@ pub(crate) fn polars_error(profile: &Profile, err: &polars::prelude::PolarsError
     }
 }
 
-/// A lazy scan of the Parquet file at `path`.
-fn scan(path: &std::path::Path) -> PolarsResult<LazyFrame> {
-    LazyFrame::scan_parquet(
-        PlRefPath::new(path.to_string_lossy().into_owned()),
-        ScanArgsParquet::default(),
-    )
-}
-
 /// The profile's end table `name` (`pages.parquet`, …), if it has one.
 ///
 /// # Errors
@@ -72,76 +58,7 @@ pub(crate) fn table(profile: &Profile, name: &str) -> Result<Option<LazyFrame>, 
     scan(&path).map(Some).map_err(|e| polars_error(profile, &e))
 }
 
-/// Runs `lf` on polars' streaming engine.
-#[expect(
-    clippy::redundant_closure_for_method_calls,
-    reason = "polars does not re-export QueryResult, so its method has no path here"
-)]
-pub(crate) fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
-    lf.collect_with_engine(Engine::Streaming)
-        .map(|r| r.unwrap_single())
-}
-
-/// The value of `name` in the group's earliest event.
-pub(crate) fn earliest(name: &str) -> Expr {
-    col(name).min_by(col("ts_ns"))
-}
-
-/// All events of `profile` that pass `filters`, in no promised order.
-pub(crate) fn events(profile: &Profile, filters: &Filters) -> PolarsResult<Option<LazyFrame>> {
-    if profile.parts.is_empty() {
-        return Ok(None);
-    }
-    // One scan of every part, which polars reads in turn with bounded
-    // read-ahead (a union of one scan per part buffers them all).
-    let paths: Vec<PlRefPath> = profile
-        .parts
-        .iter()
-        .map(|p| PlRefPath::new(p.to_string_lossy().into_owned()))
-        .collect();
-    let mut lf = LazyFrame::scan_parquet_sources(
-        ScanSources::Paths(paths.into()),
-        ScanArgsParquet::default(),
-    )?;
-    let start = profile.manifest.start_ktime_ns;
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "seconds to ns, clamped at 0"
-    )]
-    let at = |secs: f64| start.saturating_add((secs.max(0.0) * 1e9) as u64);
-    let conditions = [
-        filters.pid.map(|pid| col("pid").eq(lit(pid))),
-        filters.comm.clone().map(|comm| col("comm").eq(lit(comm))),
-        filters
-            .image
-            .clone()
-            .map(|image| col("image").eq(lit(image))),
-        filters.kind.map(|kind| col("kind").eq(lit(kind.name()))),
-        filters.since.map(|s| col("ts_ns").gt_eq(lit(at(s)))),
-        filters.until.map(|s| col("ts_ns").lt(lit(at(s)))),
-    ];
-    for condition in conditions.into_iter().flatten() {
-        lf = lf.filter(condition);
-    }
-    Ok(Some(lf))
-}
-
-/// Counts per kind, as aggregations.
-pub(crate) fn kind_sums() -> Vec<Expr> {
-    Kind::ALL
-        .iter()
-        .map(|k| {
-            col("kind")
-                .eq(lit(k.name()))
-                .cast(DataType::UInt64)
-                .sum()
-                .alias(k.name())
-        })
-        .collect()
-}
-
-/// The group keys of `view`, each named, and the events it holds.
+/// The group keys of `view`, and the events it holds.
 fn grouping(view: View) -> Option<(Vec<Expr>, Option<Expr>)> {
     let anon = |e: Expr, zero: Expr| when(col("anon")).then(e).otherwise(zero);
     let image = Some(col("image").is_not_null());
@@ -175,69 +92,6 @@ fn grouping(view: View) -> Option<(Vec<Expr>, Option<Expr>)> {
         View::Writer => (vec![col("writer_function")], None),
         View::Stack => (vec![col("stack")], Some(col("stack").is_not_null())),
     })
-}
-
-/// The names the keys `keys` take in a group-by's output.
-fn names(keys: &[Expr]) -> Vec<Expr> {
-    keys.iter()
-        .map(|k| match k {
-            Expr::Alias(_, name) => col(name.clone()),
-            other => other.clone(),
-        })
-        .collect()
-}
-
-/// Groups `events` by `keys` with counts per kind, the earliest writer
-/// (`first_writer`) and the earliest of `more`, and the number of distinct
-/// processes (`processes`). Both passes stream: the rows, then the distinct
-/// (keys, pid) pairs counted per keys. The second holds no payload, so its
-/// memory is the distinct pairs' keys.
-pub(crate) fn per_row(events: LazyFrame, keys: &[Expr], more: &[&str]) -> PolarsResult<DataFrame> {
-    let named = names(keys);
-    let mut aggs = kind_sums();
-    aggs.push(earliest("writer").alias("first_writer"));
-    aggs.extend(more.iter().map(|m| earliest(m).alias(*m)));
-    let rows = collect(events.clone().group_by(keys).agg(aggs))?;
-    let mut by_pid = keys.to_vec();
-    by_pid.push(col("pid"));
-    let processes = collect(
-        events
-            .group_by(by_pid)
-            .agg([col("ts_ns").count().alias("faults")])
-            .group_by(named.clone())
-            .agg([col("pid").count().alias("processes")]),
-    )?;
-    let mut left = JoinArgs::new(JoinType::Left);
-    left.nulls_equal = true;
-    rows.lazy()
-        .join(processes.lazy(), &named, &named, left)
-        .collect()
-}
-
-/// Column `name` of `df` as text, row `i` (empty when null).
-pub(crate) fn text(df: &DataFrame, name: &str, i: usize) -> String {
-    df.column(name)
-        .ok()
-        .and_then(|c| c.str().ok()?.get(i).map(str::to_owned))
-        .unwrap_or_default()
-}
-
-pub(crate) fn number(df: &DataFrame, name: &str, i: usize) -> u64 {
-    df.column(name)
-        .ok()
-        .and_then(|c| {
-            let c = c.cast(&DataType::UInt64).ok()?;
-            c.u64().ok()?.get(i)
-        })
-        .unwrap_or(0)
-}
-
-pub(crate) fn counts(df: &DataFrame, i: usize) -> KindCounts {
-    let mut values = [0; 6];
-    for (slot, kind) in values.iter_mut().zip(Kind::ALL) {
-        *slot = number(df, kind.name(), i);
-    }
-    KindCounts::from_array(values)
 }
 
 /// The row key of row `i` of `view`'s groups, as the live summary names it.
@@ -287,66 +141,125 @@ fn key(view: View, df: &DataFrame, i: usize) -> String {
 }
 
 /// The rows of `view`, sorted as the live summary sorts them.
-fn view_rows(events: &LazyFrame, view: View) -> PolarsResult<Vec<Row>> {
-    let Some((keys, only)) = grouping(view) else {
+fn view_rows(profile: &Profile, filters: &Filters, view: View) -> PolarsResult<Vec<Row>> {
+    let Some((mut keys, only)) = grouping(view) else {
         return Ok(Vec::new());
     };
-    let mut lf = events.clone();
-    if let Some(only) = only {
-        lf = lf.filter(only);
-    }
-    let df = per_row(lf, &keys, &[])?;
-    let mut rows: Vec<Row> = (0..df.height())
-        .map(|i| {
-            let counts = counts(&df, i);
-            Row {
-                key: key(view, &df, i),
-                copies: counts.copies(),
-                counts,
-                processes: usize::try_from(number(&df, "processes", i)).unwrap_or(usize::MAX),
-                first_writer: text(&df, "first_writer", i),
-            }
+    keys.push(col("pid"));
+    let mut rows = Rows::new(&["writer"]);
+    each_part(
+        profile,
+        filters,
+        |lf| {
+            let lf = match &only {
+                Some(only) => lf.filter(only.clone()),
+                None => lf,
+            };
+            lf.group_by(keys.clone()).agg(row_aggs(&["writer"]))
+        },
+        |df| {
+            rows.add(df, |df, i| key(view, df, i));
+            Ok(())
+        },
+    )?;
+    let mut rows: Vec<Row> = rows
+        .into_rows()
+        .into_iter()
+        .map(|m| Row {
+            copies: m.counts.copies(),
+            counts: m.counts,
+            processes: m.processes,
+            first_writer: m.first.into_iter().next().unwrap_or_default(),
+            key: m.key,
         })
         .collect();
     crate::report::sort_rows(&mut rows);
     Ok(rows)
 }
 
-fn processes(events: &LazyFrame) -> PolarsResult<Vec<ProcessSummary>> {
+/// Every process, with the name of its latest event.
+fn processes(profile: &Profile, filters: &Filters) -> PolarsResult<Vec<ProcessSummary>> {
     let mut aggs = kind_sums();
     aggs.push(col("comm").max_by(col("ts_ns")).alias("comm"));
+    aggs.push(col("ts_ns").max().alias("last_ns"));
     aggs.push(col("latency_ns").sum().alias("latency_ns"));
-    let df = collect(events.clone().group_by([col("pid")]).agg(aggs))?;
-    let mut out: Vec<ProcessSummary> = (0..df.height())
-        .map(|i| ProcessSummary {
-            pid: u32::try_from(number(&df, "pid", i)).unwrap_or(u32::MAX),
-            comm: text(&df, "comm", i),
-            counts: counts(&df, i),
-            latency_ns: number(&df, "latency_ns", i),
-        })
-        .collect();
+    let mut by_pid: HashMap<u32, (ProcessSummary, u64)> = HashMap::new();
+    each_part(
+        profile,
+        filters,
+        |lf| lf.group_by([col("pid")]).agg(aggs.clone()),
+        |df| {
+            for i in 0..df.height() {
+                let pid = u32::try_from(number(df, "pid", i)).unwrap_or(u32::MAX);
+                let last_ns = number(df, "last_ns", i);
+                let (p, seen) = by_pid.entry(pid).or_insert_with(|| {
+                    let summary = ProcessSummary {
+                        pid,
+                        ..ProcessSummary::default()
+                    };
+                    (summary, 0)
+                });
+                p.counts.merge(&super::merge::counts(df, i));
+                p.latency_ns = p.latency_ns.saturating_add(number(df, "latency_ns", i));
+                if last_ns >= *seen {
+                    *seen = last_ns;
+                    p.comm = text(df, "comm", i);
+                }
+            }
+            Ok(())
+        },
+    )?;
+    let mut out: Vec<ProcessSummary> = by_pid.into_values().map(|(p, _)| p).collect();
     crate::report::sort_processes(&mut out);
     Ok(out)
 }
 
+/// Each image's distinct written pages per process, from the events.
+fn written_pages(profile: &Profile, filters: &Filters) -> PolarsResult<Vec<(String, u32, u64)>> {
+    let mut images: HashMap<String, u32> = HashMap::new();
+    let mut seen: HashSet<(u32, u32, u64)> = HashSet::new();
+    each_part(
+        profile,
+        filters,
+        |lf| {
+            lf.filter(col("image").is_not_null())
+                .group_by([col("image"), col("pid"), col("page")])
+                .agg([col("ts_ns").count().alias("faults")])
+        },
+        |df| {
+            for i in 0..df.height() {
+                let image = text(df, "image", i);
+                let next = u32::try_from(images.len()).unwrap_or(u32::MAX);
+                let image = *images.entry(image).or_insert(next);
+                let pid = u32::try_from(number(df, "pid", i)).unwrap_or(u32::MAX);
+                seen.insert((image, pid, number(df, "page", i)));
+            }
+            Ok(())
+        },
+    )?;
+    let mut names = vec![String::new(); images.len()];
+    for (name, id) in images {
+        names[id as usize] = name;
+    }
+    let mut per: HashMap<(u32, u32), u64> = HashMap::new();
+    for (image, pid, _) in seen {
+        *per.entry((image, pid)).or_default() += 1;
+    }
+    Ok(per
+        .into_iter()
+        .map(|((image, pid), pages)| (names[image as usize].clone(), pid, pages))
+        .collect())
+}
+
 /// The touch map from `pages.parquet`, per image and section, with each
 /// process's written pages from the events.
-fn waste(profile: &Profile, events: &LazyFrame) -> Result<Vec<ImageWaste>, ProfileError> {
+fn waste(profile: &Profile, filters: &Filters) -> Result<Vec<ImageWaste>, ProfileError> {
     let Some(pages) = table(profile, "pages.parquet")? else {
         return Ok(Vec::new());
     };
     let err = |e: polars::prelude::PolarsError| polars_error(profile, &e);
-    let pages = collect(pages).map_err(err)?;
-    let per_process = collect(
-        events
-            .clone()
-            .filter(col("image").is_not_null())
-            .group_by([col("image"), col("pid"), col("page")])
-            .agg([col("ts_ns").count()])
-            .group_by([col("image"), col("pid")])
-            .agg([col("page").count().alias("pages")]),
-    )
-    .map_err(err)?;
+    let pages = pages.collect().map_err(err)?;
+    let per_process = written_pages(profile, filters).map_err(err)?;
     let mut images: BTreeMap<String, ImageWaste> = BTreeMap::new();
     let mut sections: BTreeMap<(String, String), Waste> = BTreeMap::new();
     for i in 0..pages.height() {
@@ -369,10 +282,8 @@ fn waste(profile: &Profile, events: &LazyFrame) -> Result<Vec<ImageWaste>, Profi
             entry.sections.push(section);
         }
     }
-    for i in 0..per_process.height() {
-        if let Some(entry) = images.get_mut(&text(&per_process, "image", i)) {
-            let touched = number(&per_process, "pages", i);
-            let pid = u32::try_from(number(&per_process, "pid", i)).unwrap_or(u32::MAX);
+    for (image, pid, touched) in per_process {
+        if let Some(entry) = images.get_mut(&image) {
             let untouched = entry.total.writable_pages.saturating_sub(touched);
             entry.per_process.push((pid, touched, untouched));
         }
@@ -391,20 +302,17 @@ fn waste(profile: &Profile, events: &LazyFrame) -> Result<Vec<ImageWaste>, Profi
 /// When a file cannot be scanned.
 pub fn views(profile: &Profile, by: &[View], filters: &Filters) -> Result<Offline, ProfileError> {
     let err = |e: polars::prelude::PolarsError| polars_error(profile, &e);
-    let Some(events) = events(profile, filters).map_err(err)? else {
-        return Ok(Offline::default());
-    };
-    let processes = processes(&events).map_err(err)?;
+    let processes = processes(profile, filters).map_err(err)?;
     let mut totals = KindCounts::default();
     for p in &processes {
         totals.merge(&p.counts);
     }
     let mut views = BTreeMap::new();
     for view in by.iter().filter(|v| **v != View::Process) {
-        views.insert(*view, view_rows(&events, *view).map_err(err)?);
+        views.insert(*view, view_rows(profile, filters, *view).map_err(err)?);
     }
     let waste = if by.iter().any(|v| v.has_touch_map()) {
-        waste(profile, &events)?
+        waste(profile, filters)?
     } else {
         Vec::new()
     };

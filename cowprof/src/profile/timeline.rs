@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use cowprof_common::Kind;
-use polars::prelude::{col, DataType, LazyFrame};
+use polars::prelude::{col, DataFrame, DataType, PolarsResult};
 
 use super::{
-    offline::{self, collect, counts, earliest, number, polars_error, text, Filters},
+    merge::{each_part, number, row_aggs, text, Rows},
+    offline::{self, polars_error, Filters},
     read::Profile,
     ProfileError,
 };
@@ -51,12 +52,9 @@ pub fn report_at(profile: &Profile, until: Option<f64>) -> Result<Report, Profil
                 .unwrap_or_default();
         }
     }
-    let Some(events) = offline::events(profile, &filters).map_err(err)? else {
-        return Ok(report);
-    };
-    report.process_mappings = process_mappings(&events).map_err(err)?;
-    latencies(&events, &mut report).map_err(err)?;
-    report.pages = pages(profile, &events)?;
+    report.process_mappings = process_mappings(profile, &filters).map_err(err)?;
+    latencies(profile, &filters, &mut report).map_err(err)?;
+    report.pages = pages(profile, &filters)?;
     if until.is_some() {
         rewaste(&mut report);
     }
@@ -87,67 +85,82 @@ fn rewaste(report: &mut Report) {
     }
 }
 
-fn process_mappings(events: &LazyFrame) -> polars::prelude::PolarsResult<Vec<ProcessMappingRow>> {
-    let mut aggs = offline::kind_sums();
-    aggs.push(earliest("writer").alias("first_writer"));
-    let df = collect(
-        events
-            .clone()
-            .group_by([
+/// A process's mapping as the live summary names it.
+fn process_mapping(df: &DataFrame, i: usize) -> (u32, String) {
+    let anon = df
+        .column("anon")
+        .ok()
+        .and_then(|c| c.bool().ok()?.get(i))
+        .unwrap_or(false);
+    let name = text(df, "mapping", i);
+    let pid = u32::try_from(number(df, "pid", i)).unwrap_or(u32::MAX);
+    if anon {
+        let range = format!(
+            "{name} {:#x}-{:#x}",
+            number(df, "mapping_start", i),
+            number(df, "mapping_end", i)
+        );
+        (pid, range)
+    } else {
+        (pid, name)
+    }
+}
+
+fn process_mappings(profile: &Profile, filters: &Filters) -> PolarsResult<Vec<ProcessMappingRow>> {
+    let mut rows = Rows::new(&["writer"]);
+    each_part(
+        profile,
+        filters,
+        |lf| {
+            lf.group_by([
                 col("pid"),
                 col("mapping"),
                 col("anon"),
                 col("mapping_start"),
                 col("mapping_end"),
             ])
-            .agg(aggs),
+            .agg(row_aggs(&["writer"]))
+        },
+        |df| {
+            rows.add(df, process_mapping);
+            Ok(())
+        },
     )?;
-    Ok((0..df.height())
-        .map(|i| {
-            let anon = df
-                .column("anon")
-                .ok()
-                .and_then(|c| c.bool().ok()?.get(i))
-                .unwrap_or(false);
-            let name = text(&df, "mapping", i);
-            ProcessMappingRow {
-                pid: u32::try_from(number(&df, "pid", i)).unwrap_or(u32::MAX),
-                mapping: if anon {
-                    format!(
-                        "{name} {:#x}-{:#x}",
-                        number(&df, "mapping_start", i),
-                        number(&df, "mapping_end", i)
-                    )
-                } else {
-                    name
-                },
-                counts: counts(&df, i),
-                first_writer: text(&df, "first_writer", i),
-            }
+    Ok(rows
+        .into_rows()
+        .into_iter()
+        .map(|m| ProcessMappingRow {
+            pid: m.key.0,
+            mapping: m.key.1,
+            counts: m.counts,
+            first_writer: m.first.into_iter().next().unwrap_or_default(),
         })
         .collect())
 }
 
 /// Latency percentiles and histograms, through the same histograms as the
 /// live collector, fed with each distinct latency once with its count.
-fn latencies(events: &LazyFrame, report: &mut Report) -> polars::prelude::PolarsResult<()> {
-    let df = collect(
-        events
-            .clone()
-            .group_by([col("kind"), col("latency_ns")])
-            .agg([col("ts_ns").count().alias("n")]),
-    )?;
-    let kinds = df.column("kind")?.str()?.clone();
-    let ns = df.column("latency_ns")?.cast(&DataType::UInt64)?;
-    let ns = ns.u64()?;
-    let n = df.column("n")?.cast(&DataType::UInt64)?;
-    let n = n.u64()?;
+fn latencies(profile: &Profile, filters: &Filters, report: &mut Report) -> PolarsResult<()> {
     let mut latencies = Latencies::default();
-    for ((kind, ns), n) in kinds.iter().zip(ns.iter()).zip(n.iter()) {
-        if let (Some(kind), Some(ns), Some(n)) = (kind.and_then(kind_named), ns, n) {
-            latencies.record_n(kind, ns, n);
-        }
-    }
+    each_part(
+        profile,
+        filters,
+        |lf| {
+            lf.group_by([col("kind"), col("latency_ns")])
+                .agg([col("ts_ns").count().alias("n")])
+        },
+        |df| {
+            let kinds = df.column("kind")?.str()?;
+            let ns = df.column("latency_ns")?.cast(&DataType::UInt64)?;
+            let n = df.column("n")?.cast(&DataType::UInt64)?;
+            for ((kind, ns), n) in kinds.iter().zip(ns.u64()?.iter()).zip(n.u64()?.iter()) {
+                if let (Some(kind), Some(ns), Some(n)) = (kind.and_then(kind_named), ns, n) {
+                    latencies.record_n(kind, ns, n);
+                }
+            }
+            Ok(())
+        },
+    )?;
     report.latency = latencies
         .summary()
         .into_iter()
@@ -167,38 +180,52 @@ fn kind_named(name: &str) -> Option<Kind> {
 
 /// Every writable page of the images written, from `pages.parquet`, with
 /// what the events until now wrote there.
-fn pages(profile: &Profile, events: &LazyFrame) -> Result<Vec<PageRow>, ProfileError> {
+fn pages(profile: &Profile, filters: &Filters) -> Result<Vec<PageRow>, ProfileError> {
     let Some(all) = offline::table(profile, "pages.parquet")? else {
         return Ok(Vec::new());
     };
     let err = |e: polars::prelude::PolarsError| polars_error(profile, &e);
-    let all = collect(all.select([col("image"), col("page"), col("section")])).map_err(err)?;
-    let written = offline::per_row(
-        events.clone().filter(col("image").is_not_null()),
-        &[col("image"), col("page")],
-        &["symbol"],
+    let all = all
+        .select([col("image"), col("page"), col("section")])
+        .collect()
+        .map_err(err)?;
+    let mut written = Rows::new(&["symbol", "writer"]);
+    each_part(
+        profile,
+        filters,
+        |lf| {
+            lf.filter(col("image").is_not_null())
+                .group_by([col("image"), col("page"), col("pid")])
+                .agg(row_aggs(&["symbol", "writer"]))
+        },
+        |df| {
+            written.add(df, |df, i| (text(df, "image", i), number(df, "page", i)));
+            Ok(())
+        },
     )
     .map_err(err)?;
-    let mut by_page: BTreeMap<(String, u64), usize> = BTreeMap::new();
-    for i in 0..written.height() {
-        by_page.insert((text(&written, "image", i), number(&written, "page", i)), i);
-    }
+    let by_page: BTreeMap<(String, u64), _> = written
+        .into_rows()
+        .into_iter()
+        .map(|m| (m.key.clone(), m))
+        .collect();
     Ok((0..all.height())
         .map(|i| {
             let image = text(&all, "image", i);
             let page = number(&all, "page", i);
-            let hit = by_page.get(&(image.clone(), page)).copied();
-            let field = |name| hit.map(|j| text(&written, name, j)).unwrap_or_default();
+            let hit = by_page.get(&(image.clone(), page));
+            let first = |n: usize| {
+                hit.and_then(|m| m.first.get(n).cloned())
+                    .unwrap_or_default()
+            };
             PageRow {
                 page,
                 section: text(&all, "section", i),
                 written: hit.is_some(),
-                processes: hit.map_or(0, |j| {
-                    u32::try_from(number(&written, "processes", j)).unwrap_or(u32::MAX)
-                }),
-                faults: hit.map_or(0, |j| counts(&written, j).all()),
-                symbol: field("symbol"),
-                first_writer: field("first_writer"),
+                processes: hit.map_or(0, |m| u32::try_from(m.processes).unwrap_or(u32::MAX)),
+                faults: hit.map_or(0, |m| m.counts.all()),
+                symbol: first(0),
+                first_writer: first(1),
                 image,
             }
         })
