@@ -48,6 +48,12 @@ pub struct Cli {
     /// host, so by default only their owner can read them.
     #[arg(long, global = true, value_name = "OCTAL", default_value = "600", value_parser = crate::output::parse_mode)]
     pub mode: u32,
+    /// Look for separate debug files (by build id, `.gnu_debuglink`) under
+    /// this directory instead of `/usr/lib/debug` and `/lib/debug`, as gdb's
+    /// `debug-file-directory`; repeat for more. Writers in stripped
+    /// libraries are named through them.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub debug_dir: Vec<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -51,6 +51,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     raise_fd_limit();
     cowprof::output::set_mode(cli.mode);
+    if !cli.debug_dir.is_empty() {
+        cowprof::resolve::writers::set_debug_dirs(cli.debug_dir.clone());
+    }
     let log_file = match (&cli.command, &cli.log_file) {
         (Command::Top(_), None) => top_log(),
         (_, path) => path.clone(),

@@ -244,10 +244,11 @@ pub fn python() -> Result<PathBuf> {
     Ok(python)
 }
 
-/// Debian packages the tests drive, as (a command it provides, package,
-/// what for): tmux for the end-to-end test of `cowprof top`, a real
-/// Prometheus (with promtool) for the exporter's, and bpftool for the
-/// kill-point test.
+/// Debian packages the tests drive, as (a command it provides or
+/// `pkg:NAME`, package, what for): tmux for the end-to-end test of
+/// `cowprof top`, a real Prometheus (with promtool) for the exporter's,
+/// bpftool for the kill-point test, and glibc's debug files for naming
+/// writers in stripped libraries.
 const DEBIAN_PACKAGES: &[(&str, &str, &str)] = &[
     ("tmux", "tmux", "the end-to-end test of top"),
     ("prometheus", "prometheus", "the exporter's Prometheus test"),
@@ -261,17 +262,27 @@ const DEBIAN_PACKAGES: &[(&str, &str, &str)] = &[
         "bpftool",
         "the kill-point test's check that nothing stays in the kernel",
     ),
+    (
+        "pkg:libc6-dbg",
+        "libc6-dbg",
+        "the test that names writers in ld.so and libc through debug information",
+    ),
 ];
 
 /// Installs the [`DEBIAN_PACKAGES`] whose commands are missing (apt, as
 /// root). Debian's prometheus package does not start its service here
 /// (no init system runs it); the tests start their own.
 pub fn debian_tools() -> Result<()> {
-    let found = |cmd: &str| {
-        Command::new("sh")
+    // A command on PATH, or `pkg:NAME`: a package with no command, installed.
+    let found = |cmd: &str| match cmd.strip_prefix("pkg:") {
+        Some(package) => Command::new("dpkg-query")
+            .args(["-W", "-f=${Status}", package])
+            .output()
+            .is_ok_and(|o| o.stdout.ends_with(b"install ok installed")),
+        None => Command::new("sh")
             .args(["-c", &format!("command -v {cmd}")])
             .output()
-            .is_ok_and(|o| o.status.success())
+            .is_ok_and(|o| o.status.success()),
     };
     let mut missing: Vec<&str> = DEBIAN_PACKAGES
         .iter()
@@ -297,7 +308,7 @@ pub fn debian_tools() -> Result<()> {
     )
     .with_context(|| format!("installing {} (needs root)", missing.join(", ")))?;
     if let Some((cmd, _, _)) = DEBIAN_PACKAGES.iter().find(|(cmd, _, _)| !found(cmd)) {
-        bail!("{cmd} is not on PATH after installing it");
+        bail!("{cmd} is not on PATH (or installed) after installing it");
     }
     Ok(())
 }

@@ -44,12 +44,14 @@ const MIN_RATE: f64 = 100_000.0;
 const SAMPLE: Duration = Duration::from_secs(10);
 
 /// One sample of one process.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug, Default)]
 struct Sample {
     at_s: f64,
     rss_kib: u64,
     cpu_s: f64,
     fds: usize,
+    /// What each descriptor names, to name a leak.
+    targets: Vec<String>,
 }
 
 fn sample(pid: u32, at_s: f64) -> Option<Sample> {
@@ -65,13 +67,22 @@ fn sample(pid: u32, at_s: f64) -> Option<Sample> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    let targets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| {
+            std::fs::read_link(e.path())
+                .map_or_else(|_| "?".to_owned(), |t| t.display().to_string())
+        })
+        .collect();
+    let fds = targets.len();
     // USER_HZ is 100 on Linux.
     Some(Sample {
         at_s,
         rss_kib,
         cpu_s: ticks / 100.0,
         fds,
+        targets,
     })
 }
 
@@ -330,17 +341,18 @@ pub fn run(minutes: u64) -> Result<()> {
         let end = seconds as f64;
         let after: Vec<Sample> = samples
             .iter()
-            .copied()
             .filter(|s| s.at_s >= warmup && s.at_s < end)
+            .cloned()
             .collect();
-        let filled: Vec<Sample> = after.iter().copied().filter(|s| s.at_s >= filled).collect();
+        let filled: Vec<Sample> = after.iter().filter(|s| s.at_s >= filled).cloned().collect();
         let slope = rss_slope(&filled);
         let from_warmup = rss_slope(&after);
         // A leak keeps a descriptor open from then on: the fewest open in
         // the second half exceed the fewest in the first.
         let (first_half, second_half) = after.split_at(after.len() / 2);
-        let fewest = |s: &[Sample]| s.iter().map(|s| s.fds).min().unwrap_or(0);
-        let (fds_at_warmup, fds_late) = (fewest(first_half), fewest(second_half));
+        let fewest = |s: &[Sample]| s.iter().min_by_key(|s| s.fds).cloned().unwrap_or_default();
+        let (at_warmup, late) = (fewest(first_half), fewest(second_half));
+        let (fds_at_warmup, fds_late) = (at_warmup.fds, late.fds);
         let fds_max = after.iter().map(|s| s.fds).max().unwrap_or(0);
         #[expect(clippy::cast_precision_loss, reason = "MiB for display")]
         let mib = |s: Option<&Sample>| s.map_or(0.0, |s| s.rss_kib as f64 / 1024.0);
@@ -367,8 +379,15 @@ pub fn run(minutes: u64) -> Result<()> {
             ));
         }
         if fds_late > fds_at_warmup {
+            let mut new = late.targets.clone();
+            for target in &at_warmup.targets {
+                if let Some(i) = new.iter().position(|t| t == target) {
+                    new.swap_remove(i);
+                }
+            }
             problems.push(format!(
-                "{name}: descriptors grew from {fds_at_warmup} to {fds_late} (at least, in the second half; {fds_max} at most)"
+                "{name}: descriptors grew from {fds_at_warmup} to {fds_late} (at least, in the second half; {fds_max} at most); new: {}",
+                new.join(", ")
             ));
         }
     }

@@ -149,6 +149,10 @@ pub struct Report {
     /// Per process and mapping (only when the collector keeps them).
     #[serde(skip)]
     pub process_mappings: Vec<ProcessMappingRow>,
+    /// Files whose writers show as `image+0xoff`: no symbol covers them and
+    /// no debug information was found.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unnamed_writers: Vec<String>,
     /// The programs' counters at the moment of the snapshot.
     #[serde(rename = "probe_stats")]
     pub kernel: ProbeStats,

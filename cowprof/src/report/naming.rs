@@ -98,6 +98,7 @@ pub fn report(
                 first_writer: resolver.text(m.first_writer).to_owned(),
             })
             .collect(),
+        unnamed_writers: resolver.unnamed_writers().map(str::to_owned).collect(),
         kernel,
     }
 }

@@ -7,6 +7,7 @@
 //! by `report::naming` from what the resolver learned.
 #[doc(hidden)]
 pub mod craft;
+pub mod debuginfo;
 pub mod elf;
 pub mod files;
 pub mod intern;
@@ -71,6 +72,11 @@ impl Resolver {
     #[must_use]
     pub fn files(&self) -> &Files {
         &self.files
+    }
+
+    /// The files whose writers show as offsets, for lack of symbols.
+    pub fn unnamed_writers(&self) -> impl Iterator<Item = &str> {
+        self.writers.unnamed()
     }
 
     /// Forgets what was kept of an exited process.

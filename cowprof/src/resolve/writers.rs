@@ -1,7 +1,12 @@
 //! The writing code of a fault: ``image`function+0xoff (file:line)``,
 //! symbolized with blazesym once per code location and interned, so an
 //! event costs one hash lookup here.
-use std::{fmt::Write as _, path::Path};
+use std::{
+    collections::BTreeSet,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
 
 use cowprof_common::{event::is_kernel_address, FaultEvent, FileKey};
 use hashbrown::HashMap;
@@ -13,10 +18,26 @@ use super::{
     PAGE,
 };
 
+/// Where separate debug files are looked for (`--debug-dir`); blazesym's
+/// `/usr/lib/debug` and `/lib/debug` when unset. Set once, at startup.
+static DEBUG_DIRS: OnceLock<Vec<PathBuf>> = OnceLock::new();
+
+/// Looks for separate debug files under `dirs` instead of the defaults;
+/// only the first call counts, and only before the first symbolization.
+pub fn set_debug_dirs(dirs: Vec<PathBuf>) {
+    let _ = DEBUG_DIRS.set(dirs);
+}
+
 thread_local! {
     /// blazesym's symbolizer caches what it parsed of each file; it is not
-    /// `Send`, so each thread (in practice the collector) has its own.
-    static SYMBOLIZER: blazesym::symbolize::Symbolizer = blazesym::symbolize::Symbolizer::new();
+    /// `Send`, so each thread (in practice the collector) has its own. It
+    /// follows a stripped file to its debug file by build id
+    /// (`DIR/.build-id/xx/yyyy.debug`) and `.gnu_debuglink` (next to the
+    /// file, in its `.debug` directory, and under DIR), as gdb does, and
+    /// reads zlib-compressed debug sections (Debian's `*-dbg` packages).
+    static SYMBOLIZER: blazesym::symbolize::Symbolizer = blazesym::symbolize::Symbolizer::builder()
+        .set_debug_dirs(DEBUG_DIRS.get())
+        .build();
 }
 
 /// A code location: the file (dev, inode) and offset of the instruction, or
@@ -27,6 +48,8 @@ type CodeKey = (u32, u64, u64);
 #[derive(Default)]
 pub struct Writers {
     by_code: HashMap<CodeKey, (TextId, TextId)>,
+    /// Files whose writers no symbol names: they show as offsets.
+    unnamed: BTreeSet<String>,
 }
 
 impl Writers {
@@ -50,13 +73,21 @@ impl Writers {
         if let Some(&ids) = self.by_code.get(&key) {
             return ids;
         }
-        let text = writer_text(event, files);
+        let (text, unnamed) = writer_text(event, files);
+        if let Some(path) = unnamed {
+            self.unnamed.insert(path);
+        }
         // The writer view groups by function; rows keep the first
         // instruction (with file:line) as their first writer.
         let function = text.split_once('+').map_or(text.as_str(), |(f, _)| f);
         let ids = (texts.intern(&text), texts.intern(function));
         self.by_code.insert(key, ids);
         ids
+    }
+
+    /// The files whose writers show as offsets, for lack of symbols.
+    pub fn unnamed(&self) -> impl Iterator<Item = &str> {
+        self.unnamed.iter().map(String::as_str)
     }
 }
 
@@ -69,19 +100,19 @@ pub fn file_offset(addr: u64, vm_start: u64, vm_pgoff: u64) -> u64 {
 }
 
 /// The writing code: ``image`function+0xoff``, or the image and offset
-/// when it has no symbols.
-fn writer_text(event: &FaultEvent, files: &mut Files) -> String {
+/// when it has no symbols, with the file's path then.
+fn writer_text(event: &FaultEvent, files: &mut Files) -> (String, Option<String>) {
     let code = &event.code;
     if is_kernel_address(event.ip) {
         // A kernel-mode fault on user memory: the kernel wrote on the
         // process's behalf (read(2) into a buffer, say).
-        return "[kernel]".to_owned();
+        return ("[kernel]".to_owned(), None);
     }
     if code.vm_start == 0 {
-        return format!("[unknown] {:#x}", event.ip);
+        return (format!("[unknown] {:#x}", event.ip), None);
     }
     if code.file_backed == 0 {
-        return format!("[anon code] {:#x}", event.ip);
+        return (format!("[anon code] {:#x}", event.ip), None);
     }
     let key = FileKey::new(code.ino, code.dev);
     let path = files.path(&key);
@@ -96,8 +127,8 @@ fn writer_text(event: &FaultEvent, files: &mut Files) -> String {
         .source(&key, Some(hint))
         .and_then(|source| symbolize(&source, offset))
     {
-        Some(f) => format!("{name}`{f}"),
-        None => format!("{name}+{offset:#x}"),
+        Some(f) => (format!("{name}`{f}"), None),
+        None => (format!("{name}+{offset:#x}"), Some(path)),
     }
 }
 

@@ -233,6 +233,9 @@ impl Summary {
                 self.report.folded_processes
             );
         }
+        for hint in crate::resolve::debuginfo::hints(&self.report.unnamed_writers) {
+            let _ = writeln!(out, "{hint}");
+        }
         if self.lost_events > 0 {
             let _ = writeln!(
                 out,

@@ -6,6 +6,7 @@
 mod accounting;
 mod attribution;
 mod count_only;
+mod debuginfo;
 mod doctor;
 #[cfg(feature = "parquet")]
 mod errors;
