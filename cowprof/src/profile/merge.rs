@@ -17,7 +17,8 @@ use std::{
 
 use cowprof_common::Kind;
 use polars::prelude::{
-    col, lit, AnyValue, DataFrame, Expr, LazyFrame, PlRefPath, PolarsResult, ScanArgsParquet,
+    col, lit, AnyValue, DataFrame, Engine, Expr, LazyFrame, PlRefPath, PolarsResult,
+    ScanArgsParquet,
 };
 
 use super::{offline::Filters, read::Profile};
@@ -73,7 +74,12 @@ pub(crate) fn each_part(
         for condition in &conditions {
             lf = lf.filter(condition.clone());
         }
-        let mut df = query(lf).collect()?;
+        // The streaming engine: the in-memory one fails `min_by` on a part
+        // whose filters leave no event ("returned aggregation is of
+        // different length: 1 than the groups length: 0", polars 0.55.2).
+        let mut df = query(lf)
+            .collect_with_engine(Engine::Streaming)?
+            .unwrap_single();
         merge(df.rechunk_mut())?;
     }
     Ok(())

@@ -126,6 +126,14 @@ fn report_prints_what_the_recording_printed() {
         live_child["counts"]["cow_copy_anon"]
     );
     assert_eq!(filtered["totals"]["cow_reuse"], 0);
+    // A filter no event passes (no pid is above 4194304): every view is
+    // empty, and nothing fails.
+    let none = report(&profile, &["--pid", "4194305", "--by", ALL_VIEWS]);
+    assert!(
+        none["processes"].as_array().is_some_and(Vec::is_empty),
+        "{none}"
+    );
+    assert_eq!(none["totals"]["cow_copy_anon"], 0);
 }
 
 #[test]
