@@ -123,12 +123,16 @@ fn writer_text(event: &FaultEvent, files: &mut Files) -> (String, Option<String>
         start: code.vm_start,
         end: code.vm_end,
     };
-    match files
-        .source(&key, Some(hint))
-        .and_then(|source| symbolize(&source, offset))
-    {
-        Some(f) => (format!("{name}`{f}"), None),
-        None => (format!("{name}+{offset:#x}"), Some(path)),
+    let offsets = format!("{name}+{offset:#x}");
+    // Only a file that was read and had no symbol there lacks debug
+    // information; one that could not be verified keeps its offsets for
+    // that reason, named elsewhere.
+    match files.source(&key, Some(hint)) {
+        Some(source) => match symbolize(&source, offset) {
+            Some(f) => (format!("{name}`{f}"), None),
+            None => (offsets, Some(path)),
+        },
+        None => (offsets, None),
     }
 }
 
