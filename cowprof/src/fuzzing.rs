@@ -43,7 +43,7 @@ pub fn proc_text(data: &[u8]) {
     let _ = crate::probe::facts::kallsyms_text_range(&text, "exc_page_fault");
     let _ = crate::kernel::privileges::caps_in_status(&text);
     let _ = crate::sink::summary::vm_hwm_in_status(&text);
-    let _ = <procfs::process::Stat as procfs::FromRead>::from_read(data);
+    let _ = crate::kernel::procstat::parse(data);
 }
 
 /// Ring-buffer records, decoded and resolved (paths joined under the

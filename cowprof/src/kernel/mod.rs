@@ -1,4 +1,6 @@
-//! Facts about the running kernel: BTF layouts, tracefs and privileges.
+//! Facts about the running kernel: BTF layouts, tracefs, privileges and
+//! `/proc/PID/stat`.
 pub mod btf;
 pub mod privileges;
+pub mod procstat;
 pub mod tracefs;

@@ -49,10 +49,7 @@ pub type Probe = fn(u32) -> Option<Identity>;
 /// The identity of `pid` from procfs.
 #[must_use]
 pub fn procfs_identity(pid: u32) -> Option<Identity> {
-    let stat = procfs::process::Process::new(i32::try_from(pid).ok()?)
-        .ok()?
-        .stat()
-        .ok()?;
+    let stat = crate::kernel::procstat::read(Some(pid))?;
     (stat.state != 'Z' && stat.state != 'X').then_some(Identity {
         start: stat.starttime,
         comm: stat.comm,

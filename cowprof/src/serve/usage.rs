@@ -14,7 +14,7 @@ pub struct SelfUsage;
 /// CPU seconds (user and system, every thread) and resident bytes.
 #[must_use]
 pub fn read() -> Option<(f64, u64)> {
-    let stat = procfs::process::Process::myself().ok()?.stat().ok()?;
+    let stat = crate::kernel::procstat::read(None)?;
     #[expect(clippy::cast_precision_loss, reason = "clock ticks fit an f64")]
     let cpu = (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64;
     Some((cpu, stat.rss * procfs::page_size()))
