@@ -79,8 +79,8 @@ pub(crate) fn each_part(
         // The streaming engine: the in-memory one fails `min_by` on a part
         // whose filters leave no event ("returned aggregation is of
         // different length: 1 than the groups length: 0", polars 0.55.2).
-        let mut df = query(lf)
-            .collect_with_engine(Engine::Streaming)?
+        let mut df = super::contain::contained(|| query(lf).collect_with_engine(Engine::Streaming))
+            .map_err(|e| polars::prelude::polars_err!(ComputeError: "{}: {e}", part.display()))??
             .unwrap_single();
         merge(df.rechunk_mut())?;
     }

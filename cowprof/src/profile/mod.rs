@@ -9,6 +9,7 @@
 //! DIR/mappings.parquet
 //! DIR/pages.parquet              the touch map, page by page
 //! ```
+pub mod contain;
 pub mod frames;
 pub mod manifest;
 pub(crate) mod merge;

@@ -84,14 +84,14 @@ fn check_part(path: &Path) -> Result<u64, ProfileError> {
     };
     let file = std::fs::File::open(path).map_err(|e| corrupt(e.to_string()))?;
     let mut reader = ParquetReader::new(file);
-    let metadata = reader
-        .get_metadata()
-        .map_err(|e| {
-            corrupt(format!(
-                "not a readable Parquet file ({e}); remove it or record again"
-            ))
-        })?
-        .clone();
+    let unreadable = |e: String| {
+        corrupt(format!(
+            "not a readable Parquet file ({e}); remove it or record again"
+        ))
+    };
+    let metadata = super::contain::contained(|| reader.get_metadata().cloned())
+        .map_err(unreadable)?
+        .map_err(|e| unreadable(e.to_string()))?;
     let version = metadata
         .key_value_metadata()
         .as_ref()
