@@ -193,8 +193,8 @@ impl Resolver {
             page: offset,
         };
         let loc = match self.files.image(&key, Some(hint)) {
-            Some(image) => match image.vaddr_of_offset(offset) {
-                Some(vaddr) => in_image(image, key, vaddr.wrapping_add(event.addr & (PAGE - 1))),
+            Some(image) => match vaddr_of_write(image, offset, event.addr & (PAGE - 1)) {
+                Some(vaddr) => in_image(image, key, vaddr),
                 None => Loc {
                     image: Some(key),
                     ..in_file
@@ -204,6 +204,23 @@ impl Resolver {
         };
         (mapping, loc)
     }
+}
+
+/// The image address a write at `in_page` into the page at file offset
+/// `page_offset` lands on. The exact offset decides, not the page's: a
+/// writable segment rarely starts at a page boundary of the file (its
+/// first page holds the end of the segment before it), and its zero-filled
+/// tail (`.bss`) lies past its file contents in the same page.
+fn vaddr_of_write(image: &Image, page_offset: u64, in_page: u64) -> Option<u64> {
+    let exact = page_offset.wrapping_add(in_page);
+    image
+        .vaddr_of_offset(exact)
+        .or_else(|| image.vaddr_of_memory_offset(exact))
+        .or_else(|| {
+            image
+                .vaddr_of_offset(page_offset)
+                .map(|v| v.wrapping_add(in_page))
+        })
 }
 
 fn in_image(image: &Image, key: FileKey, vaddr: u64) -> Loc {
@@ -219,6 +236,32 @@ fn in_image(image: &Image, key: FileKey, vaddr: u64) -> Loc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_in_a_segments_shared_and_zero_filled_pages_are_placed() {
+        // lld's layout of the advisor's fixture: two writable segments,
+        // neither starting at a page boundary of the file.
+        let segment = |offset, vaddr, file_size, mem_size| crate::resolve::elf::Segment {
+            offset,
+            vaddr,
+            file_size,
+            mem_size,
+            writable: true,
+        };
+        let image = Image {
+            segments: vec![
+                segment(0x980, 0x2980, 0x1d8, 0x1d8),
+                segment(0xb80, 0x3b80, 0x8280, 0x8298),
+            ],
+            ..Image::default()
+        };
+        // `.dynamic` and `.data`, in the file page both segments map.
+        assert_eq!(vaddr_of_write(&image, 0, 0xa28), Some(0x2a28));
+        assert_eq!(vaddr_of_write(&image, 0, 0xb88), Some(0x3b88));
+        // The middle of `.data`, and the zero-filled tail of its last page.
+        assert_eq!(vaddr_of_write(&image, 0x4000, 0x40), Some(0x7040));
+        assert_eq!(vaddr_of_write(&image, 0x8000, 0xe00), Some(0xbe00));
+    }
 
     #[test]
     fn addresses_below_their_mapping_do_not_panic() {
