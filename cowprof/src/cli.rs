@@ -29,6 +29,9 @@ pub mod exit {
     /// `serve`: the listen address cannot be bound (in use, or not one of
     /// this host's).
     pub const LISTEN: u8 = 11;
+    /// `advise`: an image the profile names cannot be read, or is not the
+    /// file recorded.
+    pub const IMAGE: u8 = 12;
 }
 
 /// A copy-on-write fault profiler: who pays for COW faults, where, and how much.
@@ -36,7 +39,7 @@ pub mod exit {
 #[command(
     name = "cowprof",
     version,
-    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 privileges, 4 unsupported kernel, 5 target, 6 output, 7 inexact (with --exact), 11 serve cannot listen."
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 privileges, 4 unsupported kernel, 5 target, 6 output, 7 inexact (with --exact), 11 serve cannot listen, 12 advise cannot read an image."
 )]
 pub struct Cli {
     /// Write cowprof's own log to this file (level from `RUST_LOG`, default info).
@@ -76,6 +79,13 @@ pub enum Command {
     /// two. Exit codes: 6 output, 8 not a profile, 9 corrupt file or
     /// manifest, 10 unknown schema version.
     Report(ReportArgs),
+    /// Advise on a profile's images: the pages their written data costs
+    /// against the fewest it needs packed together, the never-written
+    /// symbols on written pages, the commit charge, the pages only the
+    /// dynamic loader writes, and an ordering file for the linker. Exit
+    /// codes: 2 usage, 6 output, 8 not a profile, 9 corrupt, 10 unknown
+    /// schema version, 12 an image unreadable or not the one recorded.
+    Advise(AdviseArgs),
     /// Serve COW-fault metrics to Prometheus (`/metrics`, in the
     /// Prometheus text format or OpenMetrics) and `/healthz`, on loopback
     /// unless `--listen` names another address. Traces every process
@@ -428,6 +438,38 @@ pub struct ReportArgs {
     /// shrank, by how much, largest change first.
     #[arg(long, value_name = "OTHER")]
     pub diff: Option<PathBuf>,
+}
+
+/// `cowprof advise`.
+#[derive(Debug, Args)]
+pub struct AdviseArgs {
+    /// The profile directory (`record -o DIR`).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Only images whose path is, ends with or contains PATTERN.
+    #[arg(long, value_name = "PATTERN")]
+    pub image: Option<String>,
+    /// Write an ordering file that packs the image's written data
+    /// together (one image: choose it with --image).
+    #[arg(long, value_name = "FILE")]
+    pub ordering_file: Option<PathBuf>,
+    /// The linker the ordering file is for: lld (`--symbol-ordering-file`),
+    /// gnu (gold's `--section-ordering-file`) or bfd (GNU ld 2.43+).
+    #[arg(long, value_enum, default_value_t = crate::advise::ordering::Linker::Lld)]
+    pub linker: crate::advise::ordering::Linker,
+    /// At most N rows per list.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = AdviseFormat::Text)]
+    pub format: AdviseFormat,
+}
+
+/// `advise --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AdviseFormat {
+    Text,
+    Json,
 }
 
 /// `report --format`.

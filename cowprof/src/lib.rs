@@ -3,6 +3,7 @@
 //! The library holds everything; `main.rs` only parses arguments and maps
 //! errors to exit codes. Data flows one way: probe → decode → resolve →
 //! state → report → sinks (see ARCHITECTURE.md).
+pub mod advise;
 pub mod cli;
 pub mod collector;
 pub mod decode;

@@ -12,7 +12,7 @@ use std::{
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser as _};
 use cowprof::{
-    cli::{exit, Cli, Command, RecordArgs, ReportArgs, ServeArgs, TopArgs},
+    cli::{exit, AdviseArgs, Cli, Command, RecordArgs, ReportArgs, ServeArgs, TopArgs},
     probe::{ProbeError, ProbeOptions},
     record::{record, RecordOptions},
     recording::RecordError,
@@ -67,6 +67,7 @@ fn main() -> ExitCode {
         Command::Top(args) => run_top(args),
         Command::Gate(args) => run_gate(&args),
         Command::Report(args) => run_report(&args),
+        Command::Advise(args) => run_advise(&args),
         Command::Serve(args) => run_serve(args),
         Command::Doctor { json } => {
             let doctor = cowprof::doctor::Doctor::examine();
@@ -368,5 +369,18 @@ fn run_report(args: &ReportArgs) -> ExitCode {
 
 #[cfg(not(feature = "parquet"))]
 fn run_report(_: &ReportArgs) -> ExitCode {
+    fail(exit::USAGE, &RecordError::NoProfiles)
+}
+
+#[cfg(feature = "parquet")]
+fn run_advise(args: &AdviseArgs) -> ExitCode {
+    match cowprof::advise::run(args, &mut io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(err.exit_code(), &err),
+    }
+}
+
+#[cfg(not(feature = "parquet"))]
+fn run_advise(_: &AdviseArgs) -> ExitCode {
     fail(exit::USAGE, &RecordError::NoProfiles)
 }

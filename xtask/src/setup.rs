@@ -247,8 +247,9 @@ pub fn python() -> Result<PathBuf> {
 /// Debian packages the tests drive, as (a command it provides or
 /// `pkg:NAME`, package, what for): tmux for the end-to-end test of
 /// `cowprof top`, a real Prometheus (with promtool) for the exporter's,
-/// bpftool for the kill-point test, and glibc's debug files for naming
-/// writers in stripped libraries.
+/// bpftool for the kill-point test, glibc's debug files for naming
+/// writers in stripped libraries, and lld for relinking the advisor's
+/// fixture with the ordering file it writes.
 const DEBIAN_PACKAGES: &[(&str, &str, &str)] = &[
     ("tmux", "tmux", "the end-to-end test of top"),
     ("prometheus", "prometheus", "the exporter's Prometheus test"),
@@ -266,6 +267,11 @@ const DEBIAN_PACKAGES: &[(&str, &str, &str)] = &[
         "pkg:libc6-dbg",
         "libc6-dbg",
         "the test that names writers in ld.so and libc through debug information",
+    ),
+    (
+        "ld.lld",
+        "lld",
+        "relinking the advisor's fixture with its symbol ordering file",
     ),
 ];
 

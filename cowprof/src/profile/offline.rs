@@ -258,7 +258,12 @@ fn waste(profile: &Profile, filters: &Filters) -> Result<Vec<ImageWaste>, Profil
         return Ok(Vec::new());
     };
     let err = |e: polars::prelude::PolarsError| polars_error(profile, &e);
-    let pages = pages.collect().map_err(err)?;
+    let pages = super::contain::contained(|| pages.collect())
+        .map_err(|problem| ProfileError::Corrupt {
+            path: profile.dir.join("pages.parquet"),
+            problem,
+        })?
+        .map_err(err)?;
     let per_process = written_pages(profile, filters).map_err(err)?;
     let mut images: BTreeMap<String, ImageWaste> = BTreeMap::new();
     let mut sections: BTreeMap<(String, String), Waste> = BTreeMap::new();

@@ -28,6 +28,16 @@ pub fn set_debug_dirs(dirs: Vec<PathBuf>) {
     let _ = DEBUG_DIRS.set(dirs);
 }
 
+/// The directories separate debug files are looked for in: `--debug-dir`,
+/// else `/usr/lib/debug` and `/lib/debug`.
+#[must_use]
+pub fn debug_dirs() -> Vec<PathBuf> {
+    DEBUG_DIRS
+        .get()
+        .cloned()
+        .unwrap_or_else(|| vec![PathBuf::from("/usr/lib/debug"), PathBuf::from("/lib/debug")])
+}
+
 thread_local! {
     /// blazesym's symbolizer caches what it parsed of each file; it is not
     /// `Send`, so each thread (in practice the collector) has its own. It

@@ -4,6 +4,8 @@
 //! root. Without BPF the tests skip with a one-line reason, unless
 //! `COWPROF_REQUIRE_BPF=1`, where they fail instead.
 mod accounting;
+#[cfg(feature = "parquet")]
+mod advise;
 mod attribution;
 mod count_only;
 mod debuginfo;
