@@ -453,8 +453,9 @@ pub struct AdviseArgs {
     /// together (one image: choose it with --image).
     #[arg(long, value_name = "FILE")]
     pub ordering_file: Option<PathBuf>,
-    /// The linker the ordering file is for: lld (`--symbol-ordering-file`),
-    /// gnu (gold's `--section-ordering-file`) or bfd (GNU ld 2.43+).
+    /// The linker the ordering file and the prediction are for: lld
+    /// (`--symbol-ordering-file`), gnu (gold's `--section-ordering-file`)
+    /// or bfd (GNU ld 2.43+).
     #[arg(long, value_enum, default_value_t = crate::advise::ordering::Linker::Lld)]
     pub linker: crate::advise::ordering::Linker,
     /// At most N rows per list.

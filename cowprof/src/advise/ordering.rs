@@ -17,6 +17,19 @@ pub enum Linker {
     Bfd,
 }
 
+impl Linker {
+    /// Where this linker puts the sections its ordering file lists. GNU
+    /// ld's fragment was not checked (bookworm's 2.40 predates it): lld's
+    /// placement is assumed.
+    #[must_use]
+    pub fn placement(self) -> super::plan::Placement {
+        match self {
+            Self::Lld | Self::Bfd => super::plan::Placement::ListedFirst,
+            Self::Gnu => super::plan::Placement::ListedLast,
+        }
+    }
+}
+
 /// The input sections `-fdata-sections` gives a symbol of `section`.
 fn input_sections(section: &str, raw: &str) -> Vec<String> {
     if section == ".bss" {

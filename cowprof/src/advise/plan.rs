@@ -1,10 +1,10 @@
 //! The advice for one image, from its facts and the writes a profile saw:
 //! pure, so it is tested on made-up images.
 //!
-//! The model of the relink is lld's (`docs/advisor.md`): in each output
-//! section, the input sections of the ordered symbols go first, in the
-//! file's order, each at its alignment; every other one follows in its old
-//! order. Only `.data` and `.bss` are ordered. A write inside a data symbol
+//! The model of the relink (`docs/advisor.md`): in each output section,
+//! the input sections of the ordered symbols go first (lld) or last
+//! (gold), in the file's order, each at its alignment; every other one
+//! keeps its old order. Only `.data` and `.bss` are ordered. A write inside a data symbol
 //! moves with it, and so does every dynamic relocation's target in a
 //! process the loader relocated the image in; any other write (`.got`,
 //! `.dynamic`, RELRO, the zero-filled tail of a segment's last file page)
@@ -281,7 +281,7 @@ impl<'a> Model<'a> {
 
     /// Each symbol's address in the new layout: in each ordered section,
     /// the ordered symbols first, then the rest in their old order.
-    fn layout(&self, hot: &[Hot]) -> HashMap<usize, u64> {
+    fn layout(&self, hot: &[Hot], placement: Placement) -> HashMap<usize, u64> {
         let symbols = &self.facts.symbols;
         let rank: HashMap<u64, usize> = hot
             .iter()
@@ -291,11 +291,14 @@ impl<'a> Model<'a> {
             .collect();
         let mut moved = HashMap::new();
         for (_, start, list) in items(self.facts) {
-            let (mut order, rest): (Vec<usize>, Vec<usize>) = list
+            let (mut listed, rest): (Vec<usize>, Vec<usize>) = list
                 .iter()
                 .partition(|i| rank.contains_key(&symbols[**i].addr));
-            order.sort_by_key(|i| rank[&symbols[*i].addr]);
-            order.extend(rest);
+            listed.sort_by_key(|i| rank[&symbols[*i].addr]);
+            let order = match placement {
+                Placement::ListedFirst => [listed, rest].concat(),
+                Placement::ListedLast => [rest, listed].concat(),
+            };
             let mut cursor = start;
             for i in order {
                 let a = alignment(&symbols[i]);
@@ -385,14 +388,34 @@ impl<'a> Model<'a> {
     }
 }
 
-/// Advice for an image with `facts`, given every write to it.
+/// Where a linker puts the listed input sections of an output section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// First, in the listed order, then the rest (lld:
+    /// `sortISDBySectionOrder` inserts the ordered ones at the start of
+    /// a data section).
+    ListedFirst,
+    /// After the rest, in the listed order (gold: an unlisted section's
+    /// order index is 0 and sorts first; seen with gold 1.16 on the
+    /// advisor's fixture).
+    ListedLast,
+}
+
+/// Advice for an image with `facts`, given every write to it, for lld.
 #[must_use]
 pub fn advise(facts: &Facts, writes: &[Write]) -> Advice {
+    advise_for(facts, writes, Placement::ListedFirst)
+}
+
+/// Advice for an image with `facts`, given every write to it, for a
+/// linker that places the listed sections as `placement` says.
+#[must_use]
+pub fn advise_for(facts: &Facts, writes: &[Write], placement: Placement) -> Advice {
     let model = Model::new(facts);
     let relocating: BTreeSet<u32> = writes.iter().filter(|w| w.loader).map(|w| w.pid).collect();
     let by_symbol = model.written_symbols(writes, &relocating);
     let hot = model.hot(&by_symbol);
-    let moved = model.layout(&hot);
+    let moved = model.layout(&hot, placement);
     // The pages the relocations write in the new layout.
     let relocated: BTreeSet<u64> = model
         .relocation_targets()

@@ -193,3 +193,17 @@ fn every_relocation_moves_with_its_symbol_in_a_relocating_process() {
     assert_eq!(a.pages_now, 1);
     assert_eq!(a.pages_predicted, 2);
 }
+
+#[test]
+fn gold_puts_the_listed_sections_after_the_rest() {
+    use super::{advise_for, Placement};
+    let facts = scattered(4);
+    let writes: Vec<Write> = (0..4)
+        .map(|i| write(1, 0x3000 + i * 0x1040 + 8, false))
+        .collect();
+    let a = advise_for(&facts, &writes, Placement::ListedLast);
+    // The four colds first (0x2000..0x6000), then hot0..hot3 at
+    // 0x6000..0x6100: one page.
+    assert_eq!(a.pages_now, 4);
+    assert_eq!(a.pages_predicted, 1);
+}

@@ -102,28 +102,34 @@ fn one(out: &mut String, image: &str, a: &Advice, top: usize) {
     if a.cold_passengers.len() > top {
         let _ = writeln!(out, "    … {} more (--top)", a.cold_passengers.len() - top);
     }
-    if !a.relocation_pages.is_empty() {
-        // By the section each page starts in, most pages first.
-        let mut by_section: BTreeMap<&str, (u64, u64, &str)> = BTreeMap::new();
-        for r in &a.relocation_pages {
-            let section = r.section.split(',').next().unwrap_or_default();
-            let e = by_section.entry(section).or_insert((0, 0, r.remedy));
-            e.0 += 1;
-            e.1 += r.relocations;
-        }
-        let mut rows: Vec<_> = by_section.into_iter().collect();
-        rows.sort_by_key(|(name, (pages, _, _))| (std::cmp::Reverse(*pages), *name));
+    relocation_pressure(out, a, top);
+}
+
+/// The pages only the loader wrote, by the section each starts in, most
+/// pages first.
+fn relocation_pressure(out: &mut String, a: &Advice, top: usize) {
+    if a.relocation_pages.is_empty() {
+        return;
+    }
+    let mut by_section: BTreeMap<&str, (u64, u64, &str)> = BTreeMap::new();
+    for r in &a.relocation_pages {
+        let section = r.section.split(',').next().unwrap_or_default();
+        let e = by_section.entry(section).or_insert((0, 0, r.remedy));
+        e.0 += 1;
+        e.1 += r.relocations;
+    }
+    let mut rows: Vec<_> = by_section.into_iter().collect();
+    rows.sort_by_key(|(name, (pages, _, _))| (std::cmp::Reverse(*pages), *name));
+    let _ = writeln!(
+        out,
+        "  relocation pressure: {} pages only the dynamic loader wrote, by section:",
+        a.relocation_pages.len()
+    );
+    for (section, (pages, relocations, remedy)) in rows.iter().take(top) {
         let _ = writeln!(
             out,
-            "  relocation pressure: {} pages only the dynamic loader wrote, by section:",
-            a.relocation_pages.len()
+            "    {section:<20} {pages:>5} pages {relocations:>7} relocations  {remedy}"
         );
-        for (section, (pages, relocations, remedy)) in rows.iter().take(top) {
-            let _ = writeln!(
-                out,
-                "    {section:<20} {pages:>5} pages {relocations:>7} relocations  {remedy}"
-            );
-        }
     }
 }
 

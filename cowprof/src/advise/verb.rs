@@ -66,23 +66,29 @@ fn check(
     facts: &image::Facts,
     named: &BTreeMap<u64, (String, String)>,
 ) -> Result<(), AdviseError> {
+    let mut by_name: BTreeMap<&str, Vec<(u64, u64)>> = BTreeMap::new();
+    for s in &facts.symbols {
+        by_name.entry(&s.name).or_default().push((s.addr, s.size));
+    }
     let mut differ = 0usize;
     let mut example = None;
     for (vaddr, (section, symbol)) in named {
         let now_section = facts.section_at(*vaddr).map(|s| s.name.as_str());
         let section_differs =
             !section.is_empty() && section != "?" && now_section != Some(section.as_str());
+        // A recorded symbol of the file that no longer covers the address.
+        // (One without a size, such as `__TMC_LIST__`, is not among the
+        // symbols the advisor keeps, and proves nothing.)
+        let symbol_differs = by_name.get(symbol.as_str()).is_some_and(|places| {
+            !places
+                .iter()
+                .any(|(addr, size)| *addr <= *vaddr && *vaddr < addr + size)
+        });
         let now_symbol = facts
             .symbols
             .iter()
             .rev()
             .find(|s| s.addr <= *vaddr && *vaddr < s.addr + s.size);
-        let symbol_differs = !symbol.is_empty()
-            && now_symbol.is_some_and(|s| s.name != *symbol)
-            && !facts
-                .symbols
-                .iter()
-                .any(|s| s.name == *symbol && s.addr <= *vaddr && *vaddr < s.addr + s.size);
         if section_differs || symbol_differs {
             differ += 1;
             example.get_or_insert_with(|| {
@@ -110,7 +116,11 @@ fn check(
 ///
 /// # Errors
 /// When the image cannot be read or is not the file recorded.
-fn advise_image(path: &str, found: &writes::ImageWrites) -> Result<plan::Advice, AdviseError> {
+fn advise_image(
+    path: &str,
+    found: &writes::ImageWrites,
+    linker: ordering::Linker,
+) -> Result<plan::Advice, AdviseError> {
     let facts =
         image::Facts::open(std::path::Path::new(path)).map_err(|reason| AdviseError::Image {
             path: path.to_owned(),
@@ -127,7 +137,7 @@ fn advise_image(path: &str, found: &writes::ImageWrites) -> Result<plan::Advice,
             ..*w
         })
         .collect();
-    Ok(plan::advise(&facts, &writes))
+    Ok(plan::advise_for(&facts, &writes, linker.placement()))
 }
 
 /// The images `args` choose among those written to.
@@ -192,7 +202,7 @@ pub fn run(args: &AdviseArgs, out: &mut dyn std::io::Write) -> Result<(), Advise
     for path in chosen {
         // One image asked for fails with its error; among several, an
         // image that cannot be advised on is listed as skipped, and why.
-        let (advice_for, skipped) = match advise_image(path, &all[path]) {
+        let (advice_for, skipped) = match advise_image(path, &all[path], args.linker) {
             Ok(a) => (Some(a), None),
             Err(err) if single => return Err(err),
             Err(err) => (None, Some(err.to_string())),

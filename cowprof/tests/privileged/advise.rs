@@ -1,8 +1,8 @@
 //! `cowprof advise`, live and exact: a C fixture whose written data is
 //! scattered over pages among cold data is recorded, advised, relinked
 //! with the ordering file advise wrote (lld, which `cargo xtask test`
-//! installs), and recorded again; its copies drop to exactly the pages
-//! predicted. The cold passengers and the commit charge are checked
+//! installs, and gold, from binutils), and recorded again; its copies drop
+//! to exactly the pages predicted. The cold passengers and the commit charge are checked
 //! against figures computed here from the ELF file, the pages written and
 //! the kernel's own `/proc/PID/smaps`.
 use std::{
@@ -55,17 +55,18 @@ fn compile(dir: &Path) -> PathBuf {
     obj
 }
 
-/// Links `obj` into `exe` with lld, with `extra` flags.
-fn link(obj: &Path, exe: &Path, extra: &[String]) {
+/// Links `obj` into `exe` with `linker` (`lld` or `gold`), with `extra`
+/// flags.
+fn link(linker: &str, obj: &Path, exe: &Path, extra: &[String]) {
     assert!(
-        Command::new("ld.lld")
+        Command::new(format!("ld.{linker}"))
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success()),
-        "ld.lld is missing: run `cargo xtask setup`"
+        "ld.{linker} is missing: run `cargo xtask setup`"
     );
     run(Command::new("cc")
-        .arg("-fuse-ld=lld")
+        .arg(format!("-fuse-ld={linker}"))
         .args(extra)
         .arg("-o")
         .arg(exe)
@@ -197,15 +198,17 @@ fn commit_charge_in_smaps(exe: &Path) -> u64 {
     charge
 }
 
-#[test]
-fn advise_predicts_the_pages_a_relink_with_its_ordering_file_copies() {
+/// Links the fixture with `linker`, records and advises it, relinks it with
+/// the ordering file for `--linker advise_as` and checks its copies drop
+/// to exactly the pages predicted.
+fn relink_copies_the_pages_predicted(linker: &str, advise_as: &str, order_flag: &str) {
     if !runnable() {
         return;
     }
     let dir = scratch();
     let obj = compile(dir.path());
     let exe = dir.path().join("scattered");
-    link(&obj, &exe, &[]);
+    link(linker, &obj, &exe, &[]);
     let syms = symbols(&exe);
     // The eight written arrays lie on eight pages, each behind 4 KiB of
     // cold data.
@@ -225,7 +228,12 @@ fn advise_predicts_the_pages_a_relink_with_its_ordering_file_copies() {
     let advice = advise(
         &before,
         &exe,
-        &["--ordering-file", order.to_str().expect("UTF-8")],
+        &[
+            "--ordering-file",
+            order.to_str().expect("UTF-8"),
+            "--linker",
+            advise_as,
+        ],
     );
     let n = advice["pages_now"].as_u64().expect("pages_now");
     let m = advice["pages_predicted"].as_u64().expect("pages_predicted");
@@ -265,20 +273,36 @@ fn advise_predicts_the_pages_a_relink_with_its_ordering_file_copies() {
         .map(str::to_owned)
         .collect();
     assert!(listed.len() >= 7, "{listed:?}");
-    assert!(listed.iter().all(|l| l.starts_with("hot")), "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .all(|l| l.starts_with("hot") || l.starts_with(".data.")),
+        "{listed:?}"
+    );
     let relinked = dir.path().join("scattered-packed");
     link(
+        linker,
         &obj,
         &relinked,
-        &[format!("-Wl,--symbol-ordering-file={}", order.display())],
+        &[format!("-Wl,{order_flag}={}", order.display())],
     );
     let after = dir.path().join("after");
     record(&relinked, &after);
-    let again = advise(&after, &relinked, &[]);
+    let again = advise(&after, &relinked, &["--linker", advise_as]);
     assert_eq!(
         again["pages_now"].as_u64(),
         Some(m),
         "predicted {m} pages, the relinked fixture copied {again}"
     );
     assert_eq!(written_pages(&after, &relinked).len() as u64, m);
+}
+
+#[test]
+fn lld_relinked_with_the_symbol_ordering_file_copies_the_pages_predicted() {
+    relink_copies_the_pages_predicted("lld", "lld", "--symbol-ordering-file");
+}
+
+#[test]
+fn gold_relinked_with_the_section_ordering_file_copies_the_pages_predicted() {
+    relink_copies_the_pages_predicted("gold", "gnu", "--section-ordering-file");
 }
