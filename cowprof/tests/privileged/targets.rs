@@ -63,7 +63,11 @@ fn summary_reports_each_process_with_counts_and_lost_events() {
         .find(|p| p["pid"] == range.child)
         .expect("the child is in the summary");
     assert_eq!(child["comm"], "cow-workload");
-    assert!(child["counts"]["cow_copy_anon"].as_u64().expect("count") >= 256);
+    assert!(
+        child["counts"]["cow_copy_anon"].as_u64().expect("count") >= 256,
+        "the child copied fewer than its 256 pages: {}",
+        rec.summary
+    );
     assert_eq!(rec.summary["stop_reason"], "command_exited");
     assert_eq!(rec.summary["command_exit"], 0);
     if let Some(probe) = crate::harness::forced_probe() {
