@@ -510,7 +510,17 @@ impl Probes {
     /// # Errors
     /// When the maps cannot be read.
     pub fn stats(&self) -> Result<ProbeStats, ProbeError> {
-        ProbeStats::read(&self.stats, &self.kinds).map_err(|e| ProbeError::Load(e.to_string()))
+        let mut stats = ProbeStats::read(&self.stats, &self.kinds)
+            .map_err(|e| ProbeError::Load(e.to_string()))?;
+        stats.recursion_misses = self
+            .ebpf
+            .programs()
+            .filter(|(name, _)| self.attached.contains(name) && stats::sees_faults(name))
+            .filter_map(|(_, program)| {
+                stats::recursion_misses(std::os::fd::AsFd::as_fd(program.fd().ok()?))
+            })
+            .sum();
+        Ok(stats)
     }
 }
 

@@ -27,6 +27,16 @@ pub struct ProbeStats {
     /// address space had changed (another thread mapped or unmapped memory
     /// meanwhile); their mapping is the one at the address then.
     pub late_lookups: u64,
+    /// Runs of the programs that see faults (`handle_mm_fault`,
+    /// `do_wp_page`, `wp_page_copy`, `page_fault_*`) the kernel skipped
+    /// because the same program was already running on that CPU
+    /// (`recursion_misses` of `bpf_prog_info`): an fentry program runs with
+    /// only migration off, so under full or lazy preemption a task
+    /// preempted inside it makes the next task on that CPU skip it. The
+    /// faults those runs would have seen are missing. (Other programs'
+    /// misses are their own nesting, harmless: `bpf_find_vma` takes the
+    /// mmap lock inside the `mmap_lock` probe.)
+    pub recursion_misses: u64,
     /// Faults per kind counted in the kernel, indexed like `Kind::ALL`.
     #[serde(skip)]
     pub kernel_counts: [u64; 6],
@@ -55,6 +65,7 @@ impl ProbeStats {
             process_counts_lost: sum(stats, Stat::ProcCountLost as u32)?,
             stack_failures: sum(stats, Stat::StackFailed as u32)?,
             late_lookups: sum(stats, Stat::LateLookup as u32)?,
+            recursion_misses: 0,
             kernel_counts,
         })
     }
@@ -98,4 +109,68 @@ pub struct ProgramStat {
     pub runs: u64,
     /// Mean time per run, in ns (the statistics add two clock reads).
     pub mean_ns: f64,
+}
+
+/// Whether the program named `name` sees faults: a run of it skipped is a
+/// fault missed.
+#[must_use]
+pub fn sees_faults(name: &str) -> bool {
+    ["handle_mm_fault", "do_wp_page", "wp_page_copy"]
+        .iter()
+        .any(|f| name.ends_with(f))
+        || name.starts_with("page_fault_")
+}
+
+/// The kernel's count of skipped runs of the program behind `fd`
+/// (`recursion_misses` of `bpf_prog_info`, Linux 5.12+; `None` when the
+/// kernel does not say). aya 0.14's `ProgramInfo` does not expose it.
+#[must_use]
+pub fn recursion_misses(fd: std::os::fd::BorrowedFd<'_>) -> Option<u64> {
+    use aya_obj::generated::{bpf_attr, bpf_cmd, bpf_prog_info};
+    use std::os::fd::AsRawFd as _;
+
+    // SAFETY: both are plain C structs, valid when zeroed.
+    let mut info: bpf_prog_info = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
+    attr.info.bpf_fd = u32::try_from(fd.as_raw_fd()).ok()?;
+    attr.info.info_len = u32::try_from(std::mem::size_of::<bpf_prog_info>()).ok()?;
+    attr.info.info = (&raw mut info) as u64;
+    // SAFETY: BPF_OBJ_GET_INFO_BY_FD writes at most `info_len` bytes to
+    // `info`, which lives until the call returns.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            bpf_cmd::BPF_OBJ_GET_INFO_BY_FD,
+            &raw mut attr,
+            std::mem::size_of::<bpf_attr>(),
+        )
+    };
+    (rc == 0).then_some(info.recursion_misses)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_programs_that_see_faults() {
+        for name in [
+            "fentry_handle_mm_fault",
+            "fexit_handle_mm_fault",
+            "kretprobe_handle_mm_fault",
+            "fentry_do_wp_page",
+            "kprobe_wp_page_copy",
+            "page_fault_user",
+            "page_fault_kernel",
+        ] {
+            assert!(super::sees_faults(name), "{name}");
+        }
+        for name in [
+            "mmap_lock_start_locking",
+            "mm_page_alloc",
+            "rss_stat",
+            "flush_pending",
+        ] {
+            assert!(!super::sees_faults(name), "{name}");
+        }
+    }
 }

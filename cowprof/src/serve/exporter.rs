@@ -460,15 +460,16 @@ impl Exporter {
 }
 
 /// The errors the probes count, as `cowprof_probe_errors_total{error}`.
-const ERRORS: [&str; 5] = [
+const ERRORS: [&str; 6] = [
     "vma_lookup_failed",
     "pending_alloc_failed",
     "completion_unmatched",
     "target_insert_failed",
     "file_records_lost",
+    "recursion_misses",
 ];
 
-fn errors(now: &ProbeStats, then: &ProbeStats) -> [(&'static str, u64, u64); 5] {
+fn errors(now: &ProbeStats, then: &ProbeStats) -> [(&'static str, u64, u64); 6] {
     [
         (ERRORS[0], now.vma_lookup_failed, then.vma_lookup_failed),
         (
@@ -487,6 +488,7 @@ fn errors(now: &ProbeStats, then: &ProbeStats) -> [(&'static str, u64, u64); 5] 
             then.target_insert_failed,
         ),
         (ERRORS[4], now.file_records_lost, then.file_records_lost),
+        (ERRORS[5], now.recursion_misses, then.recursion_misses),
     ]
 }
 

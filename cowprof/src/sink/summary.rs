@@ -140,6 +140,12 @@ impl Summary {
         }
         let totals = report.totals;
         let mut warnings = collected.warnings;
+        if report.kernel.recursion_misses > 0 {
+            warnings.push(format!(
+                "the kernel skipped {} runs of the fault probes: the same program was already running on that CPU (an fentry program preempted under full or lazy preemption), so faults are missing; --probe kprobe runs with preemption off",
+                report.kernel.recursion_misses
+            ));
+        }
         if collected.drops.rows > 0 {
             warnings.push(format!(
                 "{} events could not be written to the profile in time; it lacks them",

@@ -207,8 +207,17 @@ impl Recording {
     pub fn assert_child_copied_parent_reused(&self, n: u64) {
         let range = self.range();
         let seen = self.in_range();
-        assert_eq!(self.count(range.child, "cow_copy_anon"), n, "{seen:?}");
-        assert_eq!(self.count(range.pid, "cow_reuse"), n, "{seen:?}");
+        let stats = &self.summary["probe_stats"];
+        assert_eq!(
+            self.count(range.child, "cow_copy_anon"),
+            n,
+            "{seen:?}; probe_stats {stats}"
+        );
+        assert_eq!(
+            self.count(range.pid, "cow_reuse"),
+            n,
+            "{seen:?}; probe_stats {stats}"
+        );
     }
 
     /// The single range the workload reported.
