@@ -14,7 +14,7 @@ use std::{
 use object::{
     elf::{PT_GNU_RELRO, SHT_RELR},
     read::elf::{ElfFile64, ProgramHeader as _, SectionHeader as _},
-    Object as _, ObjectSection as _, ObjectSymbol as _, SymbolKind,
+    Object as _, ObjectSymbol as _, SymbolKind,
 };
 
 use crate::resolve::elf::{demangle, Image, NotAttributed, Section, Segment};
@@ -178,16 +178,11 @@ impl Facts {
                 (start, start.saturating_add(p.p_memsz(endian)))
             });
         let (relocations, copies) = relocations(&file, &data);
-        let sections = file
-            .sections()
-            .filter(|s| s.address() != 0 && s.size() != 0 && writable(s.address()))
-            .filter_map(|s| {
-                Some(Section {
-                    name: s.name().ok()?.to_owned(),
-                    addr: s.address(),
-                    size: s.size(),
-                })
-            })
+        let sections = image
+            .sections
+            .iter()
+            .filter(|s| writable(s.addr))
+            .cloned()
             .collect();
         Ok(Self {
             segments: image.segments,
