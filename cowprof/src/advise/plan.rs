@@ -23,6 +23,12 @@ pub struct Write {
     pub vaddr: u64,
     /// Written by the dynamic loader (`ld.so`).
     pub loader: bool,
+    /// The page came from the file (`cow_copy_file`, `cow_fill_file`): the
+    /// process's first write to it since the image was mapped. A loader's
+    /// write of this kind is the relocation of an image the process loaded;
+    /// one on a page already private (a forked child's lazy binding) is
+    /// not.
+    pub from_file: bool,
 }
 
 /// A written symbol, in the order the ordering file lists it.
@@ -412,7 +418,11 @@ pub fn advise(facts: &Facts, writes: &[Write]) -> Advice {
 #[must_use]
 pub fn advise_for(facts: &Facts, writes: &[Write], placement: Placement) -> Advice {
     let model = Model::new(facts);
-    let relocating: BTreeSet<u32> = writes.iter().filter(|w| w.loader).map(|w| w.pid).collect();
+    let relocating: BTreeSet<u32> = writes
+        .iter()
+        .filter(|w| w.loader && w.from_file)
+        .map(|w| w.pid)
+        .collect();
     let by_symbol = model.written_symbols(writes, &relocating);
     let hot = model.hot(&by_symbol);
     let moved = model.layout(&hot, placement);

@@ -56,8 +56,15 @@ fn scattered(hot: u64) -> Facts {
     }
 }
 
+/// A write; the loader's are relocations of an image just loaded (the
+/// page came from the file).
 fn write(pid: u32, vaddr: u64, loader: bool) -> Write {
-    Write { pid, vaddr, loader }
+    Write {
+        pid,
+        vaddr,
+        loader,
+        from_file: loader,
+    }
 }
 
 #[test]
@@ -206,4 +213,29 @@ fn gold_puts_the_listed_sections_after_the_rest() {
     // 0x6000..0x6100: one page.
     assert_eq!(a.pages_now, 4);
     assert_eq!(a.pages_predicted, 1);
+}
+
+#[test]
+fn a_forked_childs_lazy_binding_is_no_relocation() {
+    let mut facts = scattered(2);
+    facts.relocations = vec![0x3040, 0x4048];
+    // The parent loaded the image (a relocation write from the file); the
+    // child's loader write lands on a page already private (lazy binding
+    // after fork): only the parent is charged every relocation's page.
+    let child_binding = Write {
+        pid: 2,
+        vaddr: 0x1010,
+        loader: true,
+        from_file: false,
+    };
+    let a = advise(
+        &facts,
+        &[
+            write(1, 0x3040, true),
+            write(2, 0x3008, false),
+            child_binding,
+        ],
+    );
+    let child = a.processes.iter().find(|p| p.pid == 2).expect("the child");
+    assert_eq!((child.now, child.predicted), (2, 2));
 }

@@ -1,7 +1,8 @@
 //! The writes to each image a profile saw, read one events part at a time
 //! ([`merge::each_part`]): each distinct (process, address, whether the
-//! loader wrote) once, with the section and symbol the recording named
-//! there, so the image on disk can be checked against the recording.
+//! loader wrote, whether the page came from the file) once, with the
+//! section and symbol the recording named there, so the image on disk can
+//! be checked against the recording.
 use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::{col, lit, PolarsResult};
@@ -49,6 +50,7 @@ pub fn read(
                 col("writer"),
                 col("section"),
                 col("symbol"),
+                col("kind"),
             ])
             .agg([col("ts_ns").count().alias("faults")])
         },
@@ -64,6 +66,10 @@ pub fn read(
                     pid: u32::try_from(number(df, "pid", i)).unwrap_or(u32::MAX),
                     vaddr,
                     loader: written_by_loader(&text(df, "writer", i)),
+                    from_file: matches!(
+                        text(df, "kind", i).as_str(),
+                        "cow_copy_file" | "cow_fill_file"
+                    ),
                 });
                 entry
                     .named
