@@ -84,14 +84,14 @@ fn check(
                 .iter()
                 .any(|(addr, size)| *addr <= *vaddr && *vaddr < addr + size)
         });
-        let now_symbol = facts
-            .symbols
-            .iter()
-            .rev()
-            .find(|s| s.addr <= *vaddr && *vaddr < s.addr + s.size);
         if section_differs || symbol_differs {
             differ += 1;
             example.get_or_insert_with(|| {
+                let now_symbol = facts
+                    .symbols
+                    .iter()
+                    .rev()
+                    .find(|s| s.addr <= *vaddr && *vaddr < s.addr + s.size);
                 format!(
                     "{vaddr:#x} was {section} {symbol}, is {} {}",
                     now_section.unwrap_or("?"),
