@@ -33,6 +33,8 @@ losetup /dev/loop0 /scratch.img && mount -t ext4 /dev/loop0 /scratch || echo "VM
 export COWPROF_BIN=/bin/cowprof COWPROF_WORKLOAD=/bin/cow-workload COWPROF_SCRATCH=/scratch
 export COWPROF_REQUIRE_BPF=1 COWPROF_VM=1 COWPROF_FIXTURE=/fixture RUST_BACKTRACE=1
 echo "VMKERNEL $(uname -r)"
+# The preemption model (PREEMPT_DYNAMIC: the current one in parentheses).
+echo "VMPREEMPT $(cat /sys/kernel/debug/sched/preempt 2>/dev/null || echo unknown)"
 cowprof doctor
 cowprof doctor --json > /tmp/doctor.json
 echo "VMDOCTOR $(tr -d ' \n' < /tmp/doctor.json | sed -n 's/.*"chosen":"\([a-z]*\)".*/\1/p')"
