@@ -110,17 +110,14 @@ fn alignment(s: &Sym) -> u64 {
     of_address.min(s.size.max(1).next_power_of_two()).min(64)
 }
 
-fn is_loader(writer: &str) -> bool {
+/// Whether `writer` (the events' `writer` column, or an image's file
+/// name) is the dynamic loader.
+#[must_use]
+pub fn written_by_loader(writer: &str) -> bool {
     let image = writer.split(['`', '+', ' ']).next().unwrap_or_default();
     ["ld-linux", "ld-musl", "ld.so", "ld64.so"]
         .iter()
         .any(|p| image.starts_with(p))
-}
-
-/// Whether `writer` (the events' `writer` column) is the dynamic loader.
-#[must_use]
-pub fn written_by_loader(writer: &str) -> bool {
-    is_loader(writer)
 }
 
 /// The remedy for a page only the loader writes, by where it is.
@@ -140,7 +137,7 @@ fn remedy(section: &str, in_relro: bool) -> &'static str {
 
 /// The symbols of each ordered output section, nested ones dropped (they
 /// move with the one holding them), as indices into `facts.symbols`.
-fn items(facts: &Facts) -> Vec<(String, u64, Vec<usize>)> {
+fn items(facts: &Facts) -> Vec<(u64, Vec<usize>)> {
     let mut out = Vec::new();
     for sec in facts
         .sections
@@ -156,7 +153,7 @@ fn items(facts: &Facts) -> Vec<(String, u64, Vec<usize>)> {
             end = s.addr.saturating_add(s.size);
             list.push(i);
         }
-        out.push((sec.name.clone(), sec.addr, list));
+        out.push((sec.addr, list));
     }
     out
 }
@@ -296,7 +293,7 @@ impl<'a> Model<'a> {
             .map(|(r, h)| (h.addr, r))
             .collect();
         let mut moved = HashMap::new();
-        for (_, start, list) in items(self.facts) {
+        for (start, list) in items(self.facts) {
             let (mut listed, rest): (Vec<usize>, Vec<usize>) = list
                 .iter()
                 .partition(|i| rank.contains_key(&symbols[**i].addr));

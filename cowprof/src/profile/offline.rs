@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use cowprof_common::Kind;
-use polars::prelude::{col, lit, when, DataFrame, Expr, LazyFrame, PolarsResult};
+use polars::prelude::{col, lit, when, DataFrame, Expr, PolarsResult};
 
 use super::{
     merge::{each_part, kind_sums, number, row_aggs, scan, text, Rows},
@@ -47,15 +47,27 @@ pub(crate) fn polars_error(profile: &Profile, err: &polars::prelude::PolarsError
     }
 }
 
-/// The profile's end table `name` (`pages.parquet`, …), if it has one.
+/// The `columns` of the profile's end table `name` (`pages.parquet`, …),
+/// if it has one, read inside [`contained`](super::contain::contained).
 ///
 /// # Errors
-/// When the file cannot be scanned.
-pub(crate) fn table(profile: &Profile, name: &str) -> Result<Option<LazyFrame>, ProfileError> {
+/// When the file cannot be read, or the Parquet reader panics on it.
+pub(crate) fn table(
+    profile: &Profile,
+    name: &str,
+    columns: &[&str],
+) -> Result<Option<DataFrame>, ProfileError> {
     let Some(path) = profile.table(name)? else {
         return Ok(None);
     };
-    scan(&path).map(Some).map_err(|e| polars_error(profile, &e))
+    let columns: Vec<Expr> = columns.iter().map(|c| col(*c)).collect();
+    super::contain::contained(|| scan(&path)?.select(columns).collect())
+        .map_err(|problem| ProfileError::Corrupt {
+            path: path.clone(),
+            problem,
+        })?
+        .map(Some)
+        .map_err(|e| polars_error(profile, &e))
 }
 
 /// The group keys of `view`, and the events it holds.
@@ -254,16 +266,10 @@ fn written_pages(profile: &Profile, filters: &Filters) -> PolarsResult<Vec<(Stri
 /// The touch map from `pages.parquet`, per image and section, with each
 /// process's written pages from the events.
 fn waste(profile: &Profile, filters: &Filters) -> Result<Vec<ImageWaste>, ProfileError> {
-    let Some(pages) = table(profile, "pages.parquet")? else {
+    let Some(pages) = table(profile, "pages.parquet", &["image", "section", "written"])? else {
         return Ok(Vec::new());
     };
     let err = |e: polars::prelude::PolarsError| polars_error(profile, &e);
-    let pages = super::contain::contained(|| pages.collect())
-        .map_err(|problem| ProfileError::Corrupt {
-            path: profile.dir.join("pages.parquet"),
-            problem,
-        })?
-        .map_err(err)?;
     let per_process = written_pages(profile, filters).map_err(err)?;
     let mut images: BTreeMap<String, ImageWaste> = BTreeMap::new();
     let mut sections: BTreeMap<(String, String), Waste> = BTreeMap::new();

@@ -181,14 +181,10 @@ fn kind_named(name: &str) -> Option<Kind> {
 /// Every writable page of the images written, from `pages.parquet`, with
 /// what the events until now wrote there.
 fn pages(profile: &Profile, filters: &Filters) -> Result<Vec<PageRow>, ProfileError> {
-    let Some(all) = offline::table(profile, "pages.parquet")? else {
+    let Some(all) = offline::table(profile, "pages.parquet", &["image", "page", "section"])? else {
         return Ok(Vec::new());
     };
     let err = |e: polars::prelude::PolarsError| polars_error(profile, &e);
-    let all = all
-        .select([col("image"), col("page"), col("section")])
-        .collect()
-        .map_err(err)?;
     let mut written = Rows::new(&["symbol", "writer"]);
     each_part(
         profile,
