@@ -28,13 +28,25 @@ fn main() -> anyhow::Result<()> {
     let root_dir = ebpf_dir
         .to_str()
         .ok_or_else(|| anyhow!("non-UTF-8 path {}", ebpf_dir.display()))?;
-    aya_build::build_ebpf(
-        [aya_build::Package {
-            name: "cowprof-ebpf",
-            root_dir,
-            ..Default::default()
-        }],
-        aya_build::Toolchain::default(),
-    )
-    .context("building the eBPF programs (run `cargo xtask setup` first)")
+    // Two objects from one crate: the legacy one (for kernels without task
+    // storage or bpf_find_vma) is built first and renamed, since aya-build
+    // names its output after the binary.
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR not set")?);
+    for (features, output) in [(&["legacy"][..], Some("cowprof-legacy")), (&[][..], None)] {
+        aya_build::build_ebpf(
+            [aya_build::Package {
+                name: "cowprof-ebpf",
+                root_dir,
+                features,
+                ..Default::default()
+            }],
+            aya_build::Toolchain::default(),
+        )
+        .context("building the eBPF programs (run `cargo xtask setup` first)")?;
+        if let Some(output) = output {
+            std::fs::rename(out_dir.join("cowprof"), out_dir.join(output))
+                .with_context(|| format!("naming the {output} object"))?;
+        }
+    }
+    Ok(())
 }

@@ -280,6 +280,11 @@ pub struct Offsets {
     /// `task_struct.flags` (`PF_EXITING`) and `task_struct.comm`.
     pub task_flags: u32,
     pub task_comm: u32,
+    /// `mm_struct.mm_rb` and `vm_area_struct.vm_rb`: the address space's
+    /// VMA red-black tree, walked where `bpf_find_vma` is missing (before
+    /// v5.17). 0 from v6.1 on (maple tree).
+    pub mm_mm_rb: u32,
+    pub vma_vm_rb: u32,
 }
 
 /// Program configuration, set as a global before load.
@@ -393,8 +398,8 @@ const _: () = assert!(core::mem::size_of::<Pending>() == 176);
 const _: () = assert!(core::mem::size_of::<FaultEvent>() == 208);
 const _: () = assert!(core::mem::size_of::<TaskState>() == 360);
 const _: () = assert!(core::mem::size_of::<FileRecord>() == 536);
-const _: () = assert!(core::mem::size_of::<Offsets>() == 104);
-const _: () = assert!(core::mem::size_of::<Config>() == 160);
+const _: () = assert!(core::mem::size_of::<Offsets>() == 112);
+const _: () = assert!(core::mem::size_of::<Config>() == 168);
 const _: () = assert!(core::mem::size_of::<ProcCounts>() == 88);
 
 #[cfg(feature = "user")]

@@ -11,10 +11,13 @@
 
 mod fault;
 mod files;
+#[cfg(feature = "legacy")]
+mod legacy_vma;
 mod maps;
 mod pending;
 mod probes;
 mod regs;
+mod store;
 mod vma;
 
 #[cfg(not(test))]

@@ -1,16 +1,14 @@
 //! Maps and the load-time configuration shared by every probe.
 
-use core::{ffi::c_void, ptr};
+use core::ptr;
 
 use aya_ebpf::{
-    bindings::{bpf_map_type::BPF_MAP_TYPE_TASK_STORAGE, task_struct, BPF_F_NO_PREALLOC},
-    helpers::generated::bpf_task_storage_get,
-    macros::{btf_map, map},
+    macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf, StackTrace},
 };
 use cowprof_common::{
     event::{MAX_COUNTED, MAX_TARGETS},
-    Config, FileKey, ProcCounts, Stat, TaskState,
+    Config, FileKey, ProcCounts, Stat,
 };
 
 /// Processes (tgids) to follow when not system-wide. Userspace seeds it; the
@@ -55,54 +53,7 @@ pub fn stopping() -> bool {
 pub static PROC_COUNTS: PerCpuHashMap<u32, ProcCounts> =
     PerCpuHashMap::with_max_entries(MAX_COUNTED, 0);
 
-/// `BPF_MAP_TYPE_TASK_STORAGE`, which aya-ebpf 0.2 does not define. The map's
-/// type, flags and key/value types are encoded in the field types, as libbpf's
-/// `__uint`/`__type` macros and aya-ebpf's own `InodeStorage` do.
-#[repr(C)]
-pub struct TaskStorage<T> {
-    r#type: *const [i32; BPF_MAP_TYPE_TASK_STORAGE as usize],
-    key: *const i32,
-    value: *const T,
-    max_entries: *const [i32; 0],
-    map_flags: *const [i32; BPF_F_NO_PREALLOC as usize],
-}
-
-// SAFETY: the fields are placeholders patched by the loader and never read.
-unsafe impl<T> Sync for TaskStorage<T> {}
-
-impl<T> TaskStorage<T> {
-    pub const fn new() -> Self {
-        Self {
-            r#type: ptr::null(),
-            key: ptr::null(),
-            value: ptr::null(),
-            max_entries: ptr::null(),
-            map_flags: ptr::null(),
-        }
-    }
-
-    /// The value of `task`, created zeroed when `create` is set.
-    #[inline(always)]
-    pub fn get(&self, task: *mut task_struct, create: bool) -> Option<&mut T> {
-        let flags = if create {
-            u64::from(aya_ebpf::bindings::BPF_LOCAL_STORAGE_GET_F_CREATE)
-        } else {
-            0
-        };
-        let map = ptr::from_ref(self).cast_mut().cast::<c_void>();
-        // SAFETY: `task` comes from bpf_get_current_task_btf(); the helper
-        // returns NULL or a pointer to a value of this map.
-        unsafe {
-            bpf_task_storage_get(map, task, ptr::null_mut(), flags)
-                .cast::<T>()
-                .as_mut()
-        }
-    }
-}
-
-/// The fault in flight of each task, and its last mapping lookup.
-#[btf_map]
-pub static TASK_STATE: TaskStorage<TaskState> = TaskStorage::new();
+pub use crate::store::TASK_STATE;
 
 /// Set by userspace before load (`EbpfLoader::set_global`).
 #[unsafe(no_mangle)]
@@ -144,6 +95,8 @@ static CONFIG: Config = Config {
         vma_anon_name: 0,
         task_flags: 0,
         task_comm: 0,
+        mm_mm_rb: 0,
+        vma_vm_rb: 0,
     },
     exc_page_fault: [0, 0],
 };

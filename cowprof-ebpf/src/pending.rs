@@ -3,10 +3,7 @@
 
 use aya_ebpf::{
     bindings::task_struct,
-    helpers::{
-        bpf_get_current_pid_tgid,
-        generated::{self as gen, bpf_get_current_task_btf},
-    },
+    helpers::{bpf_get_current_pid_tgid, generated as gen},
 };
 use cowprof_common::{event::COMM_LEN, BssInfo, Stat, TaskState, VmaInfo};
 
@@ -15,11 +12,22 @@ use crate::{
     vma::{self, read_at, Space},
 };
 
-/// The current task, as a trusted BTF pointer.
+/// The current task, as a trusted BTF pointer (v5.11+).
+#[cfg(not(feature = "legacy"))]
 #[inline(always)]
 pub fn current_task() -> *mut task_struct {
     // SAFETY: always valid in tracing programs.
-    unsafe { bpf_get_current_task_btf() }
+    unsafe { gen::bpf_get_current_task_btf() }
+}
+
+/// The current task, as a plain pointer for probe reads: older kernels
+/// have no `bpf_get_current_task_btf`, and the legacy object passes the
+/// task to no helper that needs a trusted one.
+#[cfg(feature = "legacy")]
+#[inline(always)]
+pub fn current_task() -> *mut task_struct {
+    // SAFETY: no preconditions.
+    unsafe { gen::bpf_get_current_task() as *mut task_struct }
 }
 
 /// The current task's state, if a write fault is in flight.

@@ -4,12 +4,15 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::task_struct,
-    helpers::{bpf_probe_read_kernel, generated as gen, generated::bpf_find_vma},
+    helpers::{bpf_probe_read_kernel, generated as gen},
 };
 use cowprof_common::{
     event::{ANON_HEAP, ANON_NAMED, ANON_NAME_DEV, ANON_STACK},
     Offsets, VmaInfo,
 };
+
+#[cfg(not(feature = "legacy"))]
+use aya_ebpf::helpers::generated::bpf_find_vma;
 
 use crate::{maps::config, pending::current_task};
 
@@ -145,6 +148,7 @@ pub fn lock_seq_of(mm: *const c_void) -> Option<u32> {
 
 /// `bpf_find_vma` callback: `long (*)(struct task_struct *, struct
 /// vm_area_struct *, void *ctx)`. The kernel calls it with the mmap lock held.
+#[cfg(not(feature = "legacy"))]
 #[inline(never)]
 extern "C" fn on_vma(_task: *mut task_struct, vma: *mut c_void, ctx: *mut c_void) -> i64 {
     // SAFETY: ctx is the Lookup on the caller's stack.
@@ -163,6 +167,41 @@ struct Lookup {
     refs: Refs,
 }
 
+impl Lookup {
+    /// Reads the mapping of `addr` in `task`'s address space, with
+    /// `bpf_find_vma` (v5.17+), which takes the mmap lock. `task` must be a
+    /// trusted pointer (current, or the iterator's).
+    #[cfg(not(feature = "legacy"))]
+    #[inline(always)]
+    fn find(&mut self, task: *mut task_struct, addr: u64) -> bool {
+        // SAFETY: the callback only writes `self`.
+        let ret = unsafe {
+            bpf_find_vma(
+                task,
+                addr,
+                on_vma as *mut c_void,
+                core::ptr::from_mut(self).cast(),
+                0,
+            )
+        };
+        ret == 0
+    }
+
+    /// Reads the mapping of `addr` in `task`'s address space by walking its
+    /// VMA tree (`crate::legacy_vma`), for kernels without `bpf_find_vma`.
+    #[cfg(feature = "legacy")]
+    #[inline(always)]
+    fn find(&mut self, task: *mut task_struct, addr: u64) -> bool {
+        let mm: *const c_void = read_at(task.cast(), config().offsets.task_mm);
+        let vma = crate::legacy_vma::walk(mm, addr);
+        if vma.is_null() {
+            return false;
+        }
+        self.refs = read_vma(vma, &config().offsets, &mut self.info);
+        true
+    }
+}
+
 /// Looks up the mapping of `addr` in the current task's address space into
 /// `out`, and announces its file. Returns 0 when found.
 ///
@@ -176,6 +215,7 @@ struct Lookup {
 /// Only call this where interrupts are enabled: with IRQs off the kernel
 /// defers the mmap unlock through irq_work, which costs a self-IPI per call
 /// (docs/kernel.md §4).
+#[cfg(not(feature = "legacy"))]
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn cowprof_find_vma(addr: u64, out: *mut VmaInfo) -> i64 {
@@ -185,18 +225,7 @@ pub extern "C" fn cowprof_find_vma(addr: u64, out: *mut VmaInfo) -> i64 {
         return -1;
     };
     let mut lookup = Lookup::default();
-    // SAFETY: the task is a trusted BTF pointer; the callback only writes
-    // `lookup`.
-    let ret = unsafe {
-        bpf_find_vma(
-            current_task(),
-            addr,
-            on_vma as *mut c_void,
-            core::ptr::from_mut(&mut lookup).cast(),
-            0,
-        )
-    };
-    if ret != 0 {
+    if !lookup.find(current_task(), addr) {
         return -1;
     }
     // The mapping was alive a moment ago; its file and dentries are read
@@ -239,7 +268,13 @@ pub fn find(space: Space, addr: u64) -> Option<VmaInfo> {
 #[inline(always)]
 pub fn find_into(space: Space, addr: u64, out: &mut VmaInfo) -> bool {
     match space {
+        #[cfg(not(feature = "legacy"))]
         Space::Current => cowprof_find_vma(addr, out) == 0,
+        // Before v5.12 a global function takes no pointer but its context
+        // ("Arg#1 type PTR ... is not supported yet"); the tree walk has no
+        // callback to re-verify, so it is inlined.
+        #[cfg(feature = "legacy")]
+        Space::Current => find_in_task(current_task(), addr, out),
         Space::Task(task) => find_in_task(task, addr, out),
     }
 }
@@ -248,18 +283,7 @@ pub fn find_into(space: Space, addr: u64, out: &mut VmaInfo) -> bool {
 #[inline(always)]
 fn find_in_task(task: *mut task_struct, addr: u64, out: &mut VmaInfo) -> bool {
     let mut lookup = Lookup::default();
-    // SAFETY: `task` is the iterator's trusted task pointer; the callback
-    // only writes `lookup`.
-    let ret = unsafe {
-        bpf_find_vma(
-            task,
-            addr,
-            on_vma as *mut c_void,
-            core::ptr::from_mut(&mut lookup).cast(),
-            0,
-        )
-    };
-    if ret != 0 {
+    if !lookup.find(task, addr) {
         return false;
     }
     if config().attribution != 0 {

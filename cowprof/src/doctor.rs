@@ -5,12 +5,32 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::{
-    kernel::{btf::VMLINUX_BTF, privileges, tracefs},
+    kernel::{btf::VMLINUX_BTF, preempt, privileges, tracefs},
     probe::{
-        strategy::{KernelFacts, ProbeSpec, Requirement, Strategy, REQUIREMENTS, TABLE},
+        strategy::{
+            Exclusion, KernelFacts, ProbeSpec, Requirement, Strategy, Without, EXCLUSIONS,
+            REQUIREMENTS, TABLE,
+        },
         ProbeOptions, Probes,
     },
 };
+
+/// One exclusion and whether it applies here.
+#[derive(Debug, Serialize)]
+pub struct ExclusionRow {
+    #[serde(flatten)]
+    pub exclusion: Exclusion,
+    /// `None` when the property cannot be read here.
+    pub applies: Option<bool>,
+}
+
+/// One requirement and whether this kernel has it.
+#[derive(Debug, Serialize)]
+pub struct RequirementRow {
+    #[serde(flatten)]
+    pub requirement: Requirement,
+    pub present: bool,
+}
 
 /// One strategy's verdict.
 #[derive(Debug, Serialize)]
@@ -44,8 +64,15 @@ pub struct Doctor {
     pub tracefs: bool,
     pub strategies: Vec<StrategyReport>,
     pub chosen: Option<Strategy>,
-    /// What every strategy needs beyond its attach points.
-    pub requirements: &'static [Requirement],
+    /// The preemption model and where it was read; `None` when unknown.
+    pub preemption: Option<preempt::Model>,
+    /// Which eBPF object loads here: `default`, or `legacy` where the
+    /// kernel lacks what a [`Without::Legacy`] requirement names.
+    pub object: &'static str,
+    /// What the programs need beyond their attach points.
+    pub requirements: Vec<RequirementRow>,
+    /// Kernel properties that rule a strategy out.
+    pub exclusions: Vec<ExclusionRow>,
     pub table: Vec<ProbeRow>,
     pub fixes: Vec<String>,
 }
@@ -120,7 +147,26 @@ impl Doctor {
             tracefs: tracefs::is_mounted(),
             strategies,
             chosen,
-            requirements: REQUIREMENTS,
+            preemption: facts.preemption,
+            object: if facts.legacy_fallbacks().is_empty() {
+                "default"
+            } else {
+                "legacy"
+            },
+            requirements: REQUIREMENTS
+                .iter()
+                .map(|r| RequirementRow {
+                    requirement: *r,
+                    present: facts.version >= r.min_kernel,
+                })
+                .collect(),
+            exclusions: EXCLUSIONS
+                .iter()
+                .map(|e| ExclusionRow {
+                    exclusion: *e,
+                    applies: facts.property(e.property),
+                })
+                .collect(),
             table,
             fixes: Vec::new(),
         };
@@ -219,14 +265,7 @@ impl Doctor {
         }
         let chosen = self.chosen.map_or("none", Strategy::name);
         let _ = writeln!(out, "\nchosen: {chosen}");
-        let _ = writeln!(out, "\nevery strategy needs:");
-        for r in self.requirements {
-            let _ = writeln!(
-                out,
-                "  {:<28} Linux {}.{}+  ({})",
-                r.feature, r.min_kernel.0, r.min_kernel.1, r.used_for
-            );
-        }
+        self.requirements_text(&mut out);
         let _ = writeln!(
             out,
             "\n{:<11} {:<26} {:<42} {:>6} {:<8} {:<9} check",
@@ -257,5 +296,48 @@ impl Doctor {
             }
         }
         out
+    }
+
+    /// The preemption model, the object loaded, the requirements and the
+    /// exclusions, for [`Doctor::to_text`].
+    fn requirements_text(&self, out: &mut String) {
+        let preemption = self.preemption.map_or_else(
+            || "unknown".to_owned(),
+            |found| format!("{} (from {})", found.model.name(), found.source),
+        );
+        let _ = writeln!(out, "preemption: {preemption}");
+        let _ = writeln!(out, "eBPF object: {}", self.object);
+        let _ = writeln!(out, "\nthe programs need:");
+        for row in &self.requirements {
+            let r = &row.requirement;
+            let status = match (row.present, r.without) {
+                (true, _) => "present".to_owned(),
+                (false, Without::Legacy(instead)) => format!("MISSING, instead: {instead}"),
+                (false, Without::Unavailable(strategies)) => {
+                    let names: Vec<&str> = strategies.iter().map(|s| s.name()).collect();
+                    format!("MISSING, so unavailable: {}", names.join(", "))
+                }
+            };
+            let _ = writeln!(
+                out,
+                "  {:<36} Linux {}.{}+  for {}: {status}",
+                r.feature, r.min_kernel.0, r.min_kernel.1, r.used_for
+            );
+        }
+        let _ = writeln!(out, "\nruled out:");
+        for row in &self.exclusions {
+            let e = &row.exclusion;
+            let here = match row.applies {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "unknown (so not ruled out)",
+            };
+            let _ = writeln!(
+                out,
+                "  {:<11} where {}: here {here}",
+                e.strategy.name(),
+                e.property.label()
+            );
+        }
     }
 }

@@ -141,6 +141,7 @@ pub fn record(options: &RecordOptions, interrupted: &AtomicBool) -> Result<Summa
         options.by.clone(),
         finished.collected,
     );
+    summary.kernel_fallbacks = finished.fallbacks;
     summary.events_file_error = events_writer.and_then(|w| w.finish().err());
     summary.cost = SelfCost::measure(finished.attach_s, finished.wall_s);
     let write = |out: &mut dyn io::Write| {

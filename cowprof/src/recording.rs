@@ -62,6 +62,7 @@ pub struct Recording {
     child: Option<HeldChild>,
     watch: Option<PidWatch>,
     strategy: Strategy,
+    fallbacks: Vec<String>,
     programs: usize,
     record_started: Instant,
     started: Instant,
@@ -73,6 +74,8 @@ pub struct Recording {
 pub struct Finished {
     pub collected: Final,
     pub strategy: Strategy,
+    /// What the legacy object stood in for ([`Recording::fallbacks`]).
+    pub fallbacks: Vec<String>,
     pub stop_reason: StopReason,
     pub command_exit: Option<i32>,
     /// From the command's release (or the probes attached) to the stop.
@@ -103,6 +106,7 @@ impl Recording {
         probe_options.system_wide = options.target == Target::SystemWide;
         let mut probes = Probes::load(probe_options)?;
         let strategy = probes.strategy();
+        let fallbacks = probes.fallbacks();
         let programs = probes.attached().len();
         let mut child = None;
         match &options.target {
@@ -121,6 +125,7 @@ impl Recording {
             child,
             watch,
             strategy,
+            fallbacks,
             programs,
             record_started,
             started: Instant::now(),
@@ -147,6 +152,13 @@ impl Recording {
     #[must_use]
     pub fn strategy(&self) -> Strategy {
         self.strategy
+    }
+
+    /// What the legacy object stands in for on this kernel
+    /// ([`Probes::fallbacks`]).
+    #[must_use]
+    pub fn fallbacks(&self) -> &[String] {
+        &self.fallbacks
     }
 
     /// The BPF programs attached.
@@ -233,6 +245,7 @@ impl Recording {
         Ok(Finished {
             collected,
             strategy: self.strategy,
+            fallbacks: self.fallbacks,
             stop_reason,
             command_exit,
             duration_s,

@@ -59,11 +59,10 @@ enum Task {
         #[arg(long, conflicts_with = "only_top")]
         only_serve: bool,
     },
-    /// Boot Debian's 6.1 and 6.12 cloud kernels under qemu and run the live
-    /// suite under every probe strategy in each (`--kernel 7`: the newest
-    /// 7.x instead, not yet part of the matrix).
+    /// Boot Debian's 5.10, 6.1, 6.12 and newest 7.x cloud kernels under
+    /// qemu and run the live suite under every probe strategy each offers.
     VmTest {
-        /// Only this kernel series (6.1, 6.12, or 7 on request).
+        /// Only this kernel series (5.10, 6.1, 6.12 or 7).
         #[arg(long)]
         kernel: Option<String>,
         /// Boot even when these exact inputs passed before.

@@ -20,7 +20,7 @@ use aya_log_ebpf::warn;
 use cowprof_common::Stat;
 
 use crate::{
-    maps::{config, count, PROC_COUNTS, TARGETS},
+    maps::{config, count, PROC_COUNTS, TARGETS, TASK_STATE},
     vma::read_at,
 };
 
@@ -69,6 +69,7 @@ pub fn sched_process_exit(_ctx: BtfTracePointContext) -> i32 {
     if config().lazy != 0 {
         crate::fault::finish_current();
     }
+    TASK_STATE.remove_current();
     let pid_tgid = bpf_get_current_pid_tgid();
     #[expect(clippy::cast_possible_truncation, reason = "pid_tgid packs two u32")]
     let (tgid, pid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);

@@ -152,6 +152,9 @@ impl KernelBtf {
                 .unwrap_or(0),
             task_flags: self.field_offset("task_struct", "flags")?,
             task_comm: self.field_offset("task_struct", "comm")?,
+            // The VMA tree, gone with the maple tree in v6.1.
+            mm_mm_rb: self.field_offset("mm_struct", "mm_rb").unwrap_or(0),
+            vma_vm_rb: self.field_offset("vm_area_struct", "vm_rb").unwrap_or(0),
         })
     }
 }

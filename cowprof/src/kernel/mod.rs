@@ -1,6 +1,7 @@
-//! Facts about the running kernel: BTF layouts, tracefs, privileges and
-//! `/proc/PID/stat`.
+//! Facts about the running kernel: BTF layouts, tracefs, privileges, the
+//! preemption model and `/proc/PID/stat`.
 pub mod btf;
+pub mod preempt;
 pub mod privileges;
 pub mod procstat;
 pub mod tracefs;

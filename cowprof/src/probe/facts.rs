@@ -4,8 +4,11 @@ use std::{cell::OnceCell, fs, path::Path};
 
 use serde::Serialize;
 
-use super::strategy::{Check, ProbeSpec, Strategy, REQUIREMENTS};
-use crate::kernel::btf::KernelBtf;
+use super::{
+    requirements::{Property, Requirement, Without, EXCLUSIONS, REQUIREMENTS},
+    strategy::{Check, ProbeSpec, Strategy},
+};
+use crate::kernel::{btf::KernelBtf, preempt};
 
 /// What the checks found for one row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -43,6 +46,8 @@ pub struct KernelFacts {
     /// `None` when `available_filter_functions` cannot be read.
     filter_functions: OnceCell<Option<String>>,
     pub kprobe_pmu: bool,
+    /// `None` when no source tells.
+    pub preemption: Option<preempt::Model>,
 }
 
 impl KernelFacts {
@@ -56,6 +61,7 @@ impl KernelFacts {
             kallsyms: OnceCell::new(),
             filter_functions: OnceCell::new(),
             kprobe_pmu: true,
+            preemption: None,
         }
     }
 
@@ -67,6 +73,7 @@ impl KernelFacts {
             .unwrap_or_default();
         Self {
             version: parse_version(&release),
+            preemption: preempt::read(&release),
             release,
             btf: KernelBtf::open().ok(),
             kallsyms: OnceCell::new(),
@@ -158,11 +165,46 @@ impl KernelFacts {
         }
     }
 
+    /// The requirements this kernel lacks.
+    pub fn missing(&self) -> impl Iterator<Item = &'static Requirement> + '_ {
+        REQUIREMENTS
+            .iter()
+            .filter(move |r| self.version < r.min_kernel)
+    }
+
+    /// The requirements the legacy object stands in for here; the object
+    /// is used when there is any.
+    #[must_use]
+    pub fn legacy_fallbacks(&self) -> Vec<&'static Requirement> {
+        self.missing()
+            .filter(|r| matches!(r.without, Without::Legacy(_)))
+            .collect()
+    }
+
+    /// Whether the running kernel has `property`; `None` when unknown.
+    #[must_use]
+    pub fn property(&self, property: Property) -> Option<bool> {
+        match property {
+            Property::PreemptibleKernel => {
+                self.preemption.map(|found| found.model.preempts_kernel())
+            }
+        }
+    }
+
+    /// Whether the running kernel is known to have `property`.
+    #[must_use]
+    pub fn has(&self, property: Property) -> bool {
+        self.property(property) == Some(true)
+    }
+
     /// Whether every required row of `strategy` passes its static checks;
     /// the first failure otherwise.
     #[must_use]
     pub fn strategy_check(&self, strategy: Strategy, latency: bool) -> CheckResult {
-        if let Some(missing) = REQUIREMENTS.iter().find(|r| self.version < r.min_kernel) {
+        if let Some(missing) = self.missing().find(|r| match r.without {
+            Without::Unavailable(strategies) => strategies.contains(&strategy),
+            Without::Legacy(_) => false,
+        }) {
             return CheckResult::fail(format!(
                 "needs {} (Linux {}.{}+, for {}), this is {}",
                 missing.feature,
@@ -171,6 +213,15 @@ impl KernelFacts {
                 missing.used_for,
                 self.release
             ));
+        }
+        if let Some(excluded) = EXCLUSIONS
+            .iter()
+            .find(|e| e.strategy == strategy && self.has(e.property))
+        {
+            let model = self
+                .preemption
+                .map_or("unknown", |found| found.model.name());
+            return CheckResult::fail(format!("preempt={model}: {}", excluded.why));
         }
         strategy
             .probes()

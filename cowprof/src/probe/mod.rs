@@ -1,6 +1,7 @@
 //! Loading, attaching and reading the eBPF probes.
 mod attach;
 pub mod facts;
+pub mod requirements;
 mod stats;
 pub mod strategy;
 
@@ -24,6 +25,15 @@ use crate::kernel;
 
 /// The eBPF object built by `build.rs`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cowprof"));
+
+/// The same programs for kernels without task storage or `bpf_find_vma`
+/// (`requirements::Without::Legacy`).
+static EBPF_LEGACY: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cowprof-legacy"));
+
+/// Threads the legacy object keeps state for at once (its `TASK_STATES`
+/// hash, preallocated: 32,768 × about 420 bytes).
+const LEGACY_TASKS: u32 = 32_768;
 
 /// Default ring buffer size: 16 MiB holds about 150,000 events.
 pub const DEFAULT_RINGBUF_BYTES: u32 = 16 << 20;
@@ -159,6 +169,34 @@ fn configs(
     (full, lite)
 }
 
+/// Loads the eBPF object with `config`: the legacy one where the kernel
+/// lacks what it stands in for (`fallbacks`), else the default.
+fn load_object(
+    fallbacks: &[&strategy::Requirement],
+    config: &Config,
+    ringbuf_bytes: u32,
+) -> Result<Ebpf, ProbeError> {
+    let mut loader = EbpfLoader::new();
+    // aya has no typed wrapper for task storage (TASK_STATE); it is created
+    // from the object's BTF definition and used only by the programs.
+    loader
+        .allow_unsupported_maps()
+        .override_global("CONFIG", config, true)
+        .map_max_entries("EVENTS", ringbuf_bytes);
+    let object = if fallbacks.is_empty() {
+        EBPF_OBJECT
+    } else {
+        let names: Vec<&str> = fallbacks.iter().map(|r| r.feature).collect();
+        log::info!(
+            "the kernel lacks {}: loading the legacy object",
+            names.join(", ")
+        );
+        loader.map_max_entries("TASK_STATES", LEGACY_TASKS);
+        EBPF_LEGACY
+    };
+    loader.load(object).map_err(|e| load_error(&e))
+}
+
 /// Takes map `name` out of the loaded object as a typed map.
 fn take_map<T>(ebpf: &mut Ebpf, name: &str) -> Result<T, ProbeError>
 where
@@ -190,6 +228,9 @@ pub struct Probes {
     ringbuf_bytes: u32,
     /// Lazy completion: the stop flag the final flush sets.
     control: Option<Array<MapData, u32>>,
+    /// What the legacy object stands in for on this kernel (empty when
+    /// the kernel has it all).
+    fallbacks: Vec<&'static strategy::Requirement>,
 }
 
 impl Probes {
@@ -228,6 +269,7 @@ impl Probes {
             Some(forced) => std::slice::from_ref(forced),
             None => &Strategy::BY_PRIORITY,
         };
+        let fallbacks = facts.legacy_fallbacks();
         let mut failures = Vec::new();
         for &strategy in candidates {
             let checked = facts.strategy_check(strategy, options.measures_latency());
@@ -249,15 +291,7 @@ impl Probes {
                 &[&full, &lite]
             };
             for &config in configs {
-                let mut ebpf = EbpfLoader::new()
-                    // aya has no typed wrapper for task storage (TASK_STATE);
-                    // it is created from the object's BTF definition and used
-                    // only by the programs.
-                    .allow_unsupported_maps()
-                    .override_global("CONFIG", config, true)
-                    .map_max_entries("EVENTS", bytes)
-                    .load(EBPF_OBJECT)
-                    .map_err(|e| load_error(&e))?;
+                let mut ebpf = load_object(&fallbacks, config, bytes)?;
                 log::info!("object loaded at {:?}", started.elapsed());
                 outcome = attach::strategy(
                     &mut ebpf,
@@ -282,7 +316,9 @@ impl Probes {
             match outcome {
                 Ok((ebpf, attached)) => {
                     log::info!("{strategy} attached at {:?}", started.elapsed());
-                    return Self::finish(ebpf, strategy, attached, options);
+                    let mut probes = Self::finish(ebpf, strategy, attached, options)?;
+                    probes.fallbacks = fallbacks;
+                    return Ok(probes);
                 }
                 Err(err) => {
                     log::info!("{err}");
@@ -354,6 +390,7 @@ impl Probes {
             stats_enabled,
             ringbuf_bytes: options.ringbuf_bytes,
             control,
+            fallbacks: Vec::new(),
         })
     }
 
@@ -390,6 +427,19 @@ impl Probes {
         let mut file = link.into_file().map_err(|e| failed("starting", &e))?;
         std::io::copy(&mut file, &mut std::io::sink()).map_err(|e| failed("running", &e))?;
         Ok(())
+    }
+
+    /// The kernel features the legacy object stands in for here, as
+    /// "FEATURE: WHAT INSTEAD" (empty on kernels that have them all).
+    #[must_use]
+    pub fn fallbacks(&self) -> Vec<String> {
+        self.fallbacks
+            .iter()
+            .map(|r| match r.without {
+                strategy::Without::Legacy(instead) => format!("{}: {instead}", r.feature),
+                strategy::Without::Unavailable(_) => r.feature.to_owned(),
+            })
+            .collect()
     }
 
     /// The probe strategy in use.

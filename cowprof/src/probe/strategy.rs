@@ -5,7 +5,10 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub use super::facts::{parse_version, CheckResult, KernelFacts};
+pub use super::{
+    facts::{parse_version, CheckResult, KernelFacts},
+    requirements::{Exclusion, Property, Requirement, Without, EXCLUSIONS, REQUIREMENTS},
+};
 
 /// A way of probing the write-protect fault path (docs/kernel.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
@@ -372,7 +375,7 @@ pub const TABLE: &[ProbeSpec] = &[
         T,
         "mmap_lock_start_locking",
         BtfTracepoint("mmap_lock_start_locking"),
-        (5, 10),
+        (5, 11),
         Tp("mmap_lock_start_locking"),
         true,
     )
@@ -419,31 +422,6 @@ pub const TABLE: &[ProbeSpec] = &[
         Tp("page_fault_user"),
         true,
     ),
-];
-
-/// A kernel feature the programs of every strategy rely on, beyond their
-/// attach points: startup and `cowprof doctor` check these first.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct Requirement {
-    pub feature: &'static str,
-    /// Oldest kernel (major, minor) that has it.
-    pub min_kernel: (u32, u32),
-    /// What uses it.
-    pub used_for: &'static str,
-}
-
-/// What every strategy needs (their programs share one object).
-pub const REQUIREMENTS: &[Requirement] = &[
-    Requirement {
-        feature: "BPF_MAP_TYPE_TASK_STORAGE",
-        min_kernel: (5, 11),
-        used_for: "the per-task state of a fault in flight",
-    },
-    Requirement {
-        feature: "the bpf_find_vma helper",
-        min_kernel: (5, 17),
-        used_for: "the mapping of a fault and of the writing instruction",
-    },
 ];
 
 #[cfg(test)]

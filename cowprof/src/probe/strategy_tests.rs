@@ -10,18 +10,58 @@ fn versions_parse() {
 }
 
 #[test]
-fn kernels_without_task_storage_or_find_vma_are_refused() {
-    for (release, feature) in [
-        ("5.10.223-cloud-amd64", "TASK_STORAGE"),
-        ("5.15.0-1-amd64", "bpf_find_vma"),
-    ] {
-        let facts = KernelFacts::of_release(release);
-        for strategy in Strategy::BY_PRIORITY {
-            let checked = facts.strategy_check(strategy, false);
-            assert!(!checked.ok, "{release} {strategy}");
-            let reason = checked.reason.unwrap_or_default();
-            assert!(reason.contains(feature), "{release} {strategy}: {reason}");
-        }
+fn old_kernels_load_the_legacy_object_and_lose_only_the_tracepoint_strategy() {
+    let features = |release: &str| -> Vec<&str> {
+        KernelFacts::of_release(release)
+            .legacy_fallbacks()
+            .iter()
+            .map(|r| r.feature)
+            .collect()
+    };
+    assert_eq!(
+        features("5.10.0-32-cloud-amd64"),
+        [
+            "BPF_MAP_TYPE_TASK_STORAGE",
+            "the bpf_get_current_task_btf helper",
+            "the bpf_find_vma helper"
+        ]
+    );
+    assert_eq!(features("5.15.0-1-amd64"), ["the bpf_find_vma helper"]);
+    assert!(features("6.1.0-57-cloud-amd64").is_empty());
+    let old = KernelFacts::of_release("5.10.0-32-cloud-amd64");
+    let reason = old
+        .strategy_check(Strategy::Tracepoint, false)
+        .reason
+        .unwrap_or_default();
+    assert!(reason.contains("bpf_task_pt_regs"), "{reason}");
+    for strategy in [Strategy::Fentry, Strategy::Kprobe] {
+        // Only the missing BTF of this test's facts stops them.
+        let reason = old
+            .strategy_check(strategy, false)
+            .reason
+            .unwrap_or_default();
+        assert!(reason.contains("BTF"), "{strategy}: {reason}");
+    }
+}
+
+#[test]
+fn a_preemptible_kernel_rules_out_fentry_only() {
+    let mut facts = KernelFacts::of_release("7.3.4+deb13-cloud-amd64");
+    facts.preemption = Some(crate::kernel::preempt::Model {
+        model: crate::kernel::preempt::Preemption::Lazy,
+        source: "test",
+    });
+    let reason = facts
+        .strategy_check(Strategy::Fentry, false)
+        .reason
+        .unwrap_or_default();
+    assert!(reason.starts_with("preempt=lazy: "), "{reason}");
+    for strategy in [Strategy::Kprobe, Strategy::Tracepoint] {
+        let reason = facts
+            .strategy_check(strategy, false)
+            .reason
+            .unwrap_or_default();
+        assert!(!reason.contains("preempt"), "{strategy}: {reason}");
     }
 }
 

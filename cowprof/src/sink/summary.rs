@@ -26,6 +26,10 @@ pub enum StopReason {
 #[derive(Debug, Serialize)]
 pub struct Summary {
     pub strategy: Strategy,
+    /// Kernel features this kernel lacks and what the legacy eBPF object
+    /// does instead, with the same results (docs/kernel.md §3).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kernel_fallbacks: Vec<String>,
     pub stop_reason: StopReason,
     pub duration_s: f64,
     /// The command's exit code, or 128 + signal, when cowprof ran it.
@@ -160,6 +164,7 @@ impl Summary {
         }
         Self {
             strategy,
+            kernel_fallbacks: Vec::new(),
             stop_reason,
             duration_s,
             command_exit,
@@ -232,6 +237,9 @@ impl Summary {
             self.duration_s,
             self.stop_reason,
         );
+        for fallback in &self.kernel_fallbacks {
+            let _ = writeln!(out, "kernel fallback: {fallback}");
+        }
         if self.report.folded_processes > 0 {
             let _ = writeln!(
                 out,

@@ -80,8 +80,8 @@ enum Apt {
     /// The host's own sources (bookworm: 6.1, and 6.12 from its backports).
     Host,
     /// A private apt state in the cache with the suites the host lacks
-    /// (sid and trixie-backports for 7.x), so the host's own apt never
-    /// sees them.
+    /// (bullseye for 5.10, sid and trixie-backports for 7.x), so the
+    /// host's own apt never sees them.
     Private,
 }
 
@@ -89,6 +89,7 @@ enum Apt {
 const PRIVATE_SOURCES: &str = "\
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main
 ";
 
 impl Apt {
@@ -154,11 +155,15 @@ fn newest(pattern: &str, apt: Apt) -> Result<String> {
         .with_context(|| format!("apt offers no package matching {pattern}"))
 }
 
-/// The kernel series of the matrix: the newest package of each that apt
-/// offers is used. 7.x boots only when asked for (`--kernel 7`): its
-/// fentry strategy still misses copies there (`docs/kernels-next.md`), and
-/// a matrix that fails cannot gate CI.
+/// The kernel series of the matrix, oldest first: the newest package of
+/// each that apt offers is used (7: the newest 7.x of sid and
+/// trixie-backports).
 const SERIES: &[(&str, &str, Apt)] = &[
+    (
+        "5.10",
+        r"^linux-image-5\.10\.0-[0-9]+-cloud-amd64-unsigned$",
+        Apt::Private,
+    ),
     (
         "6.1",
         r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$",
@@ -176,15 +181,15 @@ const SERIES: &[(&str, &str, Apt)] = &[
     ),
 ];
 
-/// Series booted only when `--kernel` names them.
-const ON_REQUEST: &[&str] = &["7"];
-
 /// The packages that hold `package`'s files: itself, and from 7.x on
-/// (Debian trixie) the `linux-binary-*` (the kernel) and `linux-modules-*`
-/// it depends on.
-fn parts(package: &str, apt: Apt) -> Vec<String> {
+/// (Debian trixie, whose images are not `-unsigned`) the
+/// `linux-binary-*` (the kernel) and `linux-modules-*` it depends on.
+fn parts(package: &str) -> Vec<String> {
     let mut all = vec![package.to_owned()];
-    if let (Apt::Private, Some(version)) = (apt, package.strip_prefix("linux-image-")) {
+    if let Some(version) = package
+        .strip_prefix("linux-image-")
+        .filter(|v| !v.ends_with("-unsigned"))
+    {
         all.push(format!("linux-binary-{version}"));
         all.push(format!("linux-modules-{version}"));
     }
@@ -221,10 +226,7 @@ pub fn ensure_kernels(only: Option<&str>) -> Result<Vec<Kernel>> {
     fs::create_dir_all(&dir)?;
     let mut kernels = Vec::new();
     for (series, pattern, apt) in SERIES {
-        let wanted = match only {
-            Some(only) => only == *series,
-            None => !ON_REQUEST.contains(series),
-        };
+        let wanted = only.is_none_or(|only| only == *series);
         if !wanted {
             continue;
         }
@@ -239,7 +241,7 @@ pub fn ensure_kernels(only: Option<&str>) -> Result<Vec<Kernel>> {
                 Command::new("apt-get")
                     .args(apt.options()?)
                     .arg("download")
-                    .args(parts(&package, *apt))
+                    .args(parts(&package))
                     .current_dir(&download),
             )?;
             let partial = dir.join(format!("{package}.partial"));
