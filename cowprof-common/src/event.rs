@@ -325,6 +325,29 @@ pub struct Config {
     /// /proc/kallsyms (zero when unknown): a return address there means the
     /// task is inside a page fault.
     pub exc_page_fault: [u64; 2],
+    pub tracepoints: TpOffsets,
+}
+
+/// Field offsets in classic (perf) tracepoint records, read from tracefs
+/// `format` files, for the `tracepoint/` programs that replace the `tp_btf`
+/// ones on kernels where those run preemptible (v7.0+). Zero where unused.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TpOffsets {
+    /// `kmem:mm_page_alloc` `order` and `gfp_flags` (4 bytes before v5.19,
+    /// 8 after: the low 4 are read).
+    pub page_alloc_order: u32,
+    pub page_alloc_gfp: u32,
+    /// `kmem:rss_stat` `member`.
+    pub rss_member: u32,
+    /// `sched:sched_process_fork` `child_pid`.
+    pub fork_child_pid: u32,
+    /// `exceptions:page_fault_user`/`page_fault_kernel` (same layout).
+    pub fault_address: u32,
+    pub fault_ip: u32,
+    pub fault_error_code: u32,
+    /// `mmap_lock:mmap_lock_start_locking` `mm`.
+    pub mmap_lock_mm: u32,
 }
 
 /// Faults of one process by kind (indexed by `Kind` discriminant), counted
@@ -399,7 +422,8 @@ const _: () = assert!(core::mem::size_of::<FaultEvent>() == 208);
 const _: () = assert!(core::mem::size_of::<TaskState>() == 360);
 const _: () = assert!(core::mem::size_of::<FileRecord>() == 536);
 const _: () = assert!(core::mem::size_of::<Offsets>() == 112);
-const _: () = assert!(core::mem::size_of::<Config>() == 168);
+const _: () = assert!(core::mem::size_of::<TpOffsets>() == 32);
+const _: () = assert!(core::mem::size_of::<Config>() == 200);
 const _: () = assert!(core::mem::size_of::<ProcCounts>() == 88);
 
 #[cfg(feature = "user")]
@@ -410,6 +434,7 @@ mod pod {
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::ProcCounts {}
     unsafe impl aya::Pod for super::Offsets {}
+    unsafe impl aya::Pod for super::TpOffsets {}
 }
 
 #[cfg(test)]

@@ -12,5 +12,5 @@ pub mod event;
 pub use classify::{classify, FaultFacts, Kind};
 pub use event::{
     BssInfo, Config, FaultEvent, FileKey, FileRecord, Offsets, Pending, ProcCounts, Stat,
-    TaskState, VmaCache, VmaInfo, TAG_FAULT, TAG_FILE,
+    TaskState, TpOffsets, VmaCache, VmaInfo, TAG_FAULT, TAG_FILE,
 };

@@ -18,6 +18,7 @@ mod pending;
 mod probes;
 mod regs;
 mod store;
+mod tracepoints;
 mod vma;
 
 #[cfg(not(test))]

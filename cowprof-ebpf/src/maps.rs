@@ -99,6 +99,16 @@ static CONFIG: Config = Config {
         vma_vm_rb: 0,
     },
     exc_page_fault: [0, 0],
+    tracepoints: cowprof_common::TpOffsets {
+        page_alloc_order: 0,
+        page_alloc_gfp: 0,
+        rss_member: 0,
+        fork_child_pid: 0,
+        fault_address: 0,
+        fault_ip: 0,
+        fault_error_code: 0,
+        mmap_lock_mm: 0,
+    },
 };
 
 /// The configuration. Its address passes through a volatile load, so the

@@ -20,8 +20,7 @@ use aya_ebpf::{
     helpers::generated::{bpf_get_stack, bpf_task_pt_regs},
     macros::map,
     maps::PerCpuArray,
-    programs::BtfTracePointContext,
-    EbpfContext as _,
+    EbpfContext,
 };
 use cowprof_common::{classify::PF_USER, Pending};
 
@@ -59,7 +58,7 @@ pub fn user() -> UserRegs {
 ///   in that syscall would have opened a new record, so a page-fault frame
 ///   on the stack is this one's.
 #[inline(always)]
-pub fn inside(ctx: &BtfTracePointContext, pending: &Pending) -> bool {
+pub fn inside<C: EbpfContext>(ctx: &C, pending: &Pending) -> bool {
     let user = user();
     if pending.error_code & PF_USER != 0 {
         return user.orig_ax == u64::MAX && user.ip == pending.ip;
@@ -81,7 +80,7 @@ static KSTACK: PerCpuArray<[u64; DEPTH]> = PerCpuArray::with_max_entries(1, 0);
 /// alone. A stack walk costs about a microsecond, and runs only for pages
 /// allocated while a kernel-mode fault's record is open in the same syscall.
 #[inline(always)]
-fn in_page_fault(ctx: &BtfTracePointContext) -> bool {
+fn in_page_fault<C: EbpfContext>(ctx: &C) -> bool {
     let range = &config().exc_page_fault;
     if range[0] == 0 {
         return true;

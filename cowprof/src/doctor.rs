@@ -49,6 +49,8 @@ pub struct StrategyReport {
 pub struct ProbeRow {
     #[serde(flatten)]
     pub spec: ProbeSpec,
+    /// Whether the row is for this kernel (`ProbeSpec::applies_to`).
+    pub applies: bool,
     pub check_ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check_reason: Option<String>,
@@ -107,7 +109,7 @@ impl Doctor {
                     Ok(probes) => {
                         let left_out: Vec<&str> = strategy
                             .probes()
-                            .filter(|spec| spec.used(false))
+                            .filter(|spec| spec.used(false) && spec.applies_to(facts.version))
                             .filter(|spec| !probes.attached().contains(&spec.program))
                             .map(|spec| spec.program)
                             .collect();
@@ -134,6 +136,7 @@ impl Doctor {
                 let result = facts.check(spec);
                 ProbeRow {
                     spec: *spec,
+                    applies: spec.applies_to(facts.version),
                     check_ok: result.ok,
                     check_reason: result.reason,
                 }
@@ -274,6 +277,8 @@ impl Doctor {
         for row in &self.table {
             let check = if row.check_ok {
                 "ok".to_owned()
+            } else if !row.applies {
+                format!("n/a: {}", row.check_reason.as_deref().unwrap_or(""))
             } else {
                 format!("FAIL: {}", row.check_reason.as_deref().unwrap_or(""))
             };

@@ -27,7 +27,11 @@
 //! syscall it interrupted, from the task's user registers. arch/x86/entry/entry_64.S
 //! (`idtentry_body`) and entry_fred.c (`fred_entry_from_user`) store −1 in a
 //! user exception's `orig_ax`; a syscall stores its number there.
-use aya_ebpf::{bindings::pt_regs, macros::btf_tracepoint, programs::BtfTracePointContext};
+use aya_ebpf::{
+    bindings::pt_regs,
+    macros::{btf_tracepoint, tracepoint},
+    programs::{tracing::StackIdContext, BtfTracePointContext, TracePointContext},
+};
 use cowprof_common::{
     classify::{PF_USER, PF_WRITE},
     event::is_kernel_address,
@@ -41,7 +45,8 @@ use crate::{
 
 #[btf_tracepoint(function = "page_fault_user")]
 pub fn page_fault_user(ctx: BtfTracePointContext) -> i32 {
-    try_fault_entry(&ctx);
+    let (address, error_code) = (ctx.arg(0), ctx.arg(2));
+    try_fault_entry(&ctx, address, btf_ip(&ctx), error_code);
     0
 }
 
@@ -53,16 +58,51 @@ pub fn page_fault_kernel(ctx: BtfTracePointContext) -> i32 {
     let address: u64 = ctx.arg(0);
     let error_code: u64 = ctx.arg(2);
     if !is_kernel_address(address) && error_code & u64::from(PF_WRITE) != 0 {
-        try_fault_entry(&ctx);
+        try_fault_entry(&ctx, address, btf_ip(&ctx), error_code);
+    }
+    0
+}
+
+/// The faulting instruction, from the tracepoint's `struct pt_regs *`.
+#[inline(always)]
+fn btf_ip(ctx: &BtfTracePointContext) -> u64 {
+    let regs: *const pt_regs = ctx.arg(1);
+    // SAFETY: the tracepoint's pt_regs, a BTF pointer the verifier lets the
+    // program load from directly (fault-safe).
+    unsafe { (*regs).rip }
+}
+
+/// The classic tracepoints' records (v7.0+, see `tracepoints`):
+/// `unsigned long address, ip, error_code`.
+#[inline(always)]
+fn record(ctx: &TracePointContext) -> (u64, u64, u64) {
+    let off = &config().tracepoints;
+    let field = |offset| crate::tracepoints::field::<u64>(ctx, offset);
+    (
+        field(off.fault_address),
+        field(off.fault_ip),
+        field(off.fault_error_code),
+    )
+}
+
+#[tracepoint(category = "exceptions", name = "page_fault_user")]
+pub fn tp_page_fault_user(ctx: TracePointContext) -> u32 {
+    let (address, ip, error_code) = record(&ctx);
+    try_fault_entry(&ctx, address, ip, error_code);
+    0
+}
+
+#[tracepoint(category = "exceptions", name = "page_fault_kernel")]
+pub fn tp_page_fault_kernel(ctx: TracePointContext) -> u32 {
+    let (address, ip, error_code) = record(&ctx);
+    if !is_kernel_address(address) && error_code & u64::from(PF_WRITE) != 0 {
+        try_fault_entry(&ctx, address, ip, error_code);
     }
     0
 }
 
 #[inline(always)]
-fn try_fault_entry(ctx: &BtfTracePointContext) {
-    let address: u64 = ctx.arg(0);
-    let regs: *const pt_regs = ctx.arg(1);
-    let error_code: u64 = ctx.arg(2);
+fn try_fault_entry<C: StackIdContext>(ctx: &C, address: u64, ip: u64, error_code: u64) {
     #[expect(
         clippy::cast_possible_truncation,
         reason = "error codes fit in 32 bits"
@@ -87,9 +127,6 @@ fn try_fault_entry(ctx: &BtfTracePointContext) {
         }
         return;
     }
-    // SAFETY: the tracepoint's pt_regs, a BTF pointer the verifier lets the
-    // program load from directly (fault-safe).
-    let ip = unsafe { (*regs).rip };
     fault::open(state, address, ip, error_code);
     fault::try_cache(state);
     if !lazy {

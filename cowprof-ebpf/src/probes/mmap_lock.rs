@@ -18,7 +18,11 @@
 //!   mapping can still be looked up;
 //! - the task is exiting (`PF_EXITING`, set by `exit_signals()` before
 //!   `exit_mm()` takes the lock): likewise.
-use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
+use aya_ebpf::{
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
+    EbpfContext,
+};
 
 use crate::{
     fault,
@@ -31,17 +35,26 @@ use crate::{
 /// `PF_EXITING` in include/linux/sched.h.
 const PF_EXITING: u32 = 0x0000_0004;
 
+/// `TP_PROTO(struct mm_struct *mm, ...)`.
 #[btf_tracepoint(function = "mmap_lock_start_locking")]
 pub fn mmap_lock_start_locking(ctx: BtfTracePointContext) -> i32 {
-    try_mmap_lock(&ctx);
+    try_mmap_lock(&ctx, ctx.arg(0));
     0
 }
 
-fn try_mmap_lock(ctx: &BtfTracePointContext) {
+/// The same as a classic tracepoint (v7.0+): the record's `mm` pointer.
+#[tracepoint(category = "mmap_lock", name = "mmap_lock_start_locking")]
+pub fn tp_mmap_lock_start_locking(ctx: TracePointContext) -> u32 {
+    let mm: u64 = crate::tracepoints::field(&ctx, config().tracepoints.mmap_lock_mm);
+    try_mmap_lock(&ctx, mm);
+    0
+}
+
+#[inline(always)]
+fn try_mmap_lock<C: EbpfContext>(ctx: &C, mm: u64) {
     let Some(state) = active() else {
         return;
     };
-    let mm: u64 = ctx.arg(0);
     let task = current_task();
     let off = &config().offsets;
     let own: u64 = read_at(task.cast(), off.task_mm);

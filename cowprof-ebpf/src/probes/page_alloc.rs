@@ -16,7 +16,11 @@
 //! returned, until the task faults again; an allocation counts only when
 //! the task is still inside that fault (`regs::inside`), so a `read(2)` or
 //! `MAP_POPULATE` between two faults does not make the first one a copy.
-use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
+use aya_ebpf::{
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
+    EbpfContext,
+};
 
 use crate::{
     fault,
@@ -31,18 +35,31 @@ const GFP_MOVABLE: u32 = 0x08;
 /// `___GFP_ZERO`.
 const GFP_ZERO: u32 = 0x100;
 
+/// `TP_PROTO(struct page *page, unsigned int order, gfp_t gfp_flags, int
+/// migratetype)`.
 #[btf_tracepoint(function = "mm_page_alloc")]
 pub fn mm_page_alloc(ctx: BtfTracePointContext) -> i32 {
-    try_mm_page_alloc(&ctx);
+    try_mm_page_alloc(&ctx, ctx.arg(1), ctx.arg(2));
     0
 }
 
-fn try_mm_page_alloc(ctx: &BtfTracePointContext) {
+/// The same as a classic tracepoint (v7.0+, see `tracepoints`): the record's
+/// `unsigned int order` and `gfp_flags` (`unsigned long` since v5.19; its
+/// low half on little-endian x86).
+#[tracepoint(category = "kmem", name = "mm_page_alloc")]
+pub fn tp_mm_page_alloc(ctx: TracePointContext) -> u32 {
+    let off = &config().tracepoints;
+    let order: u32 = crate::tracepoints::field(&ctx, off.page_alloc_order);
+    let gfp: u32 = crate::tracepoints::field(&ctx, off.page_alloc_gfp);
+    try_mm_page_alloc(&ctx, order, gfp);
+    0
+}
+
+#[inline(always)]
+fn try_mm_page_alloc<C: EbpfContext>(ctx: &C, order: u32, gfp: u32) {
     let Some(state) = active() else {
         return;
     };
-    let order: u32 = ctx.arg(1);
-    let gfp: u32 = ctx.arg(2);
     if order != 0 || gfp & GFP_MOVABLE == 0 {
         return;
     }

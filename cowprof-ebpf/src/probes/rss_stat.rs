@@ -14,7 +14,11 @@
 //! ```
 //! So a file counter changing during a private write fault means the page
 //! copied was a page-cache page, not an anon page shared after fork.
-use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
+use aya_ebpf::{
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
+    EbpfContext,
+};
 
 use crate::{maps::config, pending::active, regs};
 
@@ -24,11 +28,20 @@ const MM_SHMEMPAGES: i32 = 3;
 
 #[btf_tracepoint(function = "rss_stat")]
 pub fn rss_stat(ctx: BtfTracePointContext) -> i32 {
-    try_rss_stat(&ctx);
+    try_rss_stat(&ctx, ctx.arg(1));
     0
 }
 
-fn try_rss_stat(ctx: &BtfTracePointContext) {
+/// The same as a classic tracepoint (v7.0+): the record's `int member`.
+#[tracepoint(category = "kmem", name = "rss_stat")]
+pub fn tp_rss_stat(ctx: TracePointContext) -> u32 {
+    let member: i32 = crate::tracepoints::field(&ctx, config().tracepoints.rss_member);
+    try_rss_stat(&ctx, member);
+    0
+}
+
+#[inline(always)]
+fn try_rss_stat<C: EbpfContext>(ctx: &C, member: i32) {
     // Before v6.2 (SPLIT_RSS_COUNTING) the tracepoint fires when a task's
     // cached counters are synced at the start of a fault, not when a page
     // moves, so it says nothing about the page copied.
@@ -38,7 +51,6 @@ fn try_rss_stat(ctx: &BtfTracePointContext) {
     let Some(state) = active() else {
         return;
     };
-    let member: i32 = ctx.arg(1);
     if member != MM_FILEPAGES && member != MM_SHMEMPAGES {
         return;
     }

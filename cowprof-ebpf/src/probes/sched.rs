@@ -9,12 +9,18 @@
 //! `kernel_clone()` fires it before `wake_up_new_task()`, so the child is in
 //! the follow set before it can run. It fires for threads too; a thread
 //! shares its parent's tgid, which is already followed.
+//!
+//! The classic tracepoint (v7.0+, see `tracepoints`) has only the child's
+//! pid: `pid_t child_pid`, which for a thread is its thread id. Every child
+//! of a followed process is put in the set, threads too, and every thread
+//! leaves it at exit, so a thread id never outlives its thread there.
 use core::ffi::c_void;
 
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::btf_tracepoint,
-    programs::BtfTracePointContext,
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
+    EbpfContext,
 };
 use aya_log_ebpf::warn;
 use cowprof_common::Stat;
@@ -26,34 +32,47 @@ use crate::{
 
 #[btf_tracepoint(function = "sched_process_fork")]
 pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
-    let _ = try_sched_process_fork(&ctx);
+    if followed_parent() {
+        let child: *const c_void = ctx.arg(1);
+        let pid: u32 = read_at(child, config().offsets.task_pid);
+        let tgid: u32 = read_at(child, config().offsets.task_tgid);
+        if pid != 0 && pid == tgid {
+            let _ = follow(&ctx, pid);
+        }
+    }
     0
 }
 
-fn try_sched_process_fork(ctx: &BtfTracePointContext) -> Result<(), Stat> {
-    let config = config();
-    if config.system_wide != 0 {
-        return Ok(());
+#[tracepoint(category = "sched", name = "sched_process_fork")]
+pub fn tp_sched_process_fork(ctx: TracePointContext) -> u32 {
+    if followed_parent() {
+        let pid: u32 = crate::tracepoints::field(&ctx, config().tracepoints.fork_child_pid);
+        if pid != 0 {
+            let _ = follow(&ctx, pid);
+        }
+    }
+    0
+}
+
+/// Whether the forking process is followed (never when system-wide).
+#[inline(always)]
+fn followed_parent() -> bool {
+    if config().system_wide != 0 {
+        return false;
     }
     #[expect(clippy::cast_possible_truncation, reason = "tgid is the upper half")]
     let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
     // SAFETY: presence test only.
-    if unsafe { TARGETS.get(&parent).is_none() } {
-        return Ok(());
-    }
-    let child: *const c_void = ctx.arg(1);
-    let pid: u32 = read_at(child, config.offsets.task_pid);
-    let tgid: u32 = read_at(child, config.offsets.task_tgid);
-    if pid == 0 || pid != tgid {
-        return Ok(());
-    }
+    unsafe { TARGETS.get(&parent).is_some() }
+}
+
+#[inline(always)]
+fn follow<C: EbpfContext>(ctx: &C, pid: u32) -> Result<(), Stat> {
+    let config = config();
     TARGETS.insert(&pid, &1, 0).map_err(|_| {
         count(Stat::TargetInsertFailed);
         if config.debug != 0 {
-            warn!(
-                ctx,
-                "cannot follow child {} of {}: TARGETS is full", pid, parent
-            );
+            warn!(ctx, "cannot follow child {}: TARGETS is full", pid);
         }
         Stat::TargetInsertFailed
     })
@@ -66,6 +85,19 @@ fn try_sched_process_fork(ctx: &BtfTracePointContext) -> Result<(), Stat> {
 /// (`mmap_lock`); its mapping can no longer be looked up.
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn sched_process_exit(_ctx: BtfTracePointContext) -> i32 {
+    on_exit();
+    0
+}
+
+/// The same as a classic tracepoint (v7.0+): nothing of the record is read.
+#[tracepoint(category = "sched", name = "sched_process_exit")]
+pub fn tp_sched_process_exit(_ctx: TracePointContext) -> u32 {
+    on_exit();
+    0
+}
+
+#[inline(always)]
+fn on_exit() {
     if config().lazy != 0 {
         crate::fault::finish_current();
     }
@@ -73,11 +105,13 @@ pub fn sched_process_exit(_ctx: BtfTracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     #[expect(clippy::cast_possible_truncation, reason = "pid_tgid packs two u32")]
     let (tgid, pid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    if pid != tgid {
-        return 0;
-    }
     if config().system_wide == 0 {
+        // A process leaves the set when its main thread exits; a thread,
+        // which only the classic fork tracepoint puts there, when it does.
         let _ = TARGETS.remove(&pid);
+    }
+    if pid != tgid {
+        return;
     }
     if config().emit == 0 {
         // Count-only mode: name the process after what it ran last (its
@@ -92,5 +126,4 @@ pub fn sched_process_exit(_ctx: BtfTracePointContext) -> i32 {
             }
         }
     }
-    0
 }

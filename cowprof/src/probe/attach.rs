@@ -2,7 +2,7 @@
 use aya::{
     programs::{
         perf_event::{self, PerfEventConfig, PerfEventScope, SamplePolicy},
-        BtfTracePoint, FEntry, FExit, Iter, KProbe, PerfEvent, ProgramError,
+        BtfTracePoint, FEntry, FExit, Iter, KProbe, PerfEvent, ProgramError, TracePoint,
     },
     Btf, Ebpf,
 };
@@ -37,7 +37,10 @@ pub(super) fn strategy(
         errno: failure.errno,
     };
     let mut attached = Vec::new();
-    for spec in strategy.probes().filter(|spec| spec.used(latency)) {
+    for spec in strategy
+        .probes()
+        .filter(|spec| spec.used(latency) && spec.applies_to(facts.version))
+    {
         if skipped(spec.program) {
             continue;
         }
@@ -136,6 +139,14 @@ fn one(ebpf: &mut Ebpf, spec: &ProbeSpec, btf: &Btf, cpus: &[u32]) -> Result<(),
             let prog: &mut BtfTracePoint = program(ebpf, name)?;
             load_once(prog.load(tracepoint, btf))?;
             prog.attach().map(drop).map_err(|e| Failure::from(&e))
+        }
+        Hook::Tracepoint(event) => {
+            let prog: &mut TracePoint = program(ebpf, name)?;
+            load_once(prog.load())?;
+            let (category, event) = event.split_once('/').unwrap_or(("", event));
+            prog.attach(category, event)
+                .map(drop)
+                .map_err(|e| Failure::from(&e))
         }
         // Loaded (and so verified) now; run when the recording stops.
         Hook::Iterator(kind) => {

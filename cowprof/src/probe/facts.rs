@@ -8,7 +8,7 @@ use super::{
     requirements::{Property, Requirement, Without, EXCLUSIONS, REQUIREMENTS},
     strategy::{Check, ProbeSpec, Strategy},
 };
-use crate::kernel::{btf::KernelBtf, preempt};
+use crate::kernel::{btf::KernelBtf, preempt, tracefs};
 
 /// What the checks found for one row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -111,6 +111,20 @@ impl KernelFacts {
     /// Runs one row's checks.
     #[must_use]
     pub fn check(&self, spec: &ProbeSpec) -> CheckResult {
+        if !spec.applies_to(self.version) {
+            let reason = match (spec.until, spec.since) {
+                (Some(until), _) if self.version >= until => format!(
+                    "not used from Linux {}.{} on: its classic tracepoint twin is",
+                    until.0, until.1
+                ),
+                (_, Some(since)) => format!(
+                    "used from Linux {}.{} on, in place of its tp_btf twin",
+                    since.0, since.1
+                ),
+                _ => "not used on this kernel".to_owned(),
+            };
+            return CheckResult::fail(reason);
+        }
         if self.version < spec.min_kernel {
             return CheckResult::fail(format!(
                 "needs Linux {}.{}+, this is {}",
@@ -152,6 +166,16 @@ impl KernelFacts {
                     CheckResult::pass()
                 } else {
                     CheckResult::fail(format!("tracepoint {name} is not in kernel BTF"))
+                }
+            }
+            Check::TracefsEvent(event) => {
+                if tracefs::has_event(event) {
+                    CheckResult::pass()
+                } else {
+                    CheckResult::fail(format!(
+                        "no tracefs event {event} (is tracefs mounted at {}?)",
+                        tracefs::TRACEFS
+                    ))
                 }
             }
             Check::PerfSoftware => CheckResult::pass(),
@@ -206,7 +230,7 @@ impl KernelFacts {
             Without::Legacy(_) => false,
         }) {
             return CheckResult::fail(format!(
-                "needs {} (Linux {}.{}+, for {}), this is {}",
+                "needs {}, Linux {}.{}+: used for {}; this is {}",
                 missing.feature,
                 missing.min_kernel.0,
                 missing.min_kernel.1,
@@ -221,11 +245,14 @@ impl KernelFacts {
             let model = self
                 .preemption
                 .map_or("unknown", |found| found.model.name());
-            return CheckResult::fail(format!("preempt={model}: {}", excluded.why));
+            return CheckResult::fail(format!(
+                "{} (preempt={model}): {}",
+                excluded.what, excluded.why
+            ));
         }
         strategy
             .probes()
-            .filter(|spec| spec.required && spec.used(latency))
+            .filter(|spec| spec.required && spec.used(latency) && spec.applies_to(self.version))
             .map(|spec| (spec, self.check(spec)))
             .find(|(_, result)| !result.ok)
             .map_or_else(CheckResult::pass, |(spec, result)| {

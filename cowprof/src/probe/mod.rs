@@ -134,6 +134,7 @@ fn configs(
     strategy: Strategy,
     facts: &KernelFacts,
     offsets: cowprof_common::Offsets,
+    tracepoints: cowprof_common::TpOffsets,
 ) -> (Config, Config) {
     let latency = options.measures_latency();
     let lazy = strategy.lazy(latency);
@@ -160,6 +161,7 @@ fn configs(
         _pad: 0,
         offsets,
         exc_page_fault,
+        tracepoints,
     };
     let lite = Config {
         attribution: 0,
@@ -195,6 +197,37 @@ fn load_object(
         EBPF_LEGACY
     };
     loader.load(object).map_err(|e| load_error(&e))
+}
+
+/// The classic tracepoint records' field offsets, from tracefs, where this
+/// kernel uses those programs (`strategy::CLASSIC_TRACEPOINTS`); zeros
+/// elsewhere. An event the kernel lacks leaves its fields at zero (its rows
+/// fail their check); a field missing from an event it has is an error.
+fn tracepoint_offsets(facts: &KernelFacts) -> Result<cowprof_common::TpOffsets, ProbeError> {
+    if facts.version < strategy::CLASSIC_TRACEPOINTS {
+        return Ok(cowprof_common::TpOffsets::default());
+    }
+    let field = |event: &str, field: &str| -> Result<u32, ProbeError> {
+        if !kernel::tracefs::has_event(event) {
+            return Ok(0);
+        }
+        kernel::tracefs::field_offset(event, field).ok_or_else(|| {
+            ProbeError::Load(format!(
+                "the tracefs format of {event} has no field {field}; run `cowprof doctor`"
+            ))
+        })
+    };
+    let fault = "exceptions/page_fault_user";
+    Ok(cowprof_common::TpOffsets {
+        page_alloc_order: field("kmem/mm_page_alloc", "order")?,
+        page_alloc_gfp: field("kmem/mm_page_alloc", "gfp_flags")?,
+        rss_member: field("kmem/rss_stat", "member")?,
+        fork_child_pid: field("sched/sched_process_fork", "child_pid")?,
+        fault_address: field(fault, "address")?,
+        fault_ip: field(fault, "ip")?,
+        fault_error_code: field(fault, "error_code")?,
+        mmap_lock_mm: field("mmap_lock/mmap_lock_start_locking", "mm")?,
+    })
 }
 
 /// Takes map `name` out of the loaded object as a typed map.
@@ -262,6 +295,7 @@ impl Probes {
             .as_ref()
             .ok_or(kernel::btf::BtfError::Missing)?
             .offsets()?;
+        let tracepoints = tracepoint_offsets(&facts)?;
         let aya_btf =
             aya::Btf::from_sys_fs().map_err(|e| ProbeError::Load(format!("kernel BTF: {e}")))?;
         log::info!("aya BTF parsed at {:?}", started.elapsed());
@@ -281,7 +315,7 @@ impl Probes {
                 });
                 continue;
             }
-            let (full, lite) = configs(&options, strategy, &facts, offsets);
+            let (full, lite) = configs(&options, strategy, &facts, offsets, tracepoints);
             let mut outcome = Err(ProbeError::Load(String::new()));
             // Where the verifier cannot take the full programs (E2BIG), the
             // lite set loads instead.

@@ -85,6 +85,8 @@ impl Property {
 pub struct Exclusion {
     pub strategy: Strategy,
     pub property: Property,
+    /// What rules it out, in a few words.
+    pub what: &'static str,
     pub why: &'static str,
 }
 
@@ -103,5 +105,6 @@ pub struct Exclusion {
 pub const EXCLUSIONS: &[Exclusion] = &[Exclusion {
     strategy: Strategy::Fentry,
     property: Property::PreemptibleKernel,
-    why: "this kernel preempts kernel code, fentry programs included: while a task is preempted inside one, the same program skips every other task's fault on that CPU (the kernel counts them as recursion misses), so counts would not be exact; kprobe programs run with preemption off",
+    what: "the kernel preempts fentry programs",
+    why: "while a task is preempted inside one, the same program skips every other task's fault on that CPU (the kernel counts them as recursion misses), so counts would not be exact; kprobe programs run with preemption off",
 }];

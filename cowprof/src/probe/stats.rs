@@ -112,13 +112,20 @@ pub struct ProgramStat {
 }
 
 /// Whether the program named `name` sees faults: a run of it skipped is a
-/// fault missed.
+/// fault missed, or a followed child lost (`sched_process_fork`). Misses of
+/// the others are runs nested in an interrupt over one of their own, which
+/// no fault of a followed task is.
 #[must_use]
 pub fn sees_faults(name: &str) -> bool {
-    ["handle_mm_fault", "do_wp_page", "wp_page_copy"]
-        .iter()
-        .any(|f| name.ends_with(f))
-        || name.starts_with("page_fault_")
+    [
+        "handle_mm_fault",
+        "do_wp_page",
+        "wp_page_copy",
+        "sched_process_fork",
+    ]
+    .iter()
+    .any(|f| name.ends_with(f))
+        || name.trim_start_matches("tp_").starts_with("page_fault_")
 }
 
 /// The kernel's count of skipped runs of the program behind `fd`
@@ -161,12 +168,17 @@ mod tests {
             "kprobe_wp_page_copy",
             "page_fault_user",
             "page_fault_kernel",
+            "tp_page_fault_user",
+            "sched_process_fork",
+            "tp_sched_process_fork",
         ] {
             assert!(super::sees_faults(name), "{name}");
         }
         for name in [
             "mmap_lock_start_locking",
+            "tp_mmap_lock_start_locking",
             "mm_page_alloc",
+            "tp_mm_page_alloc",
             "rss_stat",
             "flush_pending",
         ] {

@@ -82,6 +82,8 @@ pub enum Hook {
     Kretprobe(&'static str),
     /// A BTF-enabled tracepoint (`tp_btf`).
     BtfTracepoint(&'static str),
+    /// A classic (perf) tracepoint, `"category/name"`.
+    Tracepoint(&'static str),
     /// A BPF iterator over this kind of kernel object, loaded at startup and
     /// run when the recording stops.
     Iterator(&'static str),
@@ -97,6 +99,7 @@ impl fmt::Display for Hook {
             Hook::Kprobe(t) => write!(f, "kprobe/{t}"),
             Hook::Kretprobe(t) => write!(f, "kretprobe/{t}"),
             Hook::BtfTracepoint(t) => write!(f, "tp_btf/{t}"),
+            Hook::Tracepoint(t) => write!(f, "tracepoint/{t}"),
             Hook::Iterator(t) => write!(f, "iter/{t}"),
             Hook::PerfSoftware(events) => {
                 let names: Vec<String> = events.iter().map(|e| format!("{e:?}")).collect();
@@ -117,6 +120,8 @@ pub enum Check {
     Kallsyms(&'static str),
     /// The tracepoint's `btf_trace_<name>` type in kernel BTF.
     Tracepoint(&'static str),
+    /// The event's `format` file in tracefs (`"category/name"`).
+    TracefsEvent(&'static str),
     /// perf software events (every kernel cowprof supports).
     PerfSoftware,
     /// The iterator's `bpf_iter_<name>` function in kernel BTF.
@@ -168,6 +173,13 @@ pub struct ProbeSpec {
     pub hook: Hook,
     /// Oldest kernel (major, minor) where the hook and program type exist.
     pub min_kernel: (u32, u32),
+    /// The first kernel where the row gives way to another (a `tp_btf`
+    /// program to its classic twin from v7.0), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<(u32, u32)>,
+    /// The first kernel where the row takes over from another, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<(u32, u32)>,
     pub check: Check,
     /// Optional rows refine the result where available (`wp_page_copy` is
     /// inlined on current kernels).
@@ -184,6 +196,52 @@ impl ProbeSpec {
     #[must_use]
     pub const fn used(&self, latency: bool) -> bool {
         self.when.applies(latency)
+    }
+
+    /// Whether the row is for kernel `version`: from its `since`, before
+    /// its `until`. (A kernel older than `min_kernel` is not the row's
+    /// choice: the row applies, and fails its check.)
+    #[must_use]
+    pub fn applies_to(&self, version: (u32, u32)) -> bool {
+        self.until.is_none_or(|until| version < until)
+            && self.since.is_none_or(|since| version >= since)
+    }
+}
+
+/// From v7.0 `tp_btf` programs run preemptible, so each gives way to a
+/// classic tracepoint program (cowprof-ebpf/src/tracepoints.rs says why).
+pub const CLASSIC_TRACEPOINTS: (u32, u32) = (7, 0);
+
+/// A `tp_btf` row used before v7.0; the program is named after the
+/// tracepoint.
+const fn btf_tp(strategy: Strategy, name: &'static str) -> ProbeSpec {
+    let spec = row(
+        strategy,
+        name,
+        Hook::BtfTracepoint(name),
+        (5, 5),
+        Check::Tracepoint(name),
+        true,
+    );
+    ProbeSpec {
+        until: Some(CLASSIC_TRACEPOINTS),
+        ..spec
+    }
+}
+
+/// The classic tracepoint twin of a [`btf_tp`] row, from v7.0.
+const fn classic_tp(strategy: Strategy, program: &'static str, event: &'static str) -> ProbeSpec {
+    let spec = row(
+        strategy,
+        program,
+        Hook::Tracepoint(event),
+        CLASSIC_TRACEPOINTS,
+        Check::TracefsEvent(event),
+        true,
+    );
+    ProbeSpec {
+        since: Some(CLASSIC_TRACEPOINTS),
+        ..spec
     }
 }
 
@@ -206,14 +264,16 @@ const fn row(
         program,
         hook,
         min_kernel,
+        until: None,
+        since: None,
         check,
         required,
         when: When::Always,
     }
 }
 
-use Check::{BtfFunc, Iterator as Iter, Kallsyms, PerfSoftware as Perf, Tracepoint as Tp};
-use Hook::{BtfTracepoint, Fentry, Fexit, Kprobe, Kretprobe, PerfSoftware};
+use Check::{BtfFunc, Iterator as Iter, Kallsyms, PerfSoftware as Perf};
+use Hook::{Fentry, Fexit, Kprobe, Kretprobe, PerfSoftware};
 use Strategy::{Fentry as F, Kprobe as K, Tracepoint as T};
 
 /// Every probe of every strategy.
@@ -250,38 +310,14 @@ pub const TABLE: &[ProbeSpec] = &[
         BtfFunc("wp_page_copy"),
         false,
     ),
-    row(
-        F,
-        "mm_page_alloc",
-        BtfTracepoint("mm_page_alloc"),
-        (5, 5),
-        Tp("mm_page_alloc"),
-        true,
-    ),
-    row(
-        F,
-        "rss_stat",
-        BtfTracepoint("rss_stat"),
-        (5, 5),
-        Tp("rss_stat"),
-        true,
-    ),
-    row(
-        F,
-        "sched_process_fork",
-        BtfTracepoint("sched_process_fork"),
-        (5, 5),
-        Tp("sched_process_fork"),
-        true,
-    ),
-    row(
-        F,
-        "sched_process_exit",
-        BtfTracepoint("sched_process_exit"),
-        (5, 5),
-        Tp("sched_process_exit"),
-        true,
-    ),
+    btf_tp(F, "mm_page_alloc"),
+    classic_tp(F, "tp_mm_page_alloc", "kmem/mm_page_alloc"),
+    btf_tp(F, "rss_stat"),
+    classic_tp(F, "tp_rss_stat", "kmem/rss_stat"),
+    btf_tp(F, "sched_process_fork"),
+    classic_tp(F, "tp_sched_process_fork", "sched/sched_process_fork"),
+    btf_tp(F, "sched_process_exit"),
+    classic_tp(F, "tp_sched_process_exit", "sched/sched_process_exit"),
     row(
         K,
         "kprobe_handle_mm_fault",
@@ -314,54 +350,18 @@ pub const TABLE: &[ProbeSpec] = &[
         Kallsyms("wp_page_copy"),
         false,
     ),
-    row(
-        K,
-        "mm_page_alloc",
-        BtfTracepoint("mm_page_alloc"),
-        (5, 5),
-        Tp("mm_page_alloc"),
-        true,
-    ),
-    row(
-        K,
-        "rss_stat",
-        BtfTracepoint("rss_stat"),
-        (5, 5),
-        Tp("rss_stat"),
-        true,
-    ),
-    row(
-        K,
-        "sched_process_fork",
-        BtfTracepoint("sched_process_fork"),
-        (5, 5),
-        Tp("sched_process_fork"),
-        true,
-    ),
-    row(
-        K,
-        "sched_process_exit",
-        BtfTracepoint("sched_process_exit"),
-        (5, 5),
-        Tp("sched_process_exit"),
-        true,
-    ),
-    row(
-        T,
-        "sched_process_fork",
-        BtfTracepoint("sched_process_fork"),
-        (5, 5),
-        Tp("sched_process_fork"),
-        true,
-    ),
-    row(
-        T,
-        "sched_process_exit",
-        BtfTracepoint("sched_process_exit"),
-        (5, 5),
-        Tp("sched_process_exit"),
-        true,
-    ),
+    btf_tp(K, "mm_page_alloc"),
+    classic_tp(K, "tp_mm_page_alloc", "kmem/mm_page_alloc"),
+    btf_tp(K, "rss_stat"),
+    classic_tp(K, "tp_rss_stat", "kmem/rss_stat"),
+    btf_tp(K, "sched_process_fork"),
+    classic_tp(K, "tp_sched_process_fork", "sched/sched_process_fork"),
+    btf_tp(K, "sched_process_exit"),
+    classic_tp(K, "tp_sched_process_exit", "sched/sched_process_exit"),
+    btf_tp(T, "sched_process_fork"),
+    classic_tp(T, "tp_sched_process_fork", "sched/sched_process_fork"),
+    btf_tp(T, "sched_process_exit"),
+    classic_tp(T, "tp_sched_process_exit", "sched/sched_process_exit"),
     row(
         T,
         "fault_done",
@@ -371,13 +371,15 @@ pub const TABLE: &[ProbeSpec] = &[
         true,
     )
     .only(When::Latency),
-    row(
+    ProbeSpec {
+        min_kernel: (5, 11),
+        ..btf_tp(T, "mmap_lock_start_locking")
+    }
+    .only(When::Lazy),
+    classic_tp(
         T,
-        "mmap_lock_start_locking",
-        BtfTracepoint("mmap_lock_start_locking"),
-        (5, 11),
-        Tp("mmap_lock_start_locking"),
-        true,
+        "tp_mmap_lock_start_locking",
+        "mmap_lock/mmap_lock_start_locking",
     )
     .only(When::Lazy),
     row(
@@ -389,39 +391,15 @@ pub const TABLE: &[ProbeSpec] = &[
         true,
     )
     .only(When::Lazy),
-    row(
-        T,
-        "mm_page_alloc",
-        BtfTracepoint("mm_page_alloc"),
-        (5, 5),
-        Tp("mm_page_alloc"),
-        true,
-    ),
-    row(
-        T,
-        "rss_stat",
-        BtfTracepoint("rss_stat"),
-        (5, 5),
-        Tp("rss_stat"),
-        true,
-    ),
+    btf_tp(T, "mm_page_alloc"),
+    classic_tp(T, "tp_mm_page_alloc", "kmem/mm_page_alloc"),
+    btf_tp(T, "rss_stat"),
+    classic_tp(T, "tp_rss_stat", "kmem/rss_stat"),
     // Entry last: every fault it opens can then be seen to completion.
-    row(
-        T,
-        "page_fault_kernel",
-        BtfTracepoint("page_fault_kernel"),
-        (5, 5),
-        Tp("page_fault_kernel"),
-        true,
-    ),
-    row(
-        T,
-        "page_fault_user",
-        BtfTracepoint("page_fault_user"),
-        (5, 5),
-        Tp("page_fault_user"),
-        true,
-    ),
+    btf_tp(T, "page_fault_kernel"),
+    classic_tp(T, "tp_page_fault_kernel", "exceptions/page_fault_kernel"),
+    btf_tp(T, "page_fault_user"),
+    classic_tp(T, "tp_page_fault_user", "exceptions/page_fault_user"),
 ];
 
 #[cfg(test)]

@@ -55,7 +55,10 @@ fn a_preemptible_kernel_rules_out_fentry_only() {
         .strategy_check(Strategy::Fentry, false)
         .reason
         .unwrap_or_default();
-    assert!(reason.starts_with("preempt=lazy: "), "{reason}");
+    assert!(
+        reason.starts_with("the kernel preempts fentry programs (preempt=lazy): "),
+        "{reason}"
+    );
     for strategy in [Strategy::Kprobe, Strategy::Tracepoint] {
         let reason = facts
             .strategy_check(strategy, false)
@@ -90,12 +93,19 @@ fn every_strategy_follows_descendants_and_counts_allocations() {
             "mm_page_alloc",
             "rss_stat",
         ] {
-            assert!(
-                strategy
-                    .probes()
-                    .any(|r| r.program == program && r.required),
-                "{strategy} lacks {program}"
-            );
+            // The tp_btf program before v7.0, its classic twin from then.
+            for (version, name) in [
+                ((6, 18), program.to_owned()),
+                ((7, 0), format!("tp_{program}")),
+            ] {
+                assert!(
+                    strategy.probes().any(|r| r.program == name
+                        && r.required
+                        && r.applies_to(version)
+                        && r.min_kernel <= version),
+                    "{strategy} lacks {name} on {version:?}"
+                );
+            }
         }
     }
 }

@@ -185,6 +185,18 @@ pub fn initramfs(kernel: &Kernel, bins: &StaticBins) -> Result<Initramfs> {
     Ok(Initramfs { root, image })
 }
 
+/// The gist of why a strategy is unavailable, for the table: cowprof's
+/// reason without its preamble, up to its first ": " (what is missing,
+/// before why it matters).
+fn short_reason(why: &str) -> String {
+    let why = why.trim();
+    let why = why
+        .split_once(" is unavailable here: ")
+        .map_or(why, |(_, rest)| rest);
+    let gist = why.split(": ").next().unwrap_or(why);
+    gist.chars().take(100).collect()
+}
+
 /// Reads the markers the guest printed.
 pub fn parse(release: &str, log: &str) -> KernelResult {
     let mut result = KernelResult {
@@ -211,7 +223,7 @@ pub fn parse(release: &str, log: &str) -> KernelResult {
                     if why.contains("loading:") {
                         Outcome::Fail(format!("the programs do not load:{why}"))
                     } else {
-                        Outcome::Unavailable(why.trim().chars().take(120).collect())
+                        Outcome::Unavailable(short_reason(why))
                     }
                 } else {
                     Outcome::Fail(format!("test suite {rest}; see the console log"))
@@ -233,4 +245,21 @@ pub fn parse(release: &str, log: &str) -> KernelResult {
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_reason;
+
+    #[test]
+    fn table_cells_keep_what_is_missing() {
+        assert_eq!(
+            short_reason(" cowprof: error: the fentry strategy is unavailable here: the kernel preempts fentry programs (preempt=lazy): while a task is preempted; run `cowprof doctor`"),
+            "the kernel preempts fentry programs (preempt=lazy)"
+        );
+        assert_eq!(
+            short_reason("cowprof: error: the tracepoint strategy is unavailable here: needs the bpf_task_pt_regs helper, Linux 5.15+: used for binding; this is 5.10.0-32-cloud-amd64; run `cowprof doctor`"),
+            "needs the bpf_task_pt_regs helper, Linux 5.15+"
+        );
+    }
 }
