@@ -41,6 +41,10 @@ pub struct KernelResult {
     pub kernel: String,
     pub outcomes: Vec<(String, Outcome)>,
     pub doctor_chosen: Option<String>,
+    /// The eBPF object doctor says loads (`default` or `legacy`).
+    pub object: Option<String>,
+    /// The preemption model doctor read, if any.
+    pub preemption: Option<String>,
     /// Lines the guest printed about latency and cost.
     pub measurements: Vec<String>,
     pub seconds: f64,
@@ -170,10 +174,10 @@ fn table(results: &[KernelResult]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| kernel | {} | doctor chooses |",
+        "| kernel | {} | doctor chooses | eBPF object | preemption |",
         STRATEGIES.join(" | ")
     );
-    let _ = writeln!(out, "|---|{}---|", "---|".repeat(STRATEGIES.len()));
+    let _ = writeln!(out, "|---|{}---|---|---|", "---|".repeat(STRATEGIES.len()));
     for r in results {
         let cells: Vec<String> = STRATEGIES
             .iter()
@@ -184,12 +188,18 @@ fn table(results: &[KernelResult]) -> String {
                     .map_or_else(|| Outcome::Missing.cell(), |(_, o)| o.cell())
             })
             .collect();
+        let object = match r.object.as_deref() {
+            Some("legacy") => "legacy (no task storage, no bpf_find_vma)",
+            Some(other) => other,
+            None => "?",
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} |",
+            "| {} | {} | {} | {object} | {} |",
             r.kernel,
             cells.join(" | "),
-            r.doctor_chosen.as_deref().unwrap_or("?")
+            r.doctor_chosen.as_deref().unwrap_or("?"),
+            r.preemption.as_deref().unwrap_or("unknown")
         );
     }
     out

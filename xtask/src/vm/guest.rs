@@ -38,6 +38,7 @@ echo "VMPREEMPT $(cat /sys/kernel/debug/sched/preempt 2>/dev/null || echo unknow
 cowprof doctor
 cowprof doctor --json > /tmp/doctor.json
 echo "VMDOCTOR $(tr -d ' \n' < /tmp/doctor.json | sed -n 's/.*"chosen":"\([a-z]*\)".*/\1/p')"
+echo "VMNOTES $(tr -d ' \n' < /tmp/doctor.json | sed -n 's/.*"object":"\([a-z]*\)".*/\1/p') $(tr -d ' \n' < /tmp/doctor.json | sed -n 's/.*"preemption":{"model":"\([a-z]*\)".*/\1/p')"
 cost() {
   cow-workload fork-time --pages 16384 | sed -n 's/ns_per_fault=//p'
 }
@@ -203,6 +204,8 @@ pub fn parse(release: &str, log: &str) -> KernelResult {
         kernel: release.to_owned(),
         outcomes: Vec::new(),
         doctor_chosen: None,
+        object: None,
+        preemption: None,
         measurements: Vec::new(),
         seconds: 0.0,
     };
@@ -231,6 +234,10 @@ pub fn parse(release: &str, log: &str) -> KernelResult {
                 result.outcomes.push((strategy.to_owned(), outcome));
             }
             (Some("VMDOCTOR"), Some(chosen), _) => result.doctor_chosen = Some(chosen.to_owned()),
+            (Some("VMNOTES"), Some(object), preemption) => {
+                result.object = Some(object.to_owned());
+                result.preemption = preemption.filter(|p| !p.is_empty()).map(str::to_owned);
+            }
             (Some("VMLAT" | "VMCOST"), Some(_), Some(_)) => {
                 result.measurements.push(line.to_owned());
             }
