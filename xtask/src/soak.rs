@@ -75,7 +75,12 @@ fn sample(pid: u32, at_s: f64) -> Option<Sample> {
                 .map_or_else(|_| "?".to_owned(), |t| t.display().to_string())
         })
         .collect();
-    let fds = targets.len();
+    // The profile writer keeps the part it is writing open (as
+    // `.part-N.parquet.tmp`) while rows arrive; under a steady load most
+    // samples catch one, so one such file is not counted. A leaked part
+    // would show under its final name, or as a second `.tmp`.
+    let writing = targets.iter().any(|t| is_part_in_progress(t));
+    let fds = targets.len() - usize::from(writing);
     // USER_HZ is 100 on Linux.
     Some(Sample {
         at_s,
@@ -84,6 +89,14 @@ fn sample(pid: u32, at_s: f64) -> Option<Sample> {
         fds,
         targets,
     })
+}
+
+/// Whether `target` is a profile part still being written.
+fn is_part_in_progress(target: &str) -> bool {
+    std::path::Path::new(target)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(".part-") && n.ends_with(".parquet.tmp"))
 }
 
 /// Least-squares slope of RSS in MiB per minute.
