@@ -105,9 +105,11 @@ fn on_exit() {
     let pid_tgid = bpf_get_current_pid_tgid();
     #[expect(clippy::cast_possible_truncation, reason = "pid_tgid packs two u32")]
     let (tgid, pid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    if config().system_wide == 0 {
-        // A process leaves the set when its main thread exits; a thread,
-        // which only the classic fork tracepoint puts there, when it does.
+    // A process leaves the set when its main thread exits; a thread, which
+    // only the classic fork program puts there (its offset is set only
+    // where that program is used), when it does.
+    let threads_followed = config().tracepoints.fork_child_pid != 0;
+    if config().system_wide == 0 && (pid == tgid || threads_followed) {
         let _ = TARGETS.remove(&pid);
     }
     if pid != tgid {
