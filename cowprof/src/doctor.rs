@@ -160,7 +160,7 @@ impl Doctor {
                 .iter()
                 .map(|r| RequirementRow {
                     requirement: *r,
-                    present: facts.version >= r.min_kernel,
+                    present: facts.has_requirement(r),
                 })
                 .collect(),
             exclusions: EXCLUSIONS

@@ -189,11 +189,17 @@ impl KernelFacts {
         }
     }
 
+    /// Whether this kernel has `requirement`.
+    #[must_use]
+    pub fn has_requirement(&self, requirement: &Requirement) -> bool {
+        self.version >= requirement.min_kernel
+    }
+
     /// The requirements this kernel lacks.
     pub fn missing(&self) -> impl Iterator<Item = &'static Requirement> + '_ {
         REQUIREMENTS
             .iter()
-            .filter(move |r| self.version < r.min_kernel)
+            .filter(move |r| !self.has_requirement(r))
     }
 
     /// The requirements the legacy object stands in for here; the object

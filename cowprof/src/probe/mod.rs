@@ -344,11 +344,12 @@ impl Probes {
     /// "FEATURE: WHAT INSTEAD" (empty on kernels that have them all).
     #[must_use]
     pub fn fallbacks(&self) -> Vec<String> {
+        // Only `Without::Legacy` requirements are kept (`legacy_fallbacks`).
         self.fallbacks
             .iter()
-            .map(|r| match r.without {
-                strategy::Without::Legacy(instead) => format!("{}: {instead}", r.feature),
-                strategy::Without::Unavailable(_) => r.feature.to_owned(),
+            .filter_map(|r| match r.without {
+                strategy::Without::Legacy(instead) => Some(format!("{}: {instead}", r.feature)),
+                strategy::Without::Unavailable(_) => None,
             })
             .collect()
     }
