@@ -76,6 +76,12 @@ impl Kind {
         }
     }
 
+    /// The kind named `name` (see [`Kind::name`]).
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     /// Whether the kernel allocated a new page for this fault.
     #[must_use]
     pub const fn is_copy(self) -> bool {

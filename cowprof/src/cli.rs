@@ -5,9 +5,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::{
     probe::{Strategy, DEFAULT_RINGBUF_BYTES},
-    state::View,
     target::Target,
 };
+use cowprof_model::state::View;
 
 /// Exit codes, documented in `--help` and the README.
 pub mod exit {
@@ -482,13 +482,10 @@ pub enum Format {
 }
 
 fn parse_kind(text: &str) -> Result<cowprof_common::Kind, String> {
-    cowprof_common::Kind::ALL
-        .into_iter()
-        .find(|k| k.name() == text)
-        .ok_or_else(|| {
-            let names: Vec<&str> = cowprof_common::Kind::ALL.iter().map(|k| k.name()).collect();
-            format!("{text:?} is not a kind; use one of {}", names.join(", "))
-        })
+    cowprof_common::Kind::from_name(text).ok_or_else(|| {
+        let names: Vec<&str> = cowprof_common::Kind::ALL.iter().map(|k| k.name()).collect();
+        format!("{text:?} is not a kind; use one of {}", names.join(", "))
+    })
 }
 
 /// `--probe`.

@@ -48,19 +48,6 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     })
 }
 
-/// A task's `comm` up to its NUL.
-#[must_use]
-pub fn comm_bytes(comm: &[u8]) -> &[u8] {
-    let end = comm.iter().position(|b| *b == 0).unwrap_or(comm.len());
-    &comm[..end]
-}
-
-/// A task's `comm` (or any NUL-padded kernel name) as text.
-#[must_use]
-pub fn comm_str(comm: &[u8]) -> String {
-    String::from_utf8_lossy(comm_bytes(comm)).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,11 +82,5 @@ mod tests {
         );
         assert!(decode(&[]).is_err());
         assert!(decode(&[9, 0, 0, 0, 1, 2]).is_err());
-    }
-
-    #[test]
-    fn comm_stops_at_nul() {
-        assert_eq!(comm_str(b"sh\0\0junk"), "sh");
-        assert_eq!(comm_str(b"sixteen-chars-xx"), "sixteen-chars-xx");
     }
 }

@@ -24,6 +24,5 @@ pub mod report;
 pub mod resolve;
 pub mod serve;
 pub mod sink;
-pub mod state;
 pub mod target;
 pub mod top;

@@ -16,9 +16,9 @@ use cowprof::{
     probe::{ProbeError, ProbeOptions},
     record::{record, RecordOptions},
     recording::RecordError,
-    state::View,
     top::{self, Show, TopError, TopOptions},
 };
+use cowprof_model::state::View;
 
 /// Raises the soft limit of open files to the hard limit: cowprof keeps
 /// each image it attributes open, so its identity cannot change under it.

@@ -17,9 +17,9 @@ use crate::{
         events::EventsFile,
         summary::{SelfCost, Summary},
     },
-    state::View,
     target::Target,
 };
+use cowprof_model::state::View;
 
 /// How to record.
 #[derive(Debug)]
@@ -130,6 +130,7 @@ pub fn record(options: &RecordOptions, interrupted: &AtomicBool) -> Result<Summa
             stop_reason: &format!("{:?}", finished.stop_reason),
             dropped: collected.drops.rows,
             warnings: &collected.warnings,
+            exits: &collected.exits,
         })?;
     }
     let _ = &mut profile;

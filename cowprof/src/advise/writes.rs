@@ -1,5 +1,5 @@
 //! The writes to each image a profile saw, read one events part at a time
-//! ([`merge::each_part`]): each distinct (process, address, whether the
+//! ([`each_part`]): each distinct (process, address, whether the
 //! loader wrote, whether the page came from the file) once, with the
 //! section and symbol the recording named there, so the image on disk can
 //! be checked against the recording.
@@ -9,9 +9,8 @@ use polars::prelude::{col, lit, PolarsResult};
 
 use super::plan::{written_by_loader, Write};
 use crate::profile::{
-    merge::{each_part, number, text},
-    offline::Filters,
     read::Profile,
+    scan::{each_part, number, text, Filters},
 };
 
 /// The writes to one image.

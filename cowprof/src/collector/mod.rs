@@ -29,8 +29,8 @@ use crate::{
         Report,
     },
     resolve::Resolver,
-    state::{KindCounts, SnapshotOptions, State, View},
 };
+use cowprof_model::state::{KindCounts, SnapshotOptions, State, View};
 
 /// How often the collector drains the ring buffer when the programs have not
 /// woken it (they wake it only when the buffer is a quarter full).
@@ -75,6 +75,17 @@ pub struct Sinks {
     pub tallies: Option<crossbeam_channel::Sender<TallyBatch>>,
 }
 
+/// A process the recording found exited (and retired: see
+/// `State::exited`), at its position in the events the profile writer took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exit {
+    pub pid: u32,
+    /// Events sent to the profile writer before it.
+    pub seq: u64,
+    /// `CLOCK_MONOTONIC` when it was retired, in ns.
+    pub ts_ns: u64,
+}
+
 /// What sinks could not take.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SinkDrops {
@@ -98,6 +109,8 @@ pub struct Final {
     pub undecodable: u64,
     /// Problems that make the accounting incomplete, one line each.
     pub warnings: Vec<String>,
+    /// The processes retired, in order, when a profile is written.
+    pub exits: Vec<Exit>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +145,9 @@ struct Run {
     stats: ProbeStats,
     warnings: Vec<String>,
     sweep: sweep::Sweep,
+    /// Events the profile writer took.
+    rows_sent: u64,
+    exits: Vec<Exit>,
 }
 
 /// How often the kernel's counters go out with the tallies.
@@ -227,7 +243,9 @@ impl Run {
         if !self.rows.is_empty() {
             let rows = std::mem::take(&mut self.rows);
             let n = rows.len() as u64;
-            if !offer(&mut self.sinks.rows, rows) {
+            if offer(&mut self.sinks.rows, rows) {
+                self.rows_sent += n;
+            } else {
                 self.drops.rows += n;
             }
         }
@@ -236,7 +254,13 @@ impl Run {
     /// A named report of the state now.
     fn report(&self, options: SnapshotOptions) -> Report {
         let snapshot = self.state.snapshot(options);
-        naming::report(snapshot, &self.resolver, &self.options.views, self.stats)
+        let mut report = naming::report(snapshot, &self.resolver, &self.options.views, self.stats);
+        report.unnamed_writers = self.unnamed_writers();
+        report
+    }
+
+    fn unnamed_writers(&self) -> Vec<String> {
+        self.resolver.unnamed_writers().map(str::to_owned).collect()
     }
 
     /// Reads the kernel's counters; a failure keeps the last ones read.
@@ -287,7 +311,15 @@ impl Run {
             });
             let n = self.drain(BATCH);
             self.sweep.drained(n, BATCH);
-            self.sweep.run(&mut self.state, &mut self.resolver);
+            for pid in self.sweep.run(&mut self.state, &mut self.resolver) {
+                if self.sinks.rows.is_some() {
+                    self.exits.push(Exit {
+                        pid,
+                        seq: self.rows_sent + self.rows.len() as u64,
+                        ts_ns: crate::kernel::monotonic_ns(),
+                    });
+                }
+            }
             if n < BATCH {
                 let _ = self.probes.wait(wait);
             }
@@ -339,6 +371,11 @@ impl Run {
         // each view's rows are named as they leave it.
         let mut state = std::mem::take(&mut self.state);
         state.freeze();
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only releases free heap memory.
+        unsafe {
+            libc::malloc_trim(0);
+        }
         let views = self
             .options
             .views
@@ -353,12 +390,14 @@ impl Run {
             self.stats,
         );
         report.views = views;
+        report.unnamed_writers = self.unnamed_writers();
         Final {
             report,
             programs: self.probes.program_stats(),
             drops: self.drops,
             undecodable: self.undecodable,
             warnings: self.warnings,
+            exits: self.exits,
         }
     }
 }
@@ -431,6 +470,8 @@ impl Collector {
                 let tallies = Tallies::new(options.tally_labels);
                 let run = Run {
                     sweep: sweep::Sweep::new(options.stateless),
+                    rows_sent: 0,
+                    exits: Vec::new(),
                     probes,
                     resolver,
                     state: if options.process_mappings {

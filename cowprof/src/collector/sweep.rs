@@ -13,7 +13,9 @@
 //! processes. Elsewhere the state keeps every process, as before.
 use std::time::{Duration, Instant};
 
-use crate::{resolve::Resolver, state::State};
+use cowprof_model::state::State;
+
+use crate::resolve::Resolver;
 
 /// How often the sweep looks for exited processes.
 const INTERVAL: Duration = Duration::from_secs(2);
@@ -50,25 +52,28 @@ impl Sweep {
     }
 
     /// Retires the processes found gone at the last pass, and looks for
-    /// more, when due.
-    pub(super) fn run(&mut self, state: &mut State, resolver: &mut Resolver) {
+    /// more, when due. Returns the pids retired, in order.
+    pub(super) fn run(&mut self, state: &mut State, resolver: &mut Resolver) -> Vec<u32> {
+        let mut retired = Vec::new();
         if !self.enabled || Instant::now() < self.due {
-            return;
+            return retired;
         }
         self.due = Instant::now() + INTERVAL;
         if !self.gone.is_empty() {
             if !self.caught_up {
-                return;
+                return retired;
             }
             for pid in self.gone.drain(..) {
                 if !alive(pid) {
                     state.exited(pid);
                     resolver.forget_process(pid);
+                    retired.push(pid);
                 }
             }
         }
         self.gone = state.live_pids().filter(|pid| !alive(*pid)).collect();
         self.caught_up = false;
+        retired
     }
 }
 

@@ -1,17 +1,24 @@
-//! The gate's metrics, measured from a profile's events: faults per kind,
-//! copied bytes, and pages copied per process name, image, section and
-//! (optionally) data symbol, each with its top contributors. No key holds
-//! a pid, an address or a time; image paths go through `--path-map`.
+//! The gate's metrics, measured from a profile's events by the model:
+//! faults per kind, copied bytes, and pages copied per process name,
+//! image, section and (optionally) data symbol, each with its top
+//! contributors. No key holds a pid, an address or a time; image paths go
+//! through `--path-map`.
 use std::collections::BTreeMap;
 
-use cowprof_common::Kind;
-use polars::prelude::{col, lit, Expr};
+use cowprof_common::{FileKey, Kind};
+use cowprof_model::{
+    keys::comm_str,
+    names::Names,
+    state::{Keep, KindCounts, SnapshotOptions, State},
+    views::Facet,
+};
 
 use super::baseline::Contributor;
 use crate::profile::{
-    merge::{each_part, number, text},
-    offline::{polars_error, Filters},
+    dictionary::Dictionary,
+    feed::{Cursor, Feed},
     read::Profile,
+    scan::Filters,
     ProfileError,
 };
 
@@ -48,59 +55,8 @@ pub struct Measurement {
     pub contributors: BTreeMap<String, Vec<Contributor>>,
 }
 
-/// A family of metrics: its name, the event columns that key it, and
-/// whether it counts copies only (else every fault, per kind).
-struct Family {
-    name: &'static str,
-    keys: &'static [&'static str],
-    copies_only: bool,
-}
-
-const FAMILIES: &[Family] = &[
-    Family {
-        name: "kind",
-        keys: &["kind"],
-        copies_only: false,
-    },
-    Family {
-        name: "process",
-        keys: &["comm"],
-        copies_only: true,
-    },
-    Family {
-        name: "image",
-        keys: &["image"],
-        copies_only: true,
-    },
-    Family {
-        name: "section",
-        keys: &["image", "section"],
-        copies_only: true,
-    },
-    Family {
-        name: "symbol",
-        keys: &["image", "section", "symbol"],
-        copies_only: true,
-    },
-];
-
-/// Attribution dimensions: a name and the columns that make its key.
-const DIMENSIONS: &[(&str, &[&str])] = &[
-    ("writer", &["writer_function"]),
-    ("section", &["image", "section"]),
-    ("symbol", &["image", "symbol"]),
-    ("stack", &["stack"]),
-];
-
-/// Events that allocated a page.
-fn copies() -> Expr {
-    Kind::ALL
-        .iter()
-        .filter(|k| k.is_copy())
-        .map(|k| col("kind").eq(lit(k.name())))
-        .reduce(Expr::or)
-        .expect("some kinds copy")
-}
+/// Attribution dimensions, in the order contributors are listed.
+const DIMENSIONS: [&str; 4] = ["writer", "section", "symbol", "stack"];
 
 impl MeasureOptions {
     /// `image` with the first matching path prefix rewritten.
@@ -114,116 +70,115 @@ impl MeasureOptions {
         image.to_owned()
     }
 
-    /// The key of a row of `family`'s columns `values` (empty when the row
-    /// has no such key: an event outside any image).
-    fn key(&self, family: &str, values: &[String]) -> Option<String> {
-        if values.iter().any(String::is_empty) && family != "kind" && family != "process" {
-            return None;
+    /// The metrics of `family` with their values among `counts`: the
+    /// faults of each kind for every fault, copies for the others (the
+    /// symbol family only when gated per symbol).
+    fn metrics(&self, family: Facet, counts: &KindCounts, names: &dyn Names) -> Vec<(String, u64)> {
+        let path = |image: &FileKey| self.map_path(&names.path(image));
+        let copies = counts.copies();
+        match family {
+            Facet::All => Kind::ALL
+                .iter()
+                .map(|k| (format!("kind/{}", k.name()), counts.get(*k)))
+                .collect(),
+            Facet::Comm(comm) => vec![(format!("process/{}", comm_str(&comm)), copies)],
+            Facet::Image(image) => vec![(format!("image/{}", path(&image)), copies)],
+            Facet::Section(image, section) => vec![(
+                format!(
+                    "section/{} {}",
+                    path(&image),
+                    names.section(&image, section)
+                ),
+                copies,
+            )],
+            Facet::Symbol(image, section, symbol) if self.symbols => vec![(
+                format!(
+                    "symbol/{} {} {}",
+                    path(&image),
+                    names.section(&image, section),
+                    names.symbol(&image, Some(symbol))
+                ),
+                copies,
+            )],
+            _ => Vec::new(),
         }
-        let mut parts = values.to_vec();
-        if family != "kind" && family != "process" {
-            parts[0] = self.map_path(&parts[0]);
-        }
-        Some(format!("{family}/{}", parts.join(" ")))
+    }
+
+    /// A dimension's name and key, none for a writer without a name.
+    fn contributor(&self, dimension: Facet, names: &dyn Names) -> Option<(&'static str, String)> {
+        let path = |image: &FileKey| self.map_path(&names.path(image));
+        Some(match dimension {
+            Facet::Writer(id) => match names.text(id) {
+                "" => return None,
+                text => ("writer", text.to_owned()),
+            },
+            Facet::Section(image, section) => (
+                "section",
+                format!("{} {}", path(&image), names.section(&image, section)),
+            ),
+            Facet::ImageSymbol(image, symbol) => (
+                "symbol",
+                format!("{} {}", path(&image), names.symbol(&image, Some(symbol))),
+            ),
+            Facet::Stack(stack) => ("stack", names.stack(&stack).to_owned()),
+            _ => return None,
+        })
     }
 }
 
-/// The events of `profile` that pass `only`, grouped by `columns`, with
-/// their counts, merged part by part.
-fn grouped(
-    profile: &Profile,
-    only: Option<&Expr>,
-    columns: &[&str],
-) -> polars::prelude::PolarsResult<Vec<(Vec<String>, u64)>> {
-    let keys: Vec<Expr> = columns.iter().map(|c| col(*c)).collect();
-    let mut groups: BTreeMap<Vec<String>, u64> = BTreeMap::new();
-    each_part(
-        profile,
-        &Filters::default(),
-        |lf| {
-            let lf = match only {
-                Some(only) => lf.filter(only.clone()),
-                None => lf,
-            };
-            lf.group_by(keys.clone())
-                .agg([col("ts_ns").count().alias("n")])
-        },
-        |df| {
-            for i in 0..df.height() {
-                let values = columns.iter().map(|c| text(df, c, i)).collect();
-                *groups.entry(values).or_default() += number(df, "n", i);
-            }
-            Ok(())
-        },
-    )?;
-    Ok(groups.into_iter().collect())
-}
-
-/// Measures `profile`.
+/// Measures `profile`: its events (but cowprof's own) fed to the model,
+/// which keeps every fault per family and dimension.
 ///
 /// # Errors
 /// When its files cannot be scanned.
 pub fn measure(profile: &Profile, options: &MeasureOptions) -> Result<Measurement, ProfileError> {
-    let err = |e: polars::prelude::PolarsError| polars_error(profile, &e);
     let mut out = Measurement::default();
     for kind in Kind::ALL {
         out.metrics.insert(format!("kind/{}", kind.name()), 0);
     }
-    if profile.parts.is_empty() {
-        out.metrics.insert("copied_bytes".to_owned(), 0);
-        return Ok(out);
-    }
-    let others = options
-        .exclude_comm
-        .as_ref()
-        .map(|comm| col("comm").neq(lit(comm.clone())));
+    let filters = Filters {
+        not_comm: options.exclude_comm.clone(),
+        ..Filters::default()
+    };
+    let keep = Keep::only(&[]).with_crosses();
+    let mut dict = Dictionary::default();
+    // Every process keeps its name: the gate counts per name, and folds
+    // no exited ones.
+    let feed = Feed::open(profile, &filters, keep, &mut dict)?.without_exits();
+    let mut state = State::new(keep);
+    feed.feed(&mut state, &mut dict, &mut Cursor::default(), feed.events())?;
+    let snapshot = state.snapshot(SnapshotOptions::default());
     let mut contributions: BTreeMap<String, BTreeMap<(&str, String), u64>> = BTreeMap::new();
-    for family in FAMILIES {
-        if family.name == "symbol" && !options.symbols {
+    for ((family, dimension), counts) in &snapshot.crosses {
+        let metrics = options.metrics(*family, counts, &dict);
+        if *dimension == Facet::All {
+            for (name, n) in metrics {
+                if n > 0 {
+                    *out.metrics.entry(name).or_default() += n;
+                }
+            }
             continue;
         }
-        let only = match (&others, family.copies_only) {
-            (Some(others), true) => Some(others.clone().and(copies())),
-            (Some(others), false) => Some(others.clone()),
-            (None, true) => Some(copies()),
-            (None, false) => None,
+        let Some(contributor) = options.contributor(*dimension, &dict) else {
+            continue;
         };
-        for (values, n) in grouped(profile, only.as_ref(), family.keys).map_err(err)? {
-            if let Some(key) = options.key(family.name, &values) {
-                *out.metrics.entry(key).or_default() += n;
-            }
-        }
-        for (dimension, columns) in DIMENSIONS {
-            if *dimension == family.name {
-                continue;
-            }
-            let mut all: Vec<&str> = family.keys.to_vec();
-            all.extend(columns.iter().filter(|c| !family.keys.contains(c)));
-            for (values, n) in grouped(profile, only.as_ref(), &all).map_err(err)? {
-                let Some(key) = options.key(family.name, &values[..family.keys.len()]) else {
-                    continue;
-                };
-                let by_name: BTreeMap<&str, &String> = all.iter().copied().zip(&values).collect();
-                let parts: Vec<String> = columns
-                    .iter()
-                    .map(|c| {
-                        let v = by_name.get(c).map_or_else(String::new, |v| (*v).clone());
-                        if *c == "image" {
-                            options.map_path(&v)
-                        } else {
-                            v
-                        }
-                    })
-                    .collect();
-                if parts.iter().all(String::is_empty) {
-                    continue;
-                }
+        let mut add = |metric: String, n: u64| {
+            if n > 0 {
                 *contributions
-                    .entry(key)
+                    .entry(metric)
                     .or_default()
-                    .entry((dimension, parts.join(" ")))
+                    .entry((contributor.0, contributor.1.clone()))
                     .or_default() += n;
             }
+        };
+        if *family == Facet::All {
+            add(
+                "copied_bytes".to_owned(),
+                counts.copies() * crate::resolve::PAGE,
+            );
+        }
+        for (metric, n) in metrics {
+            add(metric, n);
         }
     }
     let copies: u64 = Kind::ALL
@@ -238,18 +193,6 @@ pub fn measure(profile: &Profile, options: &MeasureOptions) -> Result<Measuremen
         .sum();
     out.metrics
         .insert("copied_bytes".to_owned(), copies * crate::resolve::PAGE);
-    // Copied bytes: the copying kinds' contributors, in bytes.
-    let mut bytes: BTreeMap<(&str, String), u64> = BTreeMap::new();
-    for kind in Kind::ALL.iter().filter(|k| k.is_copy()) {
-        for ((dimension, key), n) in contributions
-            .get(&format!("kind/{}", kind.name()))
-            .into_iter()
-            .flatten()
-        {
-            *bytes.entry((dimension, key.clone())).or_default() += n * crate::resolve::PAGE;
-        }
-    }
-    contributions.insert("copied_bytes".to_owned(), bytes);
     for (metric, by) in contributions {
         out.contributors.insert(metric, top_contributors(&by));
     }
@@ -259,10 +202,10 @@ pub fn measure(profile: &Profile, options: &MeasureOptions) -> Result<Measuremen
 /// The top contributors of each dimension, largest first.
 fn top_contributors(by: &BTreeMap<(&str, String), u64>) -> Vec<Contributor> {
     let mut list: Vec<Contributor> = Vec::new();
-    for (dimension, _) in DIMENSIONS {
+    for dimension in DIMENSIONS {
         let mut of: Vec<Contributor> = by
             .iter()
-            .filter(|((d, _), _)| d == dimension)
+            .filter(|((d, _), _)| *d == dimension)
             .map(|((d, key), value)| Contributor {
                 dimension: (*d).to_owned(),
                 key: key.clone(),
@@ -322,17 +265,32 @@ mod tests {
             exclude_comm: None,
         };
         assert_eq!(options.map_path("/build/1234/bin/app"), "BUILD/bin/app");
+        let mut names = Dictionary::default();
+        let libc = names.file("/usr/lib/x86_64-linux-gnu/libc.so.6");
+        let data = names.section_id(Some(".data"));
+        let counts = KindCounts::from_array([2, 1, 0, 0, 5, 0]);
         assert_eq!(
-            options.key(
-                "section",
-                &["/usr/lib/x86_64-linux-gnu/libc.so.6".into(), ".data".into()]
-            ),
-            Some("section/LIB/libc.so.6 .data".into())
+            options.metrics(Facet::Section(libc, data), &counts, &names),
+            [("section/LIB/libc.so.6 .data".to_owned(), 3)],
+            "copies, by the mapped path"
         );
-        assert_eq!(options.key("image", &[String::new()]), None, "not an image");
+        let symbol = names.intern("environ");
+        assert!(
+            options
+                .metrics(Facet::Symbol(libc, data, symbol), &counts, &names)
+                .is_empty(),
+            "symbols only when asked for"
+        );
+        let comm = crate::profile::dictionary::comm("redis-server");
         assert_eq!(
-            options.key("process", &["redis-server".into()]),
-            Some("process/redis-server".into())
+            options.metrics(Facet::Comm(comm), &counts, &names),
+            [("process/redis-server".to_owned(), 3)]
+        );
+        let empty = names.text_id("");
+        assert_eq!(options.contributor(Facet::Writer(empty), &names), None);
+        assert_eq!(
+            options.contributor(Facet::ImageSymbol(libc, symbol), &names),
+            Some(("symbol", "LIB/libc.so.6 environ".to_owned()))
         );
     }
 

@@ -27,9 +27,9 @@ use crate::{
     profile::{read::Profile, ProfileError},
     record::{record, RecordOptions},
     recording::RecordError,
-    state::View,
     target::Target,
 };
+use cowprof_model::state::View;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {

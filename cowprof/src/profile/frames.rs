@@ -58,12 +58,25 @@ pub fn events(rows: &[EventRow]) -> PolarsResult<DataFrame> {
 /// Per-kind count columns of `rows`.
 fn kind_columns<'a, T>(
     rows: &'a [T],
-    counts: impl Fn(&'a T) -> crate::state::KindCounts + Copy,
+    counts: impl Fn(&'a T) -> cowprof_model::state::KindCounts + Copy,
 ) -> Vec<polars::prelude::Column> {
     cowprof_common::Kind::ALL
         .iter()
         .map(|kind| col(kind.name(), rows, |r| counts(r).get(*kind)))
         .collect()
+}
+
+/// `exits.parquet`: the processes the recording retired, each after the
+/// `seq` first events.
+///
+/// # Errors
+/// When polars cannot build the frame (a bug).
+pub fn exits(rows: &[crate::collector::Exit]) -> PolarsResult<DataFrame> {
+    DataFrame::new_infer_height(vec![
+        col("pid", rows, |r| r.pid),
+        col("seq", rows, |r| r.seq),
+        col("ts_ns", rows, |r| r.ts_ns),
+    ])
 }
 
 /// `processes.parquet`.

@@ -10,11 +10,13 @@
 //! DIR/pages.parquet              the touch map, page by page
 //! ```
 pub mod contain;
+pub mod dictionary;
+pub mod feed;
 pub mod frames;
 pub mod manifest;
-pub(crate) mod merge;
 pub mod offline;
 pub mod read;
+pub mod scan;
 pub mod sink;
 pub mod timeline;
 pub mod verb;

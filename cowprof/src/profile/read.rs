@@ -13,6 +13,8 @@ pub struct Profile {
     pub manifest: Manifest,
     /// Closed events parts, in order.
     pub parts: Vec<PathBuf>,
+    /// The events in each part.
+    pub part_rows: Vec<u64>,
     /// Events in the parts.
     pub events: u64,
 }
@@ -42,15 +44,16 @@ impl Profile {
             Err(_) => Vec::new(),
         };
         parts.sort();
-        let mut events = 0;
-        for part in &parts {
-            events += check_part(part)?;
-        }
+        let part_rows = parts
+            .iter()
+            .map(|p| check_part(p))
+            .collect::<Result<Vec<u64>, _>>()?;
         Ok(Self {
             dir: dir.to_owned(),
             manifest,
+            events: part_rows.iter().sum(),
             parts,
-            events,
+            part_rows,
         })
     }
 

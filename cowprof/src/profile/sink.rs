@@ -14,10 +14,8 @@ use super::{
     writer::{create_dir, ProfileWriter, Written},
     ProfileError,
 };
-use crate::{
-    report::{events::EventRow, Report},
-    state::View,
-};
+use crate::report::{events::EventRow, Report};
+use cowprof_model::state::View;
 
 /// A profile being recorded.
 pub struct ProfileSink {
@@ -34,17 +32,8 @@ pub struct Ending<'a> {
     /// Events the writer could not take in time.
     pub dropped: u64,
     pub warnings: &'a [String],
-}
-
-/// `CLOCK_MONOTONIC` now, in ns: the clock of the events' `ts_ns`.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime fills the struct it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+    /// The processes retired while recording, in order.
+    pub exits: &'a [crate::collector::Exit],
 }
 
 impl ProfileSink {
@@ -59,7 +48,7 @@ impl ProfileSink {
         target: String,
     ) -> Result<(Self, SyncSender<Vec<EventRow>>), ProfileError> {
         create_dir(dir)?;
-        let manifest = Manifest::start("", target, monotonic_ns());
+        let manifest = Manifest::start("", target, crate::kernel::monotonic_ns());
         manifest.write(dir)?;
         let (writer, tx) = ProfileWriter::spawn(dir).map_err(|source| ProfileError::Write {
             path: dir.to_owned(),
@@ -80,7 +69,7 @@ impl ProfileSink {
     /// When the manifest cannot be written.
     pub fn started(&mut self, strategy: &str) -> Result<(), ProfileError> {
         strategy.clone_into(&mut self.manifest.strategy);
-        self.manifest.start_ktime_ns = monotonic_ns();
+        self.manifest.start_ktime_ns = crate::kernel::monotonic_ns();
         self.manifest.write(&self.dir)
     }
 
@@ -179,6 +168,15 @@ fn end(
         ProfileSink::table(dir, "stacks.parquet", frames::view("stack", rows))?;
     }
     ProfileSink::table(dir, "pages.parquet", frames::pages(&report.pages))?;
+    // Only the exits within the events written: an export is cut at a
+    // checkpoint.
+    let exits: Vec<_> = ending
+        .exits
+        .iter()
+        .filter(|e| e.seq <= written.events)
+        .copied()
+        .collect();
+    ProfileSink::table(dir, "exits.parquet", frames::exits(&exits))?;
     let m = &mut manifest;
     m.parts.clone_from(&written.parts);
     m.events_written = written.events;

@@ -1,229 +1,209 @@
 //! A recorded profile as it stood at any moment: the same [`Report`] the
-//! live collector publishes, computed from the events up to that moment.
-//! `top --replay` shows these.
-use std::collections::BTreeMap;
-
+//! live collector publishes, from the model fed the events recorded up to
+//! that moment. `top --replay` shows these.
+//!
+//! The model is fed forward: moving on applies only the events since the
+//! last moment. Every [`CHECKPOINT_EVENTS`] events fed, a copy of the
+//! state is kept, so seeking back rebuilds from the nearest one before.
 use cowprof_common::Kind;
-use polars::prelude::{col, DataFrame, DataType, PolarsResult};
+use cowprof_model::state::{Keep, SnapshotOptions, State, View};
+use polars::prelude::{col, len, lit};
 
 use super::{
-    merge::{each_part, number, row_aggs, text, Rows},
-    offline::{self, polars_error, Filters},
+    dictionary::Dictionary,
+    feed::{Cursor, Feed},
     read::Profile,
+    scan::{collect, polars_error, Columns, Filters},
     ProfileError,
 };
 use crate::{
-    report::{PageRow, ProcessMappingRow, Report, Waste},
-    state::{Latencies, View},
+    probe::ProbeStats,
+    report::{naming, Report},
 };
 
 /// The views a replayed report names.
 pub const VIEWS: [View; 3] = [View::Mapping, View::Image, View::Writer];
 
+/// Events fed between two kept copies of the state.
+pub const CHECKPOINT_EVENTS: u64 = 1 << 20;
+
+/// Copies of the state kept at most: past it, every other one goes, and
+/// they are kept twice as far apart.
+const CHECKPOINTS: usize = 16;
+
+/// A profile being replayed.
+pub struct Timeline {
+    profile: Profile,
+    feed: Feed,
+    dict: Dictionary,
+    state: State,
+    cursor: Cursor,
+    /// Copies of the state, by position, the empty one first.
+    checkpoints: Vec<(Cursor, State)>,
+    every: u64,
+    /// Each part's (events before it, events, earliest and latest `ts_ns`).
+    times: Vec<(u64, u64, u64, u64)>,
+}
+
+impl Timeline {
+    /// Opens `profile` for replaying.
+    ///
+    /// # Errors
+    /// When its files cannot be read.
+    pub fn open(profile: Profile) -> Result<Self, ProfileError> {
+        let keep = Keep::only(&VIEWS).with_process_mappings();
+        let mut dict = Dictionary::default();
+        let feed = Feed::open(&profile, &Filters::default(), keep, &mut dict)?;
+        let mut times = Vec::new();
+        let mut offset = 0;
+        for (part, rows) in profile.parts.iter().zip(&profile.part_rows) {
+            let df = collect(part, None, &[], |lf| {
+                lf.select([
+                    col("ts_ns").min().alias("min"),
+                    col("ts_ns").max().alias("max"),
+                ])
+            })
+            .map_err(|e| polars_error(&profile, &e))?;
+            let c = Columns { df: &df };
+            let at = |name| c.number(name).and_then(|n| n.get(0)).unwrap_or(0);
+            times.push((offset, *rows, at("min"), at("max")));
+            offset += rows;
+        }
+        let state = State::new(keep);
+        Ok(Self {
+            checkpoints: vec![(Cursor::default(), state.clone())],
+            profile,
+            feed,
+            dict,
+            state,
+            cursor: Cursor::default(),
+            every: CHECKPOINT_EVENTS,
+            times,
+        })
+    }
+
+    /// The profile replayed.
+    #[must_use]
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// How many events were recorded before `until` seconds into the
+    /// recording (all of them when `None`).
+    ///
+    /// # Errors
+    /// When a part cannot be scanned.
+    pub fn position_at(&self, until: Option<f64>) -> Result<u64, ProfileError> {
+        let Some(secs) = until else {
+            return Ok(self.feed.events());
+        };
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "seconds to ns, clamped at 0"
+        )]
+        let at = self
+            .profile
+            .manifest
+            .start_ktime_ns
+            .saturating_add((secs.max(0.0) * 1e9) as u64);
+        let mut position = 0;
+        for (part, &(_, rows, first, last)) in self.profile.parts.iter().zip(&self.times) {
+            if last < at {
+                position += rows;
+            } else if first < at {
+                let df = collect(part, None, &[col("ts_ns").lt(lit(at))], |lf| {
+                    lf.select([len().alias("n")])
+                })
+                .map_err(|e| polars_error(&self.profile, &e))?;
+                let c = Columns { df: &df };
+                position += c.number("n").and_then(|n| n.get(0)).unwrap_or(0);
+            }
+        }
+        Ok(position)
+    }
+
+    /// Moves the state to position `to`: forward from where it is, or
+    /// from the nearest copy before.
+    ///
+    /// # Errors
+    /// When a part cannot be scanned.
+    pub fn seek(&mut self, to: u64) -> Result<(), ProfileError> {
+        let nearest = self.checkpoints.iter().rev().find(|(c, _)| c.at <= to);
+        if let Some((cursor, state)) =
+            nearest.filter(|(c, _)| to < self.cursor.at || c.at > self.cursor.at)
+        {
+            self.cursor = *cursor;
+            self.state = state.clone();
+        }
+        while self.cursor.at < to {
+            let last = self.checkpoints.last().map_or(0, |(c, _)| c.at);
+            let next = to.min(last + self.every);
+            self.feed
+                .feed(&mut self.state, &mut self.dict, &mut self.cursor, next)?;
+            if self.cursor.at >= last + self.every {
+                self.checkpoint();
+            }
+        }
+        // The exits at the last position, too.
+        self.feed
+            .feed(&mut self.state, &mut self.dict, &mut self.cursor, to)
+    }
+
+    fn checkpoint(&mut self) {
+        self.checkpoints.push((self.cursor, self.state.clone()));
+        if self.checkpoints.len() > CHECKPOINTS {
+            let mut i = 0;
+            self.checkpoints.retain(|_| {
+                i += 1;
+                i % 2 == 1
+            });
+            self.every *= 2;
+        }
+    }
+
+    /// The events fed so far.
+    #[must_use]
+    pub fn position(&self) -> u64 {
+        self.cursor.at
+    }
+
+    /// The report of the events before `until` seconds (all of them when
+    /// `None`).
+    ///
+    /// # Errors
+    /// When a file cannot be scanned.
+    pub fn report_at(&mut self, until: Option<f64>) -> Result<Report, ProfileError> {
+        let to = self.position_at(until)?;
+        self.seek(to)?;
+        let mut kernel = ProbeStats {
+            lost_events: self.profile.manifest.lost_events,
+            ..ProbeStats::default()
+        };
+        if until.is_none() {
+            for (i, kind) in Kind::ALL.iter().enumerate() {
+                kernel.kernel_counts[i] = self
+                    .profile
+                    .manifest
+                    .kernel_totals
+                    .get(kind.name())
+                    .copied()
+                    .unwrap_or_default();
+            }
+        }
+        let snapshot = self.state.snapshot(SnapshotOptions {
+            top: None,
+            touch_map: true,
+        });
+        Ok(naming::report(snapshot, &self.dict, &VIEWS, kernel))
+    }
+}
+
 /// The report of `profile` with the events before `until` seconds (all of
-/// them when `None`).
+/// them when `None`), fed from the start.
 ///
 /// # Errors
 /// When a file cannot be scanned.
-pub fn report_at(profile: &Profile, until: Option<f64>) -> Result<Report, ProfileError> {
-    let filters = Filters {
-        until,
-        ..Filters::default()
-    };
-    let err = |e: polars::prelude::PolarsError| polars_error(profile, &e);
-    let views = offline::views(profile, &VIEWS, &filters)?;
-    let mut report = Report {
-        events: views.totals.all(),
-        total_processes: views.processes.len(),
-        processes: views.processes,
-        views: views.views,
-        waste: views.waste,
-        totals: views.totals,
-        ..Report::default()
-    };
-    report.kernel.lost_events = profile.manifest.lost_events;
-    if until.is_none() {
-        for (i, kind) in Kind::ALL.iter().enumerate() {
-            report.kernel.kernel_counts[i] = profile
-                .manifest
-                .kernel_totals
-                .get(kind.name())
-                .copied()
-                .unwrap_or_default();
-        }
-    }
-    report.process_mappings = process_mappings(profile, &filters).map_err(err)?;
-    latencies(profile, &filters, &mut report).map_err(err)?;
-    report.pages = pages(profile, &filters)?;
-    if until.is_some() {
-        rewaste(&mut report);
-    }
-    Ok(report)
-}
-
-/// Counts each image's pages written so far from its page rows (the
-/// profile's end tables know only the end).
-fn rewaste(report: &mut Report) {
-    for image in &mut report.waste {
-        let name = image.total.name.clone();
-        image.total = Waste {
-            name: name.clone(),
-            ..Waste::default()
-        };
-        for section in &mut image.sections {
-            *section = Waste {
-                name: section.name.clone(),
-                ..Waste::default()
-            };
-        }
-        for page in report.pages.iter().filter(|p| p.image == name) {
-            image.total.count(page.written);
-            if let Some(s) = image.sections.iter_mut().find(|s| s.name == page.section) {
-                s.count(page.written);
-            }
-        }
-    }
-}
-
-/// A process's mapping as the live summary names it.
-fn process_mapping(df: &DataFrame, i: usize) -> (u32, String) {
-    let anon = df
-        .column("anon")
-        .ok()
-        .and_then(|c| c.bool().ok()?.get(i))
-        .unwrap_or(false);
-    let name = text(df, "mapping", i);
-    let pid = u32::try_from(number(df, "pid", i)).unwrap_or(u32::MAX);
-    if anon {
-        let range = format!(
-            "{name} {:#x}-{:#x}",
-            number(df, "mapping_start", i),
-            number(df, "mapping_end", i)
-        );
-        (pid, range)
-    } else {
-        (pid, name)
-    }
-}
-
-fn process_mappings(profile: &Profile, filters: &Filters) -> PolarsResult<Vec<ProcessMappingRow>> {
-    let mut rows = Rows::new(&["writer"]);
-    each_part(
-        profile,
-        filters,
-        |lf| {
-            lf.group_by([
-                col("pid"),
-                col("mapping"),
-                col("anon"),
-                col("mapping_start"),
-                col("mapping_end"),
-            ])
-            .agg(row_aggs(&["writer"]))
-        },
-        |df| {
-            rows.add(df, process_mapping);
-            Ok(())
-        },
-    )?;
-    Ok(rows
-        .into_rows()
-        .into_iter()
-        .map(|m| ProcessMappingRow {
-            pid: m.key.0,
-            mapping: m.key.1,
-            counts: m.counts,
-            first_writer: m.first.into_iter().next().unwrap_or_default(),
-        })
-        .collect())
-}
-
-/// Latency percentiles and histograms, through the same histograms as the
-/// live collector, fed with each distinct latency once with its count.
-fn latencies(profile: &Profile, filters: &Filters, report: &mut Report) -> PolarsResult<()> {
-    let mut latencies = Latencies::default();
-    each_part(
-        profile,
-        filters,
-        |lf| {
-            lf.group_by([col("kind"), col("latency_ns")])
-                .agg([col("ts_ns").count().alias("n")])
-        },
-        |df| {
-            let kinds = df.column("kind")?.str()?;
-            let ns = df.column("latency_ns")?.cast(&DataType::UInt64)?;
-            let n = df.column("n")?.cast(&DataType::UInt64)?;
-            for ((kind, ns), n) in kinds.iter().zip(ns.u64()?.iter()).zip(n.u64()?.iter()) {
-                if let (Some(kind), Some(ns), Some(n)) = (kind.and_then(kind_named), ns, n) {
-                    latencies.record_n(kind, ns, n);
-                }
-            }
-            Ok(())
-        },
-    )?;
-    report.latency = latencies
-        .summary()
-        .into_iter()
-        .map(|(k, s)| (k.name(), s))
-        .collect();
-    report.latency_histogram = latencies
-        .buckets()
-        .into_iter()
-        .map(|(k, b)| (k.name(), b))
-        .collect();
-    Ok(())
-}
-
-fn kind_named(name: &str) -> Option<Kind> {
-    Kind::ALL.into_iter().find(|k| k.name() == name)
-}
-
-/// Every writable page of the images written, from `pages.parquet`, with
-/// what the events until now wrote there.
-fn pages(profile: &Profile, filters: &Filters) -> Result<Vec<PageRow>, ProfileError> {
-    let Some(all) = offline::table(profile, "pages.parquet", &["image", "page", "section"])? else {
-        return Ok(Vec::new());
-    };
-    let err = |e: polars::prelude::PolarsError| polars_error(profile, &e);
-    let mut written = Rows::new(&["symbol", "writer"]);
-    each_part(
-        profile,
-        filters,
-        |lf| {
-            lf.filter(col("image").is_not_null())
-                .group_by([col("image"), col("page"), col("pid")])
-                .agg(row_aggs(&["symbol", "writer"]))
-        },
-        |df| {
-            written.add(df, |df, i| (text(df, "image", i), number(df, "page", i)));
-            Ok(())
-        },
-    )
-    .map_err(err)?;
-    let by_page: BTreeMap<(String, u64), _> = written
-        .into_rows()
-        .into_iter()
-        .map(|m| (m.key.clone(), m))
-        .collect();
-    Ok((0..all.height())
-        .map(|i| {
-            let image = text(&all, "image", i);
-            let page = number(&all, "page", i);
-            let hit = by_page.get(&(image.clone(), page));
-            let first = |n: usize| {
-                hit.and_then(|m| m.first.get(n).cloned())
-                    .unwrap_or_default()
-            };
-            PageRow {
-                page,
-                section: text(&all, "section", i),
-                written: hit.is_some(),
-                processes: hit.map_or(0, |m| u32::try_from(m.processes).unwrap_or(u32::MAX)),
-                faults: hit.map_or(0, |m| m.counts.all()),
-                symbol: first(0),
-                first_writer: first(1),
-                image,
-            }
-        })
-        .collect())
+pub fn report_at(profile: Profile, until: Option<f64>) -> Result<Report, ProfileError> {
+    Timeline::open(profile)?.report_at(until)
 }

@@ -4,17 +4,21 @@ use std::{collections::BTreeMap, io::Write};
 
 use serde::Serialize;
 
+use cowprof_model::{diff, keys::comm_str, names::Names as _};
+
 use super::{
-    offline::{self, Filters, Offline},
+    dictionary::Dictionary,
+    offline::{self, Offline},
     read::Profile,
+    scan::Filters,
     ProfileError,
 };
 use crate::{
     cli::{Format, ReportArgs},
     report::Row,
     sink::tables,
-    state::View,
 };
+use cowprof_model::state::View;
 
 /// One row of a comparison.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -59,33 +63,24 @@ fn open(dir: &std::path::Path) -> Result<Profile, ProfileError> {
     Ok(profile)
 }
 
-/// Rows of `after` against `before`, largest change first.
-fn compare(before: &[Row], after: &[Row]) -> Vec<Change> {
-    let mut keys: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for r in before {
-        keys.entry(&r.key).or_default().0 += r.counts.cow_total();
-    }
-    for r in after {
-        keys.entry(&r.key).or_default().1 += r.counts.cow_total();
-    }
-    let mut changes: Vec<Change> = keys
+/// `changes` named, largest change first (then by name).
+fn named_changes<K>(changes: Vec<diff::Change<K>>, name: impl Fn(&K) -> String) -> Vec<Change> {
+    let mut named: Vec<Change> = changes
         .into_iter()
-        .filter(|(_, (b, a))| a != b)
-        .map(|(key, (before, after))| Change {
-            key: key.to_owned(),
-            before,
-            after,
-            delta: i64::try_from(after).unwrap_or(i64::MAX)
-                - i64::try_from(before).unwrap_or(i64::MAX),
+        .map(|c| Change {
+            key: name(&c.key),
+            before: c.before,
+            after: c.after,
+            delta: c.delta(),
         })
         .collect();
-    changes.sort_by(|a, b| {
+    named.sort_by(|a, b| {
         b.delta
             .unsigned_abs()
             .cmp(&a.delta.unsigned_abs())
             .then_with(|| a.key.cmp(&b.key))
     });
-    changes
+    named
 }
 
 /// Runs `report` with `args`, printing to `out`.
@@ -100,36 +95,35 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write) -> Result<(), ProfileError> {
         kind: args.kind,
         since: args.since,
         until: args.until,
+        ..Filters::default()
     };
     let profile = open(&args.dir)?;
-    let mut views = offline::views(&profile, &args.by, &filters)?;
+    // Both profiles are read into one dictionary: their rows compare by key.
+    let mut dict = Dictionary::default();
+    let after = offline::snapshot(&offline::state(&profile, &args.by, &filters, &mut dict)?);
     let mut diff = BTreeMap::new();
     if let Some(other) = &args.diff {
-        let base = offline::views(&open(other)?, &args.by, &filters)?;
-        let processes = |o: &Offline| -> Vec<Row> {
-            o.processes
-                .iter()
-                .map(|p| Row {
-                    key: format!("{} {}", p.pid, p.comm),
-                    counts: p.counts,
-                    ..Row::default()
-                })
-                .collect()
-        };
+        let before = offline::snapshot(&offline::state(
+            &open(other)?,
+            &args.by,
+            &filters,
+            &mut dict,
+        )?);
         for view in &args.by {
-            let (before, after) = if *view == View::Process {
-                (processes(&base), processes(&views))
+            let mut changes = if *view == View::Process {
+                named_changes(diff::processes(&before, &after), |(pid, comm)| {
+                    format!("{pid} {}", comm_str(comm))
+                })
             } else {
-                let get = |o: &Offline| o.views.get(view).cloned().unwrap_or_default();
-                (get(&base), get(&views))
+                named_changes(diff::rows(&before, &after, *view), |key| dict.row(key))
             };
-            let mut changes = compare(&before, &after);
             if let Some(n) = args.top {
                 changes.truncate(n);
             }
             diff.insert(*view, changes);
         }
     }
+    let mut views = offline::named(after, &dict, &args.by);
     if let Some(n) = args.top {
         offline::keep_top(&mut views, n);
     }

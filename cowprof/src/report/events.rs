@@ -6,15 +6,12 @@ use std::sync::Arc;
 use cowprof_common::{event::COMM_LEN, FaultEvent, FileKey};
 use hashbrown::HashMap;
 
-use super::naming::Namer;
-use crate::{
-    decode::comm_str,
-    resolve::{
-        keys::{MapKey, MappingKey, Resolved, StackKey, TextId},
-        writers::file_offset,
-        Resolver,
-    },
+use cowprof_model::{
+    keys::{comm_str, MapKey, MappingKey, Resolved, StackKey, TextId},
+    names::Names,
 };
+
+use crate::resolve::{writers::file_offset, Resolver};
 
 /// One fault, named.
 #[derive(Clone, Debug)]
@@ -79,28 +76,28 @@ impl EventNames {
     /// A mapping's name (see [`EventRow::mapping`]).
     pub fn mapping(&mut self, map: MapKey, resolver: &Resolver) -> Arc<str> {
         cached(&mut self.mappings, map, || {
-            Namer::new(resolver).mapping(&map)
+            resolver.mapping(&map).into_owned()
         })
     }
 
     /// An image's path.
     pub fn image(&mut self, image: FileKey, resolver: &Resolver) -> Arc<str> {
         cached(&mut self.images, image, || {
-            Namer::new(resolver).path(&image)
+            resolver.path(&image).into_owned()
         })
     }
 
     /// A section's name (`?` when unknown).
     pub fn section(&mut self, image: FileKey, index: Option<u32>, resolver: &Resolver) -> Arc<str> {
         cached(&mut self.sections, (image, index), || {
-            Namer::new(resolver).section(&image, index)
+            resolver.section(&image, index).to_owned()
         })
     }
 
     /// A data symbol's name.
     pub fn symbol(&mut self, image: FileKey, index: u32, resolver: &Resolver) -> Arc<str> {
         cached(&mut self.symbols, (image, index), || {
-            Namer::new(resolver).symbol(&image, Some(index))
+            resolver.symbol(&image, Some(index)).to_owned()
         })
     }
 

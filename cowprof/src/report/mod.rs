@@ -9,10 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::{
-    probe::ProbeStats,
-    state::{KindCounts, LatencySummary, View},
-};
+use crate::probe::ProbeStats;
+use cowprof_model::state::{KindCounts, LatencySummary, View};
+use cowprof_model::waste::Pages;
 
 /// What one process paid.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -36,14 +35,13 @@ pub struct Row {
     pub first_writer: String,
 }
 
-/// Writable pages of one image, or of one of its sections or symbols.
+/// Writable pages of one image, or of one of its sections or symbols,
+/// named.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Waste {
     pub name: String,
-    pub writable_pages: u64,
-    pub touched_pages: u64,
-    pub untouched_pages: u64,
-    pub untouched_bytes: u64,
+    #[serde(flatten)]
+    pub pages: Pages,
 }
 
 /// The touch map of one image.

@@ -11,14 +11,9 @@ use cowprof_common::{event::COMM_LEN, FileKey, Kind};
 use hashbrown::HashMap;
 
 use super::events::EventNames;
-use crate::{
-    probe::ProbeStats,
-    resolve::{
-        keys::{MapKey, Resolved},
-        Resolver,
-    },
-    state::KindCounts,
-};
+use crate::{probe::ProbeStats, resolve::Resolver};
+use cowprof_model::keys::{MapKey, Resolved};
+use cowprof_model::state::KindCounts;
 
 /// Upper bounds of the latency buckets, in ns: 0.5 µs doubling to 16.4 ms
 /// (the last bucket, unbounded, is implicit).

@@ -1,7 +1,7 @@
 //! Strings stored once, referred to by [`TextId`].
 use hashbrown::HashMap;
 
-use super::keys::TextId;
+use cowprof_model::keys::TextId;
 
 /// Interned strings; id 0 is the empty string.
 pub struct Interner {

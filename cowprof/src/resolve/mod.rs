@@ -11,7 +11,7 @@ pub mod debuginfo;
 pub mod elf;
 pub mod files;
 pub mod intern;
-pub mod keys;
+mod names;
 mod paths;
 pub mod stacks;
 pub mod writers;
@@ -21,13 +21,13 @@ use cowprof_common::{
     event::{ANON_HEAP, ANON_NAMED, ANON_STACK},
     FaultEvent, FileKey, FileRecord, Kind, VmaInfo,
 };
+use cowprof_model::keys::{Loc, MapKey, MappingKey, Resolved, StackKey, TextId};
 
 pub use self::paths::Mounts;
 use self::{
     elf::Image,
     files::{Files, Hint},
     intern::Interner,
-    keys::{Loc, MapKey, MappingKey, Resolved, StackKey, TextId},
     stacks::StackResolver,
     writers::{file_offset, Writers},
 };
@@ -84,12 +84,6 @@ impl Resolver {
         if let Some(stacks) = self.stacks.as_mut() {
             stacks.forget_process(pid);
         }
-    }
-
-    /// The text of an interned writer or stack.
-    #[must_use]
-    pub fn text(&self, id: TextId) -> &str {
-        self.texts.get(id)
     }
 
     /// Resolves one fault event; `None` when its kind is not one.

@@ -50,7 +50,7 @@ impl Mounts {
         if record.dev == cowprof_common::event::ANON_NAME_DEV {
             return PathBuf::from(format!(
                 "[anon:{}]",
-                crate::decode::comm_str(&record.names[0])
+                cowprof_model::keys::comm_str(&record.names[0])
             ));
         }
         // Names run from the file up; the root's name is "/", and the kernel
@@ -58,7 +58,7 @@ impl Mounts {
         let depth = ((record.depth & 0x7fff_ffff) as usize).min(record.names.len());
         let names: Vec<String> = record.names[..depth]
             .iter()
-            .map(|name| crate::decode::comm_str(name))
+            .map(|name| cowprof_model::keys::comm_str(name))
             .collect();
         let root = names.iter().position(|n| n == "/" || n.is_empty());
         let mut parts: Vec<&String> = names[..root.unwrap_or(depth)].iter().collect();

@@ -9,12 +9,12 @@ use std::{
 };
 
 use cowprof_common::{event::is_kernel_address, FaultEvent, FileKey};
+use cowprof_model::keys::TextId;
 use hashbrown::HashMap;
 
 use super::{
     files::{Files, Hint},
     intern::Interner,
-    keys::TextId,
     PAGE,
 };
 

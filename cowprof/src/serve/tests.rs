@@ -16,8 +16,8 @@ use super::{
 use crate::{
     probe::ProbeStats,
     report::tallies::{TallyBatch, TallyRow},
-    state::KindCounts,
 };
+use cowprof_model::state::KindCounts;
 
 fn dead(_: u32) -> Option<Identity> {
     None

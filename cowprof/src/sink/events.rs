@@ -10,7 +10,7 @@ use std::{
 use cowprof_common::{FaultEvent, Kind};
 use serde::Serialize;
 
-use crate::decode::comm_str;
+use cowprof_model::keys::comm_str;
 
 /// Batches the writer can hold queued (each up to one drain batch).
 const QUEUE: usize = 256;

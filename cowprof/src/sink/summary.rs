@@ -9,8 +9,8 @@ use crate::{
     collector::{Final, SinkDrops},
     probe::{ProgramStat, Strategy},
     report::Report,
-    state::{KindCounts, View},
 };
+use cowprof_model::state::{KindCounts, View};
 
 /// Why the recording stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

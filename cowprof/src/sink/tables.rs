@@ -3,10 +3,8 @@ use std::{collections::BTreeMap, fmt::Write as _};
 
 use cowprof_common::Kind;
 
-use crate::{
-    report::{ImageWaste, ProcessSummary, Row},
-    state::{KindCounts, View},
-};
+use crate::report::{ImageWaste, ProcessSummary, Row};
+use cowprof_model::state::{KindCounts, View};
 
 /// The per-process table with its total row. `AVG_NS` is `-` when no
 /// latency was measured (`--latency` was not given).
@@ -83,28 +81,28 @@ pub fn waste(out: &mut String, waste: &[ImageWaste]) {
             out,
             "\n{}: {} writable pages, {} written, {} never written ({} KiB)",
             t.name,
-            t.writable_pages,
-            t.touched_pages,
-            t.untouched_pages,
-            t.untouched_bytes / 1024
+            t.pages.writable_pages,
+            t.pages.touched_pages,
+            t.pages.untouched_pages,
+            t.pages.untouched_bytes / 1024
         );
         for s in &image.sections {
             let _ = writeln!(
                 out,
                 "  {:<20} {:>6} writable {:>6} written {:>6} never written",
-                s.name, s.writable_pages, s.touched_pages, s.untouched_pages
+                s.name, s.pages.writable_pages, s.pages.touched_pages, s.pages.untouched_pages
             );
         }
         for s in image
             .symbols
             .iter()
-            .filter(|s| s.untouched_pages > 0)
+            .filter(|s| s.pages.untouched_pages > 0)
             .take(10)
         {
             let _ = writeln!(
                 out,
                 "  symbol {:<20} {:>6} writable {:>6} written {:>6} never written",
-                s.name, s.writable_pages, s.touched_pages, s.untouched_pages
+                s.name, s.pages.writable_pages, s.pages.touched_pages, s.pages.untouched_pages
             );
         }
         for (pid, touched, untouched) in &image.per_process {

@@ -6,12 +6,12 @@ use cowprof_common::Kind;
 
 use crate::{
     report::{ImageWaste, PageRow, ProcessMappingRow, ProcessSummary, Report, Row, Waste},
-    state::{KindCounts, LatencySummary, View},
     top::{
         app::{App, Meta},
         keymap::Mode,
     },
 };
+use cowprof_model::state::{KindCounts, LatencySummary, View};
 
 fn counts(copies: u64, reuses: u64) -> KindCounts {
     let mut values = [0; 6];
@@ -135,14 +135,14 @@ pub fn report_with(mappings: usize, pages: usize) -> Report {
         ..Waste::default()
     };
     for p in &page_rows {
-        total.count(p.written);
+        total.pages.count(p.written);
     }
     let mut libc = Waste {
         name: LIBC.into(),
         ..Waste::default()
     };
     for i in 0..12 {
-        libc.count(i < 3);
+        libc.pages.count(i < 3);
     }
     let waste = vec![
         ImageWaste {

@@ -66,7 +66,7 @@ impl Live {
                 target,
                 probe,
                 collector: CollectorOptions {
-                    views: crate::state::View::ALL.to_vec(),
+                    views: cowprof_model::state::View::ALL.to_vec(),
                     tick: Some(TICK),
                     top: Some(TOP_ROWS),
                     touch_map: true,

@@ -198,8 +198,9 @@ pub fn run(options: TopOptions) -> Result<(), TopError> {
         Show::Replay { dir, speed } => {
             // The profile first: a wrong directory is the first thing to say.
             let profile = crate::profile::read::Profile::open(&dir)?;
+            let timeline = crate::profile::timeline::Timeline::open(profile)?;
             need_terminal()?;
-            let replay = replay::Replay::start(profile, &dir, speed)?;
+            let replay = replay::Replay::start(timeline, &dir, speed)?;
             let meta = Meta {
                 strategy: replay.strategy.clone(),
                 target: replay.target.clone(),

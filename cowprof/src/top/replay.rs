@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use super::{app::Request, TopError};
 use crate::{
     newest::{self, Latest, Newest, Offered},
-    profile::{read::Profile, timeline},
+    profile::timeline::Timeline,
     report::Report,
 };
 
@@ -43,7 +43,7 @@ pub struct Replay {
 }
 
 struct Clock {
-    profile: Profile,
+    timeline: Timeline,
     length_s: f64,
     at_s: f64,
     speed: f64,
@@ -56,7 +56,7 @@ struct Clock {
 impl Clock {
     fn publish(&mut self) -> bool {
         let until = (self.at_s < self.length_s).then_some(self.at_s);
-        let report = match timeline::report_at(&self.profile, until) {
+        let report = match self.timeline.report_at(until) {
             Ok(report) => report,
             Err(err) => {
                 log::error!("replay at {:.1} s: {err}", self.at_s);
@@ -113,14 +113,16 @@ impl Replay {
     ///
     /// # Errors
     /// When the clock's thread cannot start.
-    pub fn start(profile: Profile, dir: &Path, speed: f64) -> Result<Self, TopError> {
+    pub fn start(timeline: Timeline, dir: &Path, speed: f64) -> Result<Self, TopError> {
+        let profile = timeline.profile();
         let length_s = profile.manifest.duration_s.max(0.0);
         let strategy = profile.manifest.strategy.clone();
+        let _ = profile;
         let target = format!("replay of {}", dir.display());
         let (out, moments) = newest::channel();
         let (control, requests) = crossbeam_channel::unbounded();
         let clock = Clock {
-            profile,
+            timeline,
             length_s,
             at_s: 0.0,
             speed,

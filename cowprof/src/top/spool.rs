@@ -112,6 +112,7 @@ mod parquet {
                 stop_reason: "exported",
                 dropped: 0,
                 warnings: &[],
+                exits: &[],
             };
             match self.sink.export(written, &dir, &ending) {
                 Ok(()) => format!(

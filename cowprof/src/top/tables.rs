@@ -7,8 +7,8 @@ use cowprof_common::Kind;
 use crate::{
     report::{Report, Row, Waste},
     resolve::PAGE,
-    state::{KindCounts, View},
 };
+use cowprof_model::state::{KindCounts, View};
 
 /// A table of the live view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -322,10 +322,10 @@ impl TableKind {
                 match col {
                     0 => Value::Text(&r.key),
                     1 | 2 => counts(&r.counts, col - 1),
-                    3 => pages(|w| w.writable_pages),
-                    4 => pages(|w| w.touched_pages),
-                    5 => pages(|w| w.untouched_pages),
-                    _ => pages(|w| w.untouched_bytes / 1024),
+                    3 => pages(|w| w.pages.writable_pages),
+                    4 => pages(|w| w.pages.touched_pages),
+                    5 => pages(|w| w.pages.untouched_pages),
+                    _ => pages(|w| w.pages.untouched_bytes / 1024),
                 }
             }
             TableKind::Latency => {

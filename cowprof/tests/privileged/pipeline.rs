@@ -8,9 +8,9 @@ use cowprof::{
     probe::{ProbeOptions, Strategy},
     record::{record, RecordOptions},
     recording::{RecordError, Recording, RecordingOptions},
-    state::View,
     target::{Target, TargetError},
 };
+use cowprof_model::state::View;
 
 use crate::harness::{
     bpf_available, cowprof, forced_probe, output, record_workload_with, scratch, workload,

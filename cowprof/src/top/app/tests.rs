@@ -4,8 +4,8 @@ use std::{
 };
 
 use super::*;
-use crate::state::KindCounts;
 use crate::top::fixture;
+use cowprof_model::state::KindCounts;
 
 fn app() -> App {
     let mut app = fixture::live_app("kv-server");

@@ -17,7 +17,7 @@ use crate::top::{
 fn app() -> App {
     let mut app = fixture::live_app("kv-server --port 6379 (pid 4242)");
     let mut earlier = fixture::report();
-    earlier.totals = crate::state::KindCounts::default();
+    earlier.totals = cowprof_model::state::KindCounts::default();
     app.update(Arc::new(earlier), Duration::from_secs(41));
     app.update(Arc::new(fixture::report()), Duration::from_secs(42));
     app

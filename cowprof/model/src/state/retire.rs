@@ -22,8 +22,11 @@ use std::{cmp::Reverse, collections::BinaryHeap};
 use cowprof_common::event::COMM_LEN;
 use hashbrown::{HashMap, HashSet};
 
-use super::{Process, RowKey, State, Tally, View};
-use crate::resolve::keys::MappingKey;
+use super::{Process, State};
+use crate::{
+    keys::MappingKey,
+    views::{RowKey, View},
+};
 
 /// Exited processes that keep rows of their own.
 pub const KEEP_EXITED: usize = 1024;
@@ -41,7 +44,7 @@ const COMPACT_FOLDED: usize = 256;
 const COMPACT_MIN_PAIRS: u64 = 1 << 20;
 
 /// The bookkeeping of exited processes.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Retirement {
     /// Exited processes with rows of their own, lightest first (stale
     /// entries, of a pid that wrote again, are skipped when popped).
@@ -149,11 +152,10 @@ impl State {
         self.retire.folded_processes += 1;
         // Not marked exited: the entry is never folded itself (pid 0 is
         // no user process's).
-        let folded = self.processes.entry(FOLDED_PID).or_insert(Process {
-            pid: FOLDED_PID,
-            comm: FOLDED_COMM,
-            ..Process::default()
-        });
+        let folded = self
+            .processes
+            .entry(FOLDED_PID)
+            .or_insert(Process::new(FOLDED_PID, FOLDED_COMM));
         folded.counts.merge(&process.counts);
         folded.latency_ns = folded.latency_ns.saturating_add(process.latency_ns);
         let mapping_view = View::KEYED
@@ -172,16 +174,14 @@ impl State {
                     joined.push(folded_key(key));
                 }
                 rows.entry(RowKey::Mapping(folded_key(key)))
-                    .or_insert_with(|| Tally::new(tally.first_writer))
+                    .or_default()
                     .merge(&tally, first);
             }
-            if let Some(table) = &mut self.process_mappings {
-                if let Some(tally) = table.remove(&(pid, key)) {
-                    table
-                        .entry((FOLDED_PID, folded_key(key)))
-                        .or_insert_with(|| Tally::new(tally.first_writer))
-                        .merge(&tally, false);
-                }
+            if let Some(tally) = self.process_mappings.remove(&(pid, key)) {
+                self.process_mappings
+                    .entry((FOLDED_PID, folded_key(key)))
+                    .or_default()
+                    .merge(&tally, false);
             }
         }
         self.retire.folded.insert(pid);

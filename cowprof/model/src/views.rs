@@ -1,9 +1,9 @@
 //! The dimensions faults are aggregated by, and what each row counts.
-use cowprof_common::{FileKey, Kind};
+use cowprof_common::FileKey;
 use serde::Serialize;
 
 use super::counts::KindCounts;
-use crate::resolve::keys::{MapKey, MappingKey, Resolved, StackKey, TextId};
+use crate::keys::{Faults, MapKey, MappingKey, StackKey, TextId, COMM_LEN};
 
 /// A dimension to aggregate by (`record --by`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -86,7 +86,7 @@ impl RowKey {
     /// The row of `event` in `view`, if it has one there: image views hold
     /// image pages only; the others every fault.
     #[must_use]
-    pub fn of(view: View, event: &Resolved) -> Option<RowKey> {
+    pub fn of(view: View, event: &Faults) -> Option<RowKey> {
         let loc = &event.loc;
         Some(match (view, loc.image) {
             (View::Mapping, _) => RowKey::Mapping(event.mapping),
@@ -102,36 +102,116 @@ impl RowKey {
     }
 }
 
+/// What the gate breaks faults down by, crossed: a family (what one of
+/// its metrics counts) by a dimension (who contributed to it). `All` is
+/// every fault, so `(family, All)` is a family's total and `(All, dim)` a
+/// dimension's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Facet {
+    All,
+    Comm([u8; COMM_LEN]),
+    Image(FileKey),
+    Section(FileKey, Option<u32>),
+    Symbol(FileKey, Option<u32>, u32),
+    Writer(TextId),
+    /// A data symbol of an image, whatever section holds it.
+    ImageSymbol(FileKey, u32),
+    Stack(StackKey),
+}
+
+impl Facet {
+    /// The families `faults` count in: every fault, its process's name,
+    /// and for image pages its image, section and (known) data symbol.
+    #[must_use]
+    pub fn families(faults: &Faults) -> [Option<Facet>; 5] {
+        let loc = &faults.loc;
+        [
+            Some(Facet::All),
+            Some(Facet::Comm(faults.comm)),
+            loc.image.map(Facet::Image),
+            loc.image.map(|i| Facet::Section(i, loc.section)),
+            loc.image
+                .zip(loc.symbol)
+                .map(|(i, s)| Facet::Symbol(i, loc.section, s)),
+        ]
+    }
+
+    /// The dimensions `faults` contribute in: every fault, the writer, and
+    /// for image pages the section and (known) data symbol, and the stack
+    /// when stacks were recorded.
+    #[must_use]
+    pub fn dimensions(faults: &Faults) -> [Option<Facet>; 5] {
+        let loc = &faults.loc;
+        [
+            Some(Facet::All),
+            Some(Facet::Writer(faults.writer)),
+            loc.image.map(|i| Facet::Section(i, loc.section)),
+            loc.image
+                .zip(loc.symbol)
+                .map(|(i, s)| Facet::ImageSymbol(i, s)),
+            (faults.stack != StackKey::NotRecorded).then_some(Facet::Stack(faults.stack)),
+        ]
+    }
+
+    /// Whether a family and a dimension are the same breakdown (a section
+    /// by sections): such pairs are not kept.
+    #[must_use]
+    pub fn same_breakdown(family: Facet, dimension: Facet) -> bool {
+        matches!(
+            (family, dimension),
+            (Facet::Section(..), Facet::Section(..)) | (Facet::Symbol(..), Facet::ImageSymbol(..))
+        )
+    }
+}
+
 /// What a row has counted.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Tally {
     pub counts: KindCounts,
     /// Distinct writers, sorted: four bytes per (row, process). Processes
-    /// folded away (see [`super::retire`]) leave it and are counted in
-    /// `others`.
+    /// folded away (see [`crate::state::retire`]) leave it and are counted
+    /// in `others`.
     pub pids: Vec<u32>,
-    /// The first writing instruction.
+    /// The earliest fault's writing instruction, and that fault's time:
+    /// "first" means earliest, whatever order faults are fed in.
     pub first_writer: TextId,
+    pub first_ns: u64,
     /// Processes that wrote and are no longer in `pids`: folded exited
     /// ones, and all of them once the row is frozen.
     others: u32,
 }
 
-impl Tally {
-    /// A row first written by `first_writer`.
-    #[must_use]
-    pub fn new(first_writer: TextId) -> Self {
+impl Default for Tally {
+    fn default() -> Self {
         Self {
-            first_writer,
-            ..Self::default()
+            counts: KindCounts::default(),
+            pids: Vec::new(),
+            first_writer: TextId::default(),
+            first_ns: u64::MAX,
+            others: 0,
         }
     }
+}
 
-    /// Counts one fault of `kind` by `pid`. Returns whether `pid` is new
-    /// to the row.
-    pub fn add(&mut self, kind: Kind, pid: u32) -> bool {
-        self.counts.add(kind);
-        add_pid(&mut self.pids, pid)
+impl Tally {
+    /// Counts `faults`, and their process among the row's writers.
+    /// Returns whether the process is new to the row.
+    pub fn add(&mut self, faults: &Faults) -> bool {
+        self.count(faults);
+        add_pid(&mut self.pids, faults.pid)
+    }
+
+    /// Counts `faults`, not keeping their process (a row of one process).
+    pub fn count(&mut self, faults: &Faults) {
+        self.counts.merge(&faults.counts);
+        self.first(faults.first_ns, faults.instruction);
+    }
+
+    fn first(&mut self, at: u64, writer: TextId) {
+        if at < self.first_ns {
+            self.first_ns = at;
+            self.first_writer = writer;
+        }
     }
 
     /// Distinct processes that wrote.
@@ -156,6 +236,7 @@ impl Tally {
     /// folded into one, each process counted once).
     pub fn merge(&mut self, other: &Tally, processes: bool) {
         self.counts.merge(&other.counts);
+        self.first(other.first_ns, other.first_writer);
         if processes {
             self.others = self
                 .others

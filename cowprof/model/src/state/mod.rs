@@ -1,24 +1,28 @@
 //! The state of a recording: every view at once, kept up to date one
-//! resolved fault at a time, and owned snapshots of it at any moment.
+//! group of faults at a time, and owned snapshots of it at any moment.
 //!
-//! It knows identities only (`resolve::keys`): no names, no files, and
+//! It is the only code that turns faults into views, totals, the touch
+//! map and latency histograms. It is fed faults one at a time by the live
+//! collector, or grouped by every key by a profile's reader, and the
+//! numbers do not depend on which: "first" means the earliest fault, and a
+//! process's name is its main thread's latest (else its earliest fault's).
+//!
+//! It knows identities only ([`crate::keys`]): no names, no files, and
 //! nothing of the command line, the terminal or the output formats.
-pub mod counts;
 pub mod retire;
-pub mod views;
 
 use std::collections::BTreeMap;
 
 use cowprof_common::{event::COMM_LEN, FileKey, Kind};
 use hashbrown::{hash_map::Entry, HashMap};
 
-pub use self::{
+pub use crate::{
     counts::{KindCounts, Latencies, LatencySummary},
-    views::{RowKey, Tally, View},
+    views::{Facet, RowKey, Tally, View},
 };
 use crate::{
-    decode::comm_bytes,
-    resolve::keys::{MappingKey, Resolved, TextId},
+    keys::{Faults, MappingKey, Resolved, TextId},
+    views,
 };
 
 /// What one process paid.
@@ -31,6 +35,33 @@ pub struct Process {
     pub latency_ns: u64,
     /// Found exited (and its every record applied).
     pub exited: bool,
+    /// Which fault named it: its main thread's latest, else its earliest.
+    named_by: (bool, u64),
+}
+
+impl Process {
+    /// A process with no faults yet.
+    #[must_use]
+    pub fn new(pid: u32, comm: [u8; COMM_LEN]) -> Self {
+        Self {
+            pid,
+            comm,
+            ..Self::default()
+        }
+    }
+
+    /// Takes the name of `faults` when it names the process better.
+    fn name(&mut self, faults: &Faults) {
+        let rank = if faults.main_thread {
+            (true, faults.last_ns)
+        } else {
+            (false, u64::MAX - faults.first_ns)
+        };
+        if self.comm[0] == 0 || rank >= self.named_by {
+            self.named_by = rank;
+            self.comm = faults.comm;
+        }
+    }
 }
 
 /// One row of a view in a snapshot.
@@ -40,7 +71,7 @@ pub struct ViewRow {
     pub counts: KindCounts,
     /// Distinct processes that wrote.
     pub processes: usize,
-    pub first_writer: crate::resolve::keys::TextId,
+    pub first_writer: TextId,
 }
 
 /// A view's rows in a snapshot, most COW faults first.
@@ -65,6 +96,8 @@ pub struct TouchedPage {
     pub symbol: Option<u32>,
     /// The first writing instruction.
     pub first_writer: TextId,
+    /// The first write's time.
+    pub first_ns: u64,
 }
 
 /// The image pages written, and by which processes.
@@ -114,11 +147,91 @@ pub struct Snapshot {
     pub touched: Vec<TouchedImage>,
     /// Per process and mapping (empty unless kept).
     pub process_mappings: Vec<ProcessMapping>,
+    /// Per family and dimension (empty unless kept).
+    pub crosses: Vec<((Facet, Facet), KindCounts)>,
+}
+
+/// What a state keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keep {
+    /// The keyed views (in [`View::KEYED`] order).
+    views: [bool; View::KEYED.len()],
+    /// The touch map: every image page written, per process.
+    pub touch_map: bool,
+    /// Each process's faults per mapping (the live view drills down from
+    /// a process to its mappings).
+    pub process_mappings: bool,
+    /// Faults per family and dimension of the gate ([`Facet`]).
+    pub crosses: bool,
+}
+
+impl Keep {
+    /// Every view and the touch map: a recording's.
+    #[must_use]
+    pub const fn all() -> Self {
+        Self {
+            views: [true; View::KEYED.len()],
+            touch_map: true,
+            process_mappings: false,
+            crosses: false,
+        }
+    }
+
+    /// Only `views` (the process view is always kept), and the touch map
+    /// when one of them lists image pages.
+    #[must_use]
+    pub fn only(views: &[View]) -> Self {
+        let mut keep = Self {
+            views: [false; View::KEYED.len()],
+            touch_map: views.iter().any(|v| v.has_touch_map()),
+            process_mappings: false,
+            crosses: false,
+        };
+        for (slot, view) in keep.views.iter_mut().zip(View::KEYED) {
+            *slot = views.contains(view);
+        }
+        keep
+    }
+
+    /// These, and each process's faults per mapping.
+    #[must_use]
+    pub const fn with_process_mappings(self) -> Self {
+        Self {
+            process_mappings: true,
+            ..self
+        }
+    }
+
+    /// These, and the gate's families by dimensions.
+    #[must_use]
+    pub const fn with_crosses(self) -> Self {
+        Self {
+            crosses: true,
+            ..self
+        }
+    }
+
+    /// Whether `view` is kept.
+    #[must_use]
+    pub fn view(&self, view: View) -> bool {
+        view == View::Process
+            || View::KEYED
+                .iter()
+                .position(|v| *v == view)
+                .is_some_and(|i| self.views[i])
+    }
+}
+
+impl Default for Keep {
+    fn default() -> Self {
+        Self::all()
+    }
 }
 
 /// Every view of a recording.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct State {
+    keep: Keep,
     events: u64,
     totals: KindCounts,
     processes: HashMap<u32, Process>,
@@ -127,7 +240,9 @@ pub struct State {
     touched: HashMap<FileKey, BTreeMap<u64, TouchedPage>>,
     latencies: Latencies,
     /// (pid, mapping) → faults, when kept.
-    process_mappings: Option<HashMap<(u32, MappingKey), Tally>>,
+    process_mappings: HashMap<(u32, MappingKey), Tally>,
+    /// (family, dimension) → faults, when kept.
+    crosses: HashMap<(Facet, Facet), KindCounts>,
     /// Exited processes: which keep rows of their own.
     retire: retire::Retirement,
 }
@@ -144,53 +259,67 @@ fn top<T>(rows: &mut Vec<T>, n: Option<usize>, weight: impl Fn(&T) -> u64) {
 }
 
 impl State {
-    /// A state that also keeps each process's faults per mapping (one more
-    /// table updated per fault).
+    /// A state that keeps `keep`.
     #[must_use]
-    pub fn with_process_mappings() -> Self {
+    pub fn new(keep: Keep) -> Self {
         Self {
-            process_mappings: Some(HashMap::new()),
+            keep,
             ..Self::default()
         }
     }
 
-    /// Accounts one resolved fault in every view.
+    /// A state that also keeps each process's faults per mapping (one more
+    /// table updated per fault).
+    #[must_use]
+    pub fn with_process_mappings() -> Self {
+        Self::new(Keep::all().with_process_mappings())
+    }
+
+    /// What this state keeps.
+    #[must_use]
+    pub fn keeps(&self) -> Keep {
+        self.keep
+    }
+
+    /// Accounts one resolved fault: in every view, and its latency.
     pub fn apply(&mut self, event: &Resolved) {
-        self.events += 1;
-        self.totals.add(event.kind);
-        if self.processes.get(&event.pid).is_some_and(|p| p.exited) {
+        self.add(&Faults::one(event));
+        self.latencies.record(event.kind, event.latency_ns);
+    }
+
+    /// Records `n` faults of `kind` that took `ns` each (the histograms of
+    /// faults fed by [`State::add`], which keeps no latency but its sum).
+    pub fn record_latency(&mut self, kind: Kind, ns: u64, n: u64) {
+        self.latencies.record_n(kind, ns, n);
+    }
+
+    /// Accounts `faults` in every view (but the latency histograms: see
+    /// [`State::record_latency`]).
+    pub fn add(&mut self, faults: &Faults) {
+        let pid = faults.pid;
+        self.events += faults.counts.all();
+        self.totals.merge(&faults.counts);
+        if self.processes.get(&pid).is_some_and(|p| p.exited) {
             // The pid was reused: the process found exited was another
             // one. It joins the folded ones (and, just below, leaves the
             // rows' lists of writers), so no entry collects a pid's lives.
-            self.fold(event.pid);
+            self.fold(pid);
         }
-        let (process, fresh) = match self.processes.entry(event.pid) {
+        let (process, fresh) = match self.processes.entry(pid) {
             Entry::Occupied(entry) => (entry.into_mut(), false),
-            Entry::Vacant(entry) => (
-                entry.insert(Process {
-                    pid: event.pid,
-                    ..Process::default()
-                }),
-                true,
-            ),
+            Entry::Vacant(entry) => (entry.insert(Process::new(pid, [0; COMM_LEN])), true),
         };
-        // The last comm wins: after an exec it names the new program.
-        if (process.comm[0] == 0 || event.tid == event.pid)
-            && comm_bytes(&process.comm) != comm_bytes(&event.comm)
-        {
-            process.comm = event.comm;
-        }
-        process.counts.add(event.kind);
-        process.latency_ns += event.latency_ns;
-        if fresh && self.retire.was_folded(event.pid) {
+        process.name(faults);
+        process.counts.merge(&faults.counts);
+        process.latency_ns += faults.latency_ns;
+        if fresh && self.retire.was_folded(pid) {
             // A new process with a folded one's pid (folded above, or
             // earlier): the old one leaves the rows' lists first, so the
             // new one counts anew.
             self.compact();
         }
-        self.latencies.record(event.kind, event.latency_ns);
-        for (view, rows) in View::KEYED.iter().zip(&mut self.views) {
-            let Some(key) = RowKey::of(*view, event) else {
+        for ((view, rows), kept) in View::KEYED.iter().zip(&mut self.views).zip(self.keep.views) {
+            let Some(key) = kept.then(|| RowKey::of(*view, faults)).flatten() else {
                 continue;
             };
             let tally = match rows.entry(key) {
@@ -198,46 +327,61 @@ impl State {
                 Entry::Vacant(entry) => {
                     if let RowKey::Mapping(mapping) = key {
                         if mapping.pid != 0 {
-                            self.retire.own_row(event.pid, mapping);
+                            self.retire.own_row(pid, mapping);
                         }
                     }
-                    entry.insert(Tally::new(event.instruction))
+                    entry.insert(Tally::default())
                 }
             };
-            if tally.add(event.kind, event.pid) {
+            if tally.add(faults) {
                 self.retire.paired();
             }
         }
-        if let Some(image) = event.loc.image {
+        if let Some(image) = faults.loc.image.filter(|_| self.keep.touch_map) {
             let page = self
                 .touched
                 .entry(image)
                 .or_default()
-                .entry(event.loc.page)
+                .entry(faults.loc.page)
                 .or_insert_with(|| TouchedPage {
-                    symbol: event.loc.symbol,
-                    first_writer: event.instruction,
+                    first_ns: u64::MAX,
                     ..TouchedPage::default()
                 });
-            page.faults += 1;
-            if views::add_pid(&mut page.pids, event.pid) {
+            page.faults += faults.counts.all();
+            if faults.first_ns < page.first_ns {
+                page.first_ns = faults.first_ns;
+                page.symbol = faults.loc.symbol;
+                page.first_writer = faults.instruction;
+            }
+            if views::add_pid(&mut page.pids, pid) {
                 self.retire.paired();
             }
         }
-        if let Some(table) = &mut self.process_mappings {
+        if self.keep.process_mappings {
             let mapping = MappingKey {
-                pid: event.pid,
-                ..event.mapping
+                pid,
+                ..faults.mapping
             };
-            match table.entry((event.pid, mapping)) {
+            match self.process_mappings.entry((pid, mapping)) {
                 Entry::Occupied(entry) => entry.into_mut(),
                 Entry::Vacant(entry) => {
-                    self.retire.own_row(event.pid, mapping);
-                    entry.insert(Tally::new(event.instruction))
+                    self.retire.own_row(pid, mapping);
+                    entry.insert(Tally::default())
                 }
             }
-            .counts
-            .add(event.kind);
+            .count(faults);
+        }
+        if self.keep.crosses {
+            for family in Facet::families(faults).into_iter().flatten() {
+                for dimension in Facet::dimensions(faults).into_iter().flatten() {
+                    if !Facet::same_breakdown(family, dimension) {
+                        self.crosses
+                            .entry((family, dimension))
+                            .or_default()
+                            .merge(&faults.counts);
+                    }
+                }
+            }
         }
     }
 
@@ -246,11 +390,10 @@ impl State {
     pub fn add_counted(&mut self, pid: u32, comm: [u8; COMM_LEN], counts: &KindCounts) {
         self.events += counts.all();
         self.totals.merge(counts);
-        let process = self.processes.entry(pid).or_insert_with(|| Process {
-            pid,
-            comm,
-            ..Process::default()
-        });
+        let process = self
+            .processes
+            .entry(pid)
+            .or_insert_with(|| Process::new(pid, comm));
         process.counts.merge(counts);
     }
 
@@ -297,7 +440,6 @@ impl State {
         let process_mappings = self
             .process_mappings
             .iter()
-            .flatten()
             .map(|((pid, mapping), tally)| ProcessMapping {
                 pid: *pid,
                 mapping: *mapping,
@@ -307,20 +449,16 @@ impl State {
             .collect();
         let mut snapshot = self.snapshot_with(views, touched, options.top);
         snapshot.process_mappings = process_mappings;
+        snapshot.crosses = self.crosses.iter().map(|(k, c)| (*k, *c)).collect();
         snapshot
     }
 
     /// Ends the recording's growth: frees every row's list of processes
-    /// (keeping their number) and returns the freed memory to the system,
-    /// so naming the rows at the end adds nothing to the peak.
+    /// (keeping their number), so naming the rows at the end adds nothing
+    /// to the peak once the caller returns the memory to the system.
     pub fn freeze(&mut self) {
         for rows in &mut self.views {
             rows.values_mut().for_each(Tally::freeze);
-        }
-        #[cfg(target_env = "gnu")]
-        // SAFETY: malloc_trim only releases free heap memory.
-        unsafe {
-            libc::malloc_trim(0);
         }
     }
 
@@ -370,6 +508,7 @@ impl State {
             latency_buckets: self.latencies.buckets(),
             touched,
             process_mappings: Vec::new(),
+            crosses: Vec::new(),
         }
     }
 }

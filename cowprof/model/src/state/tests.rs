@@ -1,7 +1,7 @@
 use cowprof_common::{FileKey, Kind};
 
 use super::*;
-use crate::resolve::keys::{Loc, MapKey, MappingKey, Resolved, StackKey, TextId};
+use crate::keys::{comm_str, Loc, MapKey, MappingKey, Resolved, StackKey, TextId};
 
 /// An anon write at `addr` by `pid` in the mapping [0x10000, 0x20000).
 fn anon(pid: u32, addr: u64, kind: Kind) -> Resolved {
@@ -70,7 +70,7 @@ fn aggregates_per_process_and_kind() {
     let snap = s.snapshot(SnapshotOptions::default());
     assert_eq!(snap.events, 4);
     let p1 = snap.processes.iter().find(|p| p.pid == 1).expect("pid 1");
-    assert_eq!(crate::decode::comm_str(&p1.comm), "work");
+    assert_eq!(comm_str(&p1.comm), "work");
     assert_eq!(p1.counts.get(Kind::CowCopyAnon), 2);
     assert_eq!(p1.counts.copies(), 2);
     assert_eq!(p1.counts.cow_total(), 3);
@@ -229,7 +229,7 @@ fn exited_processes_past_the_kept_ones_fold_with_exact_totals() {
         .iter()
         .find(|p| p.pid == retire::FOLDED_PID)
         .expect("the (exited) entry");
-    assert_eq!(crate::decode::comm_str(&folded.comm), "(exited)");
+    assert_eq!(comm_str(&folded.comm), "(exited)");
     assert_eq!(folded.counts.all(), 2 * u64::from(light), "the lightest");
     assert!(snap.processes.iter().all(|p| p.pid == 0 || p.pid > light));
     assert_eq!(snap.totals.all(), 2 * u64::from(n));
