@@ -267,7 +267,7 @@ impl Feed {
                     .and_then(|()| self.latencies(part, range, state))
                     .map_err(|e| self.error(&e))?;
                 cursor.at = stop;
-                self.retire_within(state, cursor, end, &last);
+                self.retire(state, cursor, cursor.at);
             }
         }
         Ok(())
@@ -276,23 +276,6 @@ impl Feed {
     /// Applies the exits at or before `at`.
     fn retire(&self, state: &mut State, cursor: &mut Cursor, at: u64) {
         while let Some(exit) = self.exits.get(cursor.exits).filter(|e| e.seq <= at) {
-            state.exited(exit.pid);
-            cursor.exits += 1;
-        }
-    }
-
-    /// Applies the exits up to `end` whose processes write nothing more
-    /// before it (the others wait for their window's end).
-    fn retire_within(
-        &self,
-        state: &mut State,
-        cursor: &mut Cursor,
-        end: u64,
-        last: &HashMap<u32, u64>,
-    ) {
-        while let Some(exit) = self.exits.get(cursor.exits).filter(|e| {
-            e.seq <= cursor.at || (e.seq <= end && last.get(&e.pid).is_none_or(|r| *r < e.seq))
-        }) {
             state.exited(exit.pid);
             cursor.exits += 1;
         }

@@ -12,6 +12,8 @@
 pub mod contain;
 pub mod dictionary;
 pub mod feed;
+#[cfg(test)]
+mod feed_tests;
 pub mod frames;
 pub mod manifest;
 pub mod offline;

@@ -11,7 +11,7 @@ use cowprof_model::{
     names::Names,
 };
 
-use crate::resolve::{writers::file_offset, Resolver};
+use crate::resolve::writers::file_offset;
 
 /// One fault, named.
 #[derive(Clone, Debug)]
@@ -74,39 +74,35 @@ impl EventNames {
     }
 
     /// A mapping's name (see [`EventRow::mapping`]).
-    pub fn mapping(&mut self, map: MapKey, resolver: &Resolver) -> Arc<str> {
-        cached(&mut self.mappings, map, || {
-            resolver.mapping(&map).into_owned()
-        })
+    pub fn mapping(&mut self, map: MapKey, names: &dyn Names) -> Arc<str> {
+        cached(&mut self.mappings, map, || names.mapping(&map).into_owned())
     }
 
     /// An image's path.
-    pub fn image(&mut self, image: FileKey, resolver: &Resolver) -> Arc<str> {
-        cached(&mut self.images, image, || {
-            resolver.path(&image).into_owned()
-        })
+    pub fn image(&mut self, image: FileKey, names: &dyn Names) -> Arc<str> {
+        cached(&mut self.images, image, || names.path(&image).into_owned())
     }
 
     /// A section's name (`?` when unknown).
-    pub fn section(&mut self, image: FileKey, index: Option<u32>, resolver: &Resolver) -> Arc<str> {
+    pub fn section(&mut self, image: FileKey, index: Option<u32>, names: &dyn Names) -> Arc<str> {
         cached(&mut self.sections, (image, index), || {
-            resolver.section(&image, index).to_owned()
+            names.section(&image, index).to_owned()
         })
     }
 
     /// A data symbol's name.
-    pub fn symbol(&mut self, image: FileKey, index: u32, resolver: &Resolver) -> Arc<str> {
+    pub fn symbol(&mut self, image: FileKey, index: u32, names: &dyn Names) -> Arc<str> {
         cached(&mut self.symbols, (image, index), || {
-            resolver.symbol(&image, Some(index)).to_owned()
+            names.symbol(&image, Some(index)).to_owned()
         })
     }
 
-    fn text(&mut self, id: TextId, resolver: &Resolver) -> Arc<str> {
-        cached(&mut self.texts, id, || resolver.text(id).to_owned())
+    fn text(&mut self, id: TextId, names: &dyn Names) -> Arc<str> {
+        cached(&mut self.texts, id, || names.text(id).to_owned())
     }
 
     /// Names one resolved fault.
-    pub fn row(&mut self, event: &FaultEvent, r: &Resolved, resolver: &Resolver) -> EventRow {
+    pub fn row(&mut self, event: &FaultEvent, r: &Resolved, names: &dyn Names) -> EventRow {
         let MappingKey { map, .. } = r.mapping;
         let image = r.loc.image;
         EventRow {
@@ -120,21 +116,21 @@ impl EventNames {
             page: r.loc.page,
             file_offset: (event.vma.file_backed != 0)
                 .then(|| file_offset(event.addr, event.vma.vm_start, event.vma.vm_pgoff)),
-            mapping: self.mapping(map, resolver),
+            mapping: self.mapping(map, names),
             mapping_start: event.vma.vm_start,
             mapping_end: event.vma.vm_end,
             anon: event.vma.file_backed == 0,
-            image: image.map(|key| self.image(key, resolver)),
-            section: image.map(|key| self.section(key, r.loc.section, resolver)),
+            image: image.map(|key| self.image(key, names)),
+            section: image.map(|key| self.section(key, r.loc.section, names)),
             symbol: image
                 .zip(r.loc.symbol)
-                .map(|(key, i)| self.symbol(key, i, resolver)),
-            writer: self.text(r.instruction, resolver),
-            writer_function: self.text(r.writer, resolver),
+                .map(|(key, i)| self.symbol(key, i, names)),
+            writer: self.text(r.instruction, names),
+            writer_function: self.text(r.writer, names),
             writer_ip: event.ip,
             latency_ns: r.latency_ns,
             stack: match r.stack {
-                StackKey::Stack(id) => Some(self.text(id, resolver)),
+                StackKey::Stack(id) => Some(self.text(id, names)),
                 StackKey::Missing => Some("[no stack]".into()),
                 StackKey::NotRecorded => None,
             },

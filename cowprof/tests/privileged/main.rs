@@ -19,6 +19,8 @@ mod hostile;
 #[cfg(feature = "parquet")]
 mod killpoints;
 mod kinds;
+#[cfg(feature = "parquet")]
+mod one_model;
 mod pipeline;
 mod privacy;
 #[cfg(feature = "parquet")]

@@ -16,7 +16,7 @@ use crate::harness::{
 const ALL_VIEWS: &str = "mapping,image,section,symbol,page,writer";
 
 /// `record --json -o DIR --summary FILE --by BY -- command`: the summary.
-fn record_profile(dir: &Path, by: &str, command: &[String]) -> Value {
+pub(crate) fn record_profile(dir: &Path, by: &str, command: &[String]) -> Value {
     let summary = dir.with_extension("summary.json");
     let out = output(
         Command::new(cowprof())
@@ -37,7 +37,7 @@ fn record_profile(dir: &Path, by: &str, command: &[String]) -> Value {
 }
 
 /// `report DIR --format json ARGS`.
-fn report(dir: &Path, args: &[&str]) -> Value {
+pub(crate) fn report(dir: &Path, args: &[&str]) -> Value {
     let out = output(
         Command::new(cowprof())
             .arg("report")

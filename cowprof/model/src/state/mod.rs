@@ -429,9 +429,18 @@ impl State {
         let touched = if options.touch_map {
             self.touched
                 .iter()
-                .map(|(image, pages)| TouchedImage {
-                    image: *image,
-                    pages: pages.clone(),
+                .map(|(image, pages)| {
+                    let mut pages = pages.clone();
+                    // Folded processes not yet compacted away leave the
+                    // copy, as compaction would take them: a snapshot does
+                    // not depend on when compactions ran.
+                    for page in pages.values_mut() {
+                        page.forget(&|pid| self.retire.was_folded(pid));
+                    }
+                    TouchedImage {
+                        image: *image,
+                        pages,
+                    }
                 })
                 .collect()
         } else {
@@ -478,6 +487,7 @@ impl State {
     /// [`State::take_rows`]), the touch map moved rather than copied.
     #[must_use]
     pub fn into_snapshot(mut self) -> Snapshot {
+        self.compact();
         let touched = std::mem::take(&mut self.touched)
             .into_iter()
             .map(|(image, pages)| TouchedImage { image, pages })
