@@ -2,6 +2,7 @@
 //! `cargo xtask setup | run | test | lint`.
 mod bench;
 mod cache;
+mod cycles;
 mod fuzz;
 mod lint;
 mod readme;
@@ -58,6 +59,10 @@ enum Task {
         /// Run only the exporter's storm benchmark and print it.
         #[arg(long, conflicts_with = "only_top")]
         only_serve: bool,
+        /// Run only the benchmarks of reading a profile back (`report`,
+        /// `top --replay`) on a fresh two-writer profile, and print them.
+        #[arg(long, conflicts_with_all = ["only_top", "only_serve"])]
+        only_read: bool,
     },
     /// Boot Debian's 5.10, 6.1, 6.12 and newest 7.x cloud kernels under
     /// qemu and run the live suite under every probe strategy each offers.
@@ -69,8 +74,13 @@ enum Task {
         #[arg(long)]
         fresh: bool,
     },
-    /// rustfmt and clippy (pedantic) on the host crates and the eBPF crate.
+    /// rustfmt and clippy (pedantic) on the host crates and the eBPF crate,
+    /// and no module cycle in any crate.
     Lint,
+    /// List the module dependency cycles of each crate (two modules on
+    /// different branches that name each other's items, directly or not);
+    /// fails when there is one.
+    Cycles,
     /// Run cowprof record -o and serve (scraped every second) at once
     /// under a workload of over 100,000 COW faults/s for MINUTES; fail on
     /// RSS or descriptor growth, uncounted losses or invalid outputs.
@@ -105,12 +115,14 @@ fn main() -> Result<()> {
             events,
             only_top,
             only_serve,
+            only_read,
         } => bench::run(&bench::Options {
             pairs,
             pages,
             events,
             only_top,
             only_serve,
+            only_read,
         }),
         Task::VmTest { kernel, fresh } => {
             let env = setup::run()?;
@@ -125,6 +137,7 @@ fn main() -> Result<()> {
             fuzz::run(&env, &targets, seconds, rss_limit_mb)
         }
         Task::Soak { minutes } => soak::run(minutes),
+        Task::Cycles => cycles::run(),
         Task::Lint => {
             let env = setup::run()?;
             lint::run(&env)

@@ -67,6 +67,8 @@ pub struct Resolved {
     pub latency_ns: u64,
     pub mapping: MappingKey,
     pub loc: Loc,
+    /// The write's offset in its page.
+    pub offset: u16,
     /// The writing function (the writer view's key).
     pub writer: TextId,
     /// The writing instruction, with `file:line` where known.
@@ -92,6 +94,8 @@ pub struct Faults {
     pub latency_ns: u64,
     pub mapping: MappingKey,
     pub loc: Loc,
+    /// The writes' offset in their page.
+    pub offset: u16,
     pub writer: TextId,
     /// The earliest fault's writing instruction.
     pub instruction: TextId,
@@ -114,6 +118,7 @@ impl Faults {
             latency_ns: event.latency_ns,
             mapping: event.mapping,
             loc: event.loc,
+            offset: event.offset,
             writer: event.writer,
             instruction: event.instruction,
             stack: event.stack,

@@ -190,12 +190,7 @@ pub fn run(args: &AdviseArgs, out: &mut dyn std::io::Write) -> Result<(), Advise
             profile.events
         );
     }
-    let all = writes::read(&profile, |_| true).map_err(|e| {
-        AdviseError::Profile(ProfileError::Corrupt {
-            path: args.dir.clone(),
-            problem: e.to_string(),
-        })
-    })?;
+    let all = writes::read(&profile, |_| true)?;
     let chosen = choose(args, &all)?;
     let single = chosen.len() == 1;
     let mut advice = Vec::new();

@@ -1,16 +1,22 @@
-//! The writes to each image a profile saw, read one events part at a time
-//! ([`each_part`]): each distinct (process, address, whether the
-//! loader wrote, whether the page came from the file) once, with the
-//! section and symbol the recording named there, so the image on disk can
-//! be checked against the recording.
+//! The writes to each image a profile saw, from the model: the profile's
+//! events fed to a state that keeps each distinct (process, address,
+//! writing instruction, whether the page came from the file) once, with
+//! the section and symbol the recording named there, so the image on disk
+//! can be checked against the recording.
 use std::collections::{BTreeMap, BTreeSet};
 
-use polars::prelude::{col, lit, PolarsResult};
+use cowprof_model::{
+    names::Names,
+    state::{Keep, SnapshotOptions, State},
+};
 
 use super::plan::{written_by_loader, Write};
 use crate::profile::{
+    dictionary::Dictionary,
+    feed::{Cursor, Feed},
     read::Profile,
-    scan::{each_part, number, text, Filters},
+    scan::Filters,
+    ProfileError,
 };
 
 /// The writes to one image.
@@ -29,54 +35,34 @@ pub struct ImageWrites {
 pub fn read(
     profile: &Profile,
     select: impl Fn(&str) -> bool,
-) -> PolarsResult<BTreeMap<String, ImageWrites>> {
+) -> Result<BTreeMap<String, ImageWrites>, ProfileError> {
+    let keep = Keep::only(&[]).with_writes();
+    let mut dict = Dictionary::default();
+    let feed = Feed::open(profile, &Filters::default(), keep, &mut dict)?.without_exits();
+    let mut state = State::new(keep);
+    feed.feed(&mut state, &mut dict, &mut Cursor::default(), feed.events())?;
     let mut images: BTreeMap<String, ImageWrites> = BTreeMap::new();
-    each_part(
-        profile,
-        &Filters::default(),
-        |lf| {
-            lf.filter(
-                col("image")
-                    .is_not_null()
-                    .and(col("kind").neq(lit("write_notify"))),
-            )
-            .with_column((col("address") % lit(4096u64)).alias("in_page"))
-            .group_by([
-                col("image"),
-                col("pid"),
-                col("page"),
-                col("in_page"),
-                col("writer"),
-                col("section"),
-                col("symbol"),
-                col("kind"),
-            ])
-            .agg([col("ts_ns").count().alias("faults")])
-        },
-        |df| {
-            for i in 0..df.height() {
-                let image = text(df, "image", i);
-                if !select(&image) {
-                    continue;
-                }
-                let vaddr = number(df, "page", i) + number(df, "in_page", i);
-                let entry = images.entry(image).or_default();
-                entry.writes.insert(Write {
-                    pid: u32::try_from(number(df, "pid", i)).unwrap_or(u32::MAX),
-                    vaddr,
-                    loader: written_by_loader(&text(df, "writer", i)),
-                    from_file: matches!(
-                        text(df, "kind", i).as_str(),
-                        "cow_copy_file" | "cow_fill_file"
-                    ),
-                });
-                entry
-                    .named
-                    .entry(vaddr)
-                    .or_insert_with(|| (text(df, "section", i), text(df, "symbol", i)));
-            }
-            Ok(())
-        },
-    )?;
+    for image in state.snapshot(SnapshotOptions::default()).writes {
+        let path = dict.path(&image.image).into_owned();
+        if !select(&path) {
+            continue;
+        }
+        let entry = images.entry(path).or_default();
+        entry.writes.extend(image.writes.iter().map(|w| Write {
+            pid: w.pid,
+            vaddr: w.vaddr,
+            loader: written_by_loader(dict.text(w.instruction)),
+            from_file: w.from_file,
+        }));
+        for (vaddr, (section, symbol)) in &image.named {
+            let symbol = symbol.map_or(String::new(), |s| {
+                dict.symbol(&image.image, Some(s)).to_owned()
+            });
+            entry.named.insert(
+                *vaddr,
+                (dict.section(&image.image, *section).to_owned(), symbol),
+            );
+        }
+    }
     Ok(images)
 }

@@ -101,7 +101,15 @@ fn keys(keep: cowprof_model::state::Keep) -> (Vec<&'static str>, Vec<&'static st
     if keep.crosses {
         add(&["image", "section", "symbol", "writer_function", "stack"]);
     }
-    let mut earliest = vec!["writer"];
+    if keep.writes {
+        add(&[
+            "image", "section", "symbol", "page", "offset", "kind", "writer",
+        ]);
+    }
+    let mut earliest = Vec::new();
+    if !keys.contains(&"writer") {
+        earliest.push("writer");
+    }
     if keep.touch_map && !keys.contains(&"symbol") {
         earliest.push("symbol");
     }
@@ -109,12 +117,13 @@ fn keys(keep: cowprof_model::state::Keep) -> (Vec<&'static str>, Vec<&'static st
 }
 
 /// The columns a group query derives from the events'.
-fn derived() -> [Expr; 3] {
+fn derived() -> [Expr; 4] {
     let anon = |name: &str| when(col("anon")).then(col(name)).otherwise(lit(0u64));
     [
         col("tid").eq(col("pid")).alias("main"),
         anon("mapping_start").alias("mstart"),
         anon("mapping_end").alias("mend"),
+        (col("address") % lit(4096u64)).alias("offset"),
     ]
 }
 
@@ -341,6 +350,7 @@ impl Feed {
             number("latency_ns"),
         );
         let (start, end, page) = (number("mstart"), number("mend"), number("page"));
+        let offset = number("offset");
         let (comms, mapping, image, section, symbol) = (
             c.text("comm"),
             c.text("mapping"),
@@ -380,6 +390,7 @@ impl Feed {
                     symbol: image.and_then(|_| dict.symbol_id(text(symbol, i))),
                     page: get(page.as_ref(), i),
                 },
+                offset: u16::try_from(get(offset.as_ref(), i)).unwrap_or(0),
                 writer: text(function, i).map_or(TextId::default(), |t| dict.text_id(t)),
                 instruction: text(writer, i).map_or(TextId::default(), |t| dict.text_id(t)),
                 stack: if keys.contains(&"stack") {

@@ -140,6 +140,7 @@ impl Recording {
             latency_ns: 500 + (ts % 13) * 100,
             mapping,
             loc,
+            offset: u16::try_from(addr & 0xfff).unwrap_or(0),
             writer: function,
             instruction,
             stack,

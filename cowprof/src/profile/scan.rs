@@ -1,13 +1,13 @@
-//! Scanning a profile's Parquet with polars, one events part at a time,
-//! so reading needs memory for one part and for the result, never for
-//! every event: the filters `report` takes, as polars conditions; the end
-//! tables; and the readers of group frames.
+//! Scanning a profile's Parquet with polars, one events part (or a slice
+//! of one) at a time, so reading needs memory for one part and for the
+//! result, never for every event: the filters `report` takes, as polars
+//! conditions; the end tables; and the readers of result frames.
 use cowprof_common::Kind;
 use std::path::Path;
 
 use polars::prelude::{
-    col, lit, AnyValue, BooleanChunked, DataFrame, DataType, Engine, Expr, IdxSize, LazyFrame,
-    PlRefPath, PolarsResult, ScanArgsParquet, StringChunked, UInt64Chunked,
+    col, lit, BooleanChunked, DataFrame, DataType, Engine, Expr, IdxSize, LazyFrame, PlRefPath,
+    PolarsResult, ScanArgsParquet, StringChunked, UInt64Chunked,
 };
 
 use super::{read::Profile, ProfileError};
@@ -124,24 +124,6 @@ pub(crate) fn collect(
     Ok(df)
 }
 
-/// Runs `query` on the events of each part of `profile` that pass
-/// `filters`, in turn, and hands each result to `merge`.
-///
-/// # Errors
-/// When a part cannot be scanned, or `merge` fails.
-pub(crate) fn each_part(
-    profile: &Profile,
-    filters: &Filters,
-    query: impl Fn(LazyFrame) -> LazyFrame,
-    mut merge: impl FnMut(&DataFrame) -> PolarsResult<()>,
-) -> PolarsResult<()> {
-    let conditions = conditions(profile, filters);
-    for part in &profile.parts {
-        merge(&collect(part, None, &conditions, &query)?)?;
-    }
-    Ok(())
-}
-
 /// The columns of a frame, each typed once.
 pub(crate) struct Columns<'a> {
     pub df: &'a DataFrame,
@@ -177,21 +159,4 @@ pub(crate) fn kind_sums() -> Vec<Expr> {
                 .alias(k.name())
         })
         .collect()
-}
-
-/// Column `name` of `df` as text, row `i` (empty when null).
-pub(crate) fn text(df: &DataFrame, name: &str, i: usize) -> String {
-    df.column(name)
-        .ok()
-        .and_then(|c| c.str().ok()?.get(i).map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// Column `name` of `df` as a number, row `i` (0 when null or missing).
-pub(crate) fn number(df: &DataFrame, name: &str, i: usize) -> u64 {
-    match df.column(name).and_then(|c| c.get(i)) {
-        Ok(AnyValue::Boolean(b)) => u64::from(b),
-        Ok(value) => value.extract::<u64>().unwrap_or(0),
-        Err(_) => 0,
-    }
 }

@@ -103,6 +103,7 @@ impl Resolver {
             latency_ns: event.latency_ns,
             mapping,
             loc,
+            offset: u16::try_from(event.addr & (PAGE - 1)).unwrap_or(0),
             writer,
             instruction,
             stack,

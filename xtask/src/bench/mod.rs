@@ -31,6 +31,7 @@ pub struct Options {
     pub only_top: bool,
     /// Only the exporter's storm benchmark, printed.
     pub only_serve: bool,
+    pub only_read: bool,
 }
 
 pub(crate) fn target_dir() -> PathBuf {
@@ -93,6 +94,7 @@ struct Binaries {
     cow_workload: PathBuf,
     profile_bench: PathBuf,
     top_bench: PathBuf,
+    read_bench: PathBuf,
     image_write: PathBuf,
 }
 
@@ -112,6 +114,7 @@ fn build() -> Result<Binaries> {
         cow_workload: release.join("examples").join("cow-workload"),
         profile_bench: release.join("examples").join("profile-bench"),
         top_bench: release.join("examples").join("top-bench"),
+        read_bench: release.join("examples").join("read-bench"),
         image_write: run::build_image_write(
             &cache::workspace().join("bench/workloads"),
             &target_dir().join("bench"),
@@ -340,29 +343,32 @@ fn load_section(md: &mut String, load: &load::LoadResult, attach: &[f64]) -> Val
     })
 }
 
+/// One group of benchmarks alone (`--only-read`, `--only-serve`,
+/// `--only-top`), printed; the README and `bench/results.*` are left as
+/// they are.
+fn only(bins: &Binaries, options: &Options) -> Result<()> {
+    let mut md = String::new();
+    let two_writers = load::two_writers_script(&bins.cow_workload, options.events);
+    if options.only_read {
+        let dir = profiles::fresh_dir("read");
+        profiles::record_two_writers(&bins.cowprof, &two_writers, &dir)?;
+        let read = profiles::read(&mut md, &bins.read_bench, &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        read?;
+    } else if options.only_serve {
+        serve::run(&mut md, &bins.cowprof, &two_writers)?;
+    } else {
+        setup::debian_tools()?;
+        top::run(&mut md, &bins.cowprof, &bins.top_bench, &two_writers)?;
+    }
+    print!("{md}");
+    Ok(())
+}
+
 pub fn run(options: &Options) -> Result<()> {
     let bins = build()?;
-    if options.only_serve {
-        let mut md = String::new();
-        serve::run(
-            &mut md,
-            &bins.cowprof,
-            &load::two_writers_script(&bins.cow_workload, options.events),
-        )?;
-        print!("{md}");
-        return Ok(());
-    }
-    if options.only_top {
-        setup::debian_tools()?;
-        let mut md = String::new();
-        top::run(
-            &mut md,
-            &bins.cowprof,
-            &bins.top_bench,
-            &load::two_writers_script(&bins.cow_workload, options.events),
-        )?;
-        print!("{md}");
-        return Ok(());
+    if options.only_read || options.only_serve || options.only_top {
+        return only(&bins, options);
     }
     eprintln!("xtask: bench attach time");
     let (attach, strategy) = load::attach_times(&bins.cowprof, 7)?;
@@ -404,6 +410,7 @@ pub fn run(options: &Options) -> Result<()> {
         &mut md,
         &bins.cowprof,
         &bins.profile_bench,
+        &bins.read_bench,
         &storm,
         &load::two_writers_script(&bins.cow_workload, options.events),
     )?;

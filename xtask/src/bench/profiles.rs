@@ -6,7 +6,7 @@ use std::{fmt::Write as _, path::Path, process::Command};
 use anyhow::{bail, Context as _, Result};
 use serde_json::{json, Value};
 
-fn fresh_dir(name: &str) -> std::path::PathBuf {
+pub fn fresh_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("cowprof-bench-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
@@ -36,6 +36,7 @@ pub fn run(
     md: &mut String,
     cowprof: &Path,
     bench: &Path,
+    read_bench: &Path,
     storm: &[&str],
     two_writers: &str,
 ) -> Result<Value> {
@@ -78,7 +79,10 @@ pub fn run(
     let loaded: Value = serde_json::from_slice(&std::fs::read(&summary)?)?;
     let manifest: Value = serde_json::from_slice(&std::fs::read(dir.join("profile.json"))?)?;
     let (two_bytes, two_events) = parts(&dir)?;
+    let mut reading = String::new();
+    let read = read(&mut reading, read_bench, &dir);
     let _ = std::fs::remove_dir_all(&dir);
+    let read = read?;
     let _ = std::fs::remove_file(&summary);
     #[expect(clippy::cast_precision_loss, reason = "ratios for display")]
     let per_event = |b: u64, e: u64| b as f64 / e.max(1) as f64;
@@ -106,7 +110,9 @@ pub fn run(
         loaded["cost"]["cpu_percent"].as_f64().unwrap_or(0.0),
         loaded["cost"]["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0
     );
+    md.push_str(&reading);
     Ok(json!({
+        "read": read,
         "writer": writer,
         "storm_bytes_per_event": per_event(bytes, events),
         "two_writers": {
@@ -118,4 +124,64 @@ pub fn run(
             "peak_rss_kib": loaded["cost"]["peak_rss_kib"],
         },
     }))
+}
+
+/// Records the two writers to the profile `dir`.
+pub fn record_two_writers(cowprof: &Path, script: &str, dir: &Path) -> Result<()> {
+    eprintln!("xtask: bench two writers recorded with -o");
+    let status = Command::new(cowprof)
+        .args(["record", "--summary", "/dev/null", "-o"])
+        .arg(dir)
+        .args(["--", "sh", "-c", script])
+        .output()?;
+    if !status.status.success() {
+        bail!(
+            "record -o failed: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Reading the profile in `dir` back: `report` with the default view and
+/// with every view, and a replay of 20 steps with a seek back; appends
+/// the section to `md`.
+pub fn read(md: &mut String, read_bench: &Path, dir: &Path) -> Result<Value> {
+    eprintln!("xtask: bench reading a profile back");
+    let all = "mapping,image,section,symbol,page,writer";
+    let default = run_json(Command::new(read_bench).arg("report").arg(dir))?;
+    let every = run_json(Command::new(read_bench).arg("report").arg(dir).arg(all))?;
+    let replay = run_json(Command::new(read_bench).arg("replay").arg(dir).arg("20"))?;
+    let mib = |v: &Value| v["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0;
+    let n = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
+    let _ = writeln!(
+        md,
+        "## Reading a profile back ({} events, two writers)\n",
+        default["events"]
+    );
+    let _ = writeln!(md, "| measurement | time | peak RSS |\n|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| `report` (process view) | {:.0} ms | {:.1} MiB |",
+        n(&default, "ms"),
+        mib(&default)
+    );
+    let _ = writeln!(
+        md,
+        "| `report --by {all}` | {:.0} ms | {:.1} MiB |",
+        n(&every, "ms"),
+        mib(&every)
+    );
+    let _ = writeln!(
+        md,
+        "| replay: open | {:.0} ms | |\n| replay: 20 steps forward, each | median {:.0} ms, mean {:.0} ms, max {:.0} ms | |\n| replay: seek back to a quarter, then to the end | {:.0} ms, {:.0} ms | {:.1} MiB |\n",
+        n(&replay, "open_ms"),
+        n(&replay, "step_ms_median"),
+        n(&replay, "step_ms_mean"),
+        n(&replay, "step_ms_max"),
+        n(&replay, "seek_back_ms"),
+        n(&replay, "to_end_ms"),
+        mib(&replay)
+    );
+    Ok(json!({ "report": default, "report_every_view": every, "replay": replay }))
 }

@@ -14,7 +14,7 @@ pub mod retire;
 use std::collections::BTreeMap;
 
 use cowprof_common::{event::COMM_LEN, FileKey, Kind};
-use hashbrown::{hash_map::Entry, HashMap};
+use hashbrown::{hash_map::Entry, HashMap, HashSet};
 
 pub use crate::{
     counts::{KindCounts, Latencies, LatencySummary},
@@ -121,6 +121,30 @@ pub struct ProcessMapping {
     pub first_writer: TextId,
 }
 
+/// One distinct write to an image (not a write notification).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Write {
+    pub pid: u32,
+    /// The address written, in the image.
+    pub vaddr: u64,
+    /// The writing instruction.
+    pub instruction: TextId,
+    /// The page came from the file (`cow_copy_file`, `cow_fill_file`).
+    pub from_file: bool,
+}
+
+/// The section and data symbol at each address written.
+pub type Named = BTreeMap<u64, (Option<u32>, Option<u32>)>;
+
+/// The distinct writes to one image, and the section and data symbol at
+/// each address written.
+#[derive(Clone, Debug)]
+pub struct ImageWrites {
+    pub image: FileKey,
+    pub writes: Vec<Write>,
+    pub named: Named,
+}
+
 /// What a snapshot holds.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SnapshotOptions {
@@ -149,10 +173,16 @@ pub struct Snapshot {
     pub process_mappings: Vec<ProcessMapping>,
     /// Per family and dimension (empty unless kept).
     pub crosses: Vec<((Facet, Facet), KindCounts)>,
+    /// Per image, its distinct writes (empty unless kept).
+    pub writes: Vec<ImageWrites>,
 }
 
 /// What a state keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each says whether one table is kept"
+)]
 pub struct Keep {
     /// The keyed views (in [`View::KEYED`] order).
     views: [bool; View::KEYED.len()],
@@ -163,6 +193,8 @@ pub struct Keep {
     pub process_mappings: bool,
     /// Faults per family and dimension of the gate ([`Facet`]).
     pub crosses: bool,
+    /// Every distinct write to an image (the advisor's).
+    pub writes: bool,
 }
 
 impl Keep {
@@ -174,6 +206,7 @@ impl Keep {
             touch_map: true,
             process_mappings: false,
             crosses: false,
+            writes: false,
         }
     }
 
@@ -186,6 +219,7 @@ impl Keep {
             touch_map: views.iter().any(|v| v.has_touch_map()),
             process_mappings: false,
             crosses: false,
+            writes: false,
         };
         for (slot, view) in keep.views.iter_mut().zip(View::KEYED) {
             *slot = views.contains(view);
@@ -207,6 +241,15 @@ impl Keep {
     pub const fn with_crosses(self) -> Self {
         Self {
             crosses: true,
+            ..self
+        }
+    }
+
+    /// These, and every distinct write to an image.
+    #[must_use]
+    pub const fn with_writes(self) -> Self {
+        Self {
+            writes: true,
             ..self
         }
     }
@@ -243,6 +286,9 @@ pub struct State {
     process_mappings: HashMap<(u32, MappingKey), Tally>,
     /// (family, dimension) → faults, when kept.
     crosses: HashMap<(Facet, Facet), KindCounts>,
+    /// Image → its distinct writes, and the section and symbol at each
+    /// address written, when kept.
+    writes: HashMap<FileKey, (HashSet<Write>, Named)>,
     /// Exited processes: which keep rows of their own.
     retire: retire::Retirement,
 }
@@ -371,6 +417,23 @@ impl State {
             }
             .count(faults);
         }
+        if let Some(image) = faults.loc.image.filter(|_| self.keep.writes) {
+            let vaddr = faults.loc.page + u64::from(faults.offset);
+            let (writes, named) = self.writes.entry(image).or_default();
+            for kind in Kind::ALL {
+                if faults.counts.get(kind) > 0 && kind != Kind::WriteNotify {
+                    writes.insert(Write {
+                        pid,
+                        vaddr,
+                        instruction: faults.instruction,
+                        from_file: matches!(kind, Kind::CowCopyFile | Kind::CowFillFile),
+                    });
+                }
+            }
+            named
+                .entry(vaddr)
+                .or_insert((faults.loc.section, faults.loc.symbol));
+        }
         if self.keep.crosses {
             for family in Facet::families(faults).into_iter().flatten() {
                 for dimension in Facet::dimensions(faults).into_iter().flatten() {
@@ -459,6 +522,19 @@ impl State {
         let mut snapshot = self.snapshot_with(views, touched, options.top);
         snapshot.process_mappings = process_mappings;
         snapshot.crosses = self.crosses.iter().map(|(k, c)| (*k, *c)).collect();
+        snapshot.writes = self
+            .writes
+            .iter()
+            .map(|(image, (writes, named))| {
+                let mut writes: Vec<Write> = writes.iter().copied().collect();
+                writes.sort_unstable();
+                ImageWrites {
+                    image: *image,
+                    writes,
+                    named: named.clone(),
+                }
+            })
+            .collect();
         snapshot
     }
 
@@ -519,6 +595,7 @@ impl State {
             touched,
             process_mappings: Vec::new(),
             crosses: Vec::new(),
+            writes: Vec::new(),
         }
     }
 }

@@ -26,6 +26,7 @@ fn anon(pid: u32, addr: u64, kind: Kind) -> Resolved {
             symbol: None,
             page: addr & !0xfff,
         },
+        offset: u16::try_from(addr & 0xfff).unwrap_or(0),
         writer: TextId(1),
         instruction: TextId(2),
         stack: StackKey::NotRecorded,
