@@ -23,8 +23,10 @@ use cowprof_common::{
 };
 
 use crate::{
-    maps::{bump, config, count, is_target, EVENTS, KIND_COUNTS, PROC_COUNTS, STACKS, TASK_STATE},
-    pending::{active, current_task, remember_vma, resolve_vma, vma_from_cache, Subject},
+    maps::{bump, config, count, is_target, EVENTS, KIND_COUNTS, PROC_COUNTS, STACKS},
+    pending::{active, remember_vma, resolve_vma, vma_from_cache, Subject},
+    read::{current_task, read_at},
+    store::TASK_STATE,
     vma::{self, Space},
 };
 
@@ -108,7 +110,7 @@ pub fn open(state: &mut TaskState, addr: u64, ip: u64, error_code: u32) {
 /// lazy completion, also notes the address space the fault happened in.
 #[inline(always)]
 pub fn try_cache(state: &mut TaskState) {
-    let mm: *const c_void = vma::read_at(current_task().cast(), config().offsets.task_mm);
+    let mm: *const c_void = read_at(current_task().cast(), config().offsets.task_mm);
     let seq = vma::lock_seq_of(mm);
     if config().lazy != 0 {
         state.pending.mm = mm as u64;

@@ -30,7 +30,7 @@
 //! under the walk. Every read is a checked probe read all the same.
 use core::{ffi::c_void, ptr};
 
-use crate::{maps::config, vma::read_at};
+use crate::{maps::config, read::read_at};
 
 const RB_RIGHT: u32 = 8;
 const RB_LEFT: u32 = 16;

@@ -16,6 +16,7 @@ mod legacy_vma;
 mod maps;
 mod pending;
 mod probes;
+mod read;
 mod regs;
 mod store;
 mod tracepoints;

@@ -53,8 +53,6 @@ pub fn stopping() -> bool {
 pub static PROC_COUNTS: PerCpuHashMap<u32, ProcCounts> =
     PerCpuHashMap::with_max_entries(MAX_COUNTED, 0);
 
-pub use crate::store::TASK_STATE;
-
 /// Set by userspace before load (`EbpfLoader::set_global`).
 #[unsafe(no_mangle)]
 static CONFIG: Config = Config {

@@ -8,27 +8,11 @@ use aya_ebpf::{
 use cowprof_common::{event::COMM_LEN, BssInfo, Stat, TaskState, VmaInfo};
 
 use crate::{
-    maps::{config, count, TASK_STATE},
-    vma::{self, read_at, Space},
+    maps::{config, count},
+    read::{current_task, read_at},
+    store::TASK_STATE,
+    vma::{self, Space},
 };
-
-/// The current task, as a trusted BTF pointer (v5.11+).
-#[cfg(not(feature = "legacy"))]
-#[inline(always)]
-pub fn current_task() -> *mut task_struct {
-    // SAFETY: always valid in tracing programs.
-    unsafe { gen::bpf_get_current_task_btf() }
-}
-
-/// The current task, as a plain pointer for probe reads: older kernels
-/// have no `bpf_get_current_task_btf`, and the legacy object passes the
-/// task to no helper that needs a trusted one.
-#[cfg(feature = "legacy")]
-#[inline(always)]
-pub fn current_task() -> *mut task_struct {
-    // SAFETY: no preconditions.
-    unsafe { gen::bpf_get_current_task() as *mut task_struct }
-}
 
 /// The current task's state, if a write fault is in flight.
 #[inline(always)]

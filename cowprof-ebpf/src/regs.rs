@@ -24,7 +24,7 @@ use aya_ebpf::{
 };
 use cowprof_common::{classify::PF_USER, Pending};
 
-use crate::{maps::config, pending::current_task};
+use crate::{maps::config, read::current_task};
 
 /// The two user registers that matter here.
 pub struct UserRegs {

@@ -93,7 +93,7 @@ mod by_tid {
     };
 
     use super::TaskState;
-    use crate::{maps::config, vma::read_at};
+    use crate::{maps::config, read::read_at};
 
     /// Each thread's state, by thread id. Preallocated: a tracing program
     /// must not allocate. Userspace sizes it (`TASK_STATES`) at load time;

@@ -2,10 +2,7 @@
 
 use core::ffi::c_void;
 
-use aya_ebpf::{
-    bindings::task_struct,
-    helpers::{bpf_probe_read_kernel, generated as gen},
-};
+use aya_ebpf::bindings::task_struct;
 use cowprof_common::{
     event::{ANON_HEAP, ANON_NAMED, ANON_NAME_DEV, ANON_STACK},
     Offsets, VmaInfo,
@@ -14,37 +11,10 @@ use cowprof_common::{
 #[cfg(not(feature = "legacy"))]
 use aya_ebpf::helpers::generated::bpf_find_vma;
 
-use crate::{maps::config, pending::current_task};
-
-/// Reads a `T` at `base + offset` in kernel memory; `None` on a fault.
-#[inline(always)]
-pub fn try_read_at<T>(base: *const c_void, offset: u32) -> Option<T> {
-    // SAFETY: bpf_probe_read_kernel checks the address.
-    unsafe { bpf_probe_read_kernel(base.cast::<u8>().add(offset as usize).cast::<T>()) }.ok()
-}
-
-/// Reads an integer or pointer at `base + offset` in kernel memory; zero on
-/// a fault.
-///
-/// Branch-free on purpose: the helper zeroes its destination when the read
-/// faults, so there is no second path for the verifier to explore. A branch
-/// per read doubled the paths through a mapping read with every field.
-#[inline(always)]
-pub fn read_at<T: Copy>(base: *const c_void, offset: u32) -> T {
-    // SAFETY: only used for integers and raw pointers, for which all-zero
-    // bytes are a valid value.
-    let mut value: T = unsafe { core::mem::zeroed() };
-    // SAFETY: the helper checks the kernel address and writes at most
-    // size_of::<T>() bytes into `value`.
-    unsafe {
-        gen::bpf_probe_read_kernel(
-            core::ptr::from_mut(&mut value).cast(),
-            size_of::<T>() as u32,
-            base.cast::<u8>().add(offset as usize).cast(),
-        );
-    }
-    value
-}
+use crate::{
+    maps::config,
+    read::{current_task, read_at, try_read_at},
+};
 
 /// Kernel objects a mapping refers to, announced to userspace once each,
 /// outside any `bpf_find_vma` callback.

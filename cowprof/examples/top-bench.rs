@@ -66,7 +66,7 @@ fn main() {
         .unwrap_or(200)
         .max(1);
     let report = Arc::new(fixture::report_with(10_000, 50_000));
-    let mut app = fixture::live_app("bench");
+    let mut app = App::fixture("bench");
     app.update(Arc::clone(&report), Duration::from_secs(1));
     let mut out = serde_json::json!({
         "mappings": report.views.values().map(Vec::len).max().unwrap_or(0),

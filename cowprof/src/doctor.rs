@@ -7,10 +7,9 @@ use serde::Serialize;
 use crate::{
     kernel::{btf::VMLINUX_BTF, preempt, privileges, tracefs},
     probe::{
-        strategy::{
-            Exclusion, KernelFacts, ProbeSpec, Requirement, Strategy, Without, EXCLUSIONS,
-            REQUIREMENTS, TABLE,
-        },
+        facts::KernelFacts,
+        requirements::{Exclusion, Requirement, Without, EXCLUSIONS, REQUIREMENTS},
+        strategy::{ProbeSpec, Strategy, TABLE},
         ProbeOptions, Probes,
     },
 };

@@ -1,4 +1,4 @@
-//! rustfmt and clippy, pedantic, warnings as errors.
+//! rustfmt and clippy, pedantic, warnings as errors; no module cycle.
 use anyhow::Result;
 
 use crate::setup::{status, Env};
@@ -10,6 +10,8 @@ pub fn run(env: &Env) -> Result<()> {
         "--workspace",
         "--exclude",
         "cowprof-ebpf",
+        "--features",
+        "cowprof/fixtures",
         "--all-targets",
         "--",
         "-D",
@@ -25,5 +27,6 @@ pub fn run(env: &Env) -> Result<()> {
         "--",
         "-D",
         "warnings",
-    ]))
+    ]))?;
+    crate::cycles::run()
 }

@@ -69,7 +69,7 @@ pub fn run(env: &Env, only: Option<&str>, fresh: bool) -> Result<()> {
     let mut prepared = Vec::new();
     for kernel in &kernels {
         let initramfs = guest::initramfs(kernel, &bins)?;
-        let key = host::input_key(kernel, &initramfs)?;
+        let key = host::input_key(kernel, &initramfs.root)?;
         prepared.push((kernel, initramfs, key));
     }
     // Guests boot GUESTS_AT_ONCE at a time, each a two-vCPU qemu: more at

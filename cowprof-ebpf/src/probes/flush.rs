@@ -16,7 +16,7 @@ use core::ffi::c_void;
 
 use aya_ebpf::bindings::task_struct;
 
-use crate::{fault, maps::TASK_STATE, pending::Subject};
+use crate::{fault, pending::Subject, store::TASK_STATE};
 
 /// The iterator's context (`struct bpf_iter__task`).
 #[repr(C)]

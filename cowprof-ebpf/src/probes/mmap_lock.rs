@@ -27,9 +27,9 @@ use aya_ebpf::{
 use crate::{
     fault,
     maps::config,
-    pending::{active, current_task},
+    pending::active,
+    read::{current_task, read_at},
     regs,
-    vma::read_at,
 };
 
 /// `PF_EXITING` in include/linux/sched.h.

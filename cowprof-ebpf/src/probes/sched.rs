@@ -26,8 +26,9 @@ use aya_log_ebpf::warn;
 use cowprof_common::Stat;
 
 use crate::{
-    maps::{config, count, PROC_COUNTS, TARGETS, TASK_STATE},
-    vma::read_at,
+    maps::{config, count, PROC_COUNTS, TARGETS},
+    read::read_at,
+    store::TASK_STATE,
 };
 
 #[btf_tracepoint(function = "sched_process_fork")]

@@ -20,7 +20,7 @@ use aya_ebpf::{
 use crate::{
     maps::config,
     pending::active,
-    vma::{read_at, try_read_at},
+    read::{read_at, try_read_at},
 };
 
 /// `PAGE_MAPPING_ANON` in include/linux/page-flags.h.

@@ -18,4 +18,6 @@ mod verb;
 mod writes;
 
 #[cfg(feature = "parquet")]
-pub use verb::{run, AdviseError, ImageAdvice};
+pub use render::ImageAdvice;
+#[cfg(feature = "parquet")]
+pub use verb::{run, AdviseError};

@@ -1,7 +1,11 @@
 //! `advise`'s text output.
 use std::{collections::BTreeMap, fmt::Write as _, path::Path};
 
-use super::{image::PAGE, ordering::Linker, plan::Advice, verb::ImageAdvice};
+use super::{
+    image::PAGE,
+    ordering::Linker,
+    plan::{self, Advice},
+};
 
 #[expect(clippy::cast_precision_loss, reason = "KiB for people")]
 fn kib(bytes: u64) -> String {
@@ -103,6 +107,16 @@ fn one(out: &mut String, image: &str, a: &Advice, top: usize) {
         let _ = writeln!(out, "    … {} more (--top)", a.cold_passengers.len() - top);
     }
     relocation_pressure(out, a, top);
+}
+
+/// The advice for one image, or why it was skipped.
+#[derive(Debug, serde::Serialize)]
+pub struct ImageAdvice {
+    pub image: String,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub advice: Option<plan::Advice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// The pages only the loader wrote, by the section each starts in, most

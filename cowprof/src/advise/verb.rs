@@ -1,7 +1,11 @@
 //! The `advise` verb: reading, checking, advising and printing.
 use std::{collections::BTreeMap, path::PathBuf};
 
-use super::{image, ordering, plan, render, writes};
+use super::{
+    image, ordering, plan,
+    render::{self, ImageAdvice},
+    writes,
+};
 
 use crate::{
     cli::{exit, AdviseArgs, AdviseFormat},
@@ -44,16 +48,6 @@ impl AdviseError {
             Self::Write { .. } => exit::OUTPUT,
         }
     }
-}
-
-/// The advice for one image, or why it was skipped.
-#[derive(Debug, serde::Serialize)]
-pub struct ImageAdvice {
-    pub image: String,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub advice: Option<plan::Advice>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<String>,
 }
 
 fn matches(pattern: Option<&str>, image: &str) -> bool {

@@ -6,7 +6,10 @@ use std::{collections::BTreeMap, path::Path};
 
 use serde::{Deserialize, Serialize};
 
-use super::{measure::Measurement, GateError};
+use super::{
+    measure::{Contributor, Measurement},
+    GateError,
+};
 
 /// The baseline format this cowprof reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -93,15 +96,6 @@ impl Tolerance {
         let pct = (expected as f64 * self.pct.max(0.0) / 100.0).ceil() as u64;
         self.abs.max(pct)
     }
-}
-
-/// One attribution of a metric's value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Contributor {
-    /// `writer`, `symbol`, `section` or `stack`.
-    pub dimension: String,
-    pub key: String,
-    pub value: u64,
 }
 
 /// One gated metric.

@@ -13,7 +13,6 @@ use cowprof_model::{
     views::Facet,
 };
 
-use super::baseline::Contributor;
 use crate::profile::{
     dictionary::Dictionary,
     feed::{Cursor, Feed},
@@ -21,6 +20,15 @@ use crate::profile::{
     scan::Filters,
     ProfileError,
 };
+
+/// One attribution of a metric's value.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Contributor {
+    /// `writer`, `symbol`, `section` or `stack`.
+    pub dimension: String,
+    pub key: String,
+    pub value: u64,
+}
 
 /// Contributors kept per metric and dimension.
 pub const CONTRIBUTORS: usize = 5;

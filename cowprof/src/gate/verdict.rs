@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{
-    baseline::{Baseline, Contributor, Metric, Tolerance},
-    measure::Measurement,
+    baseline::{Baseline, Metric, Tolerance},
+    measure::{Contributor, Measurement},
 };
 
 /// How a metric fared.

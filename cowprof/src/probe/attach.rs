@@ -8,7 +8,8 @@ use aya::{
 };
 
 use super::{
-    strategy::{Hook, KernelFacts, ProbeSpec, SoftwareEvent, Strategy},
+    facts::KernelFacts,
+    strategy::{Hook, ProbeSpec, SoftwareEvent, Strategy},
     ProbeError,
 };
 

@@ -18,8 +18,8 @@ use aya::{
 use cowprof_common::{Config, FaultEvent, FileRecord, ProcCounts};
 
 use self::{
+    facts::KernelFacts,
     object::{configs, load_object, take_map, tracepoint_offsets},
-    strategy::KernelFacts,
 };
 pub use self::{
     stats::{CountedProcess, ProbeStats, ProgramStat},
@@ -140,7 +140,7 @@ pub struct Probes {
     control: Option<Array<MapData, u32>>,
     /// What the legacy object stands in for on this kernel (empty when
     /// the kernel has it all).
-    fallbacks: Vec<&'static strategy::Requirement>,
+    fallbacks: Vec<&'static requirements::Requirement>,
 }
 
 impl Probes {
@@ -348,8 +348,8 @@ impl Probes {
         self.fallbacks
             .iter()
             .filter_map(|r| match r.without {
-                strategy::Without::Legacy(instead) => Some(format!("{}: {instead}", r.feature)),
-                strategy::Without::Unavailable(_) => None,
+                requirements::Without::Legacy(instead) => Some(format!("{}: {instead}", r.feature)),
+                requirements::Without::Unavailable(_) => None,
             })
             .collect()
     }

@@ -5,8 +5,10 @@ use aya::{Ebpf, EbpfLoader};
 use cowprof_common::Config;
 
 use super::{
+    facts::KernelFacts,
     load_error,
-    strategy::{self, KernelFacts, Strategy},
+    requirements::Requirement,
+    strategy::{self, Strategy},
     ProbeError, ProbeOptions,
 };
 use crate::kernel;
@@ -70,7 +72,7 @@ pub(super) fn configs(
 /// Loads the eBPF object with `config`: the legacy one where the kernel
 /// lacks what it stands in for (`fallbacks`), else the default.
 pub(super) fn load_object(
-    fallbacks: &[&strategy::Requirement],
+    fallbacks: &[&Requirement],
     config: &Config,
     ringbuf_bytes: u32,
 ) -> Result<Ebpf, ProbeError> {

@@ -5,11 +5,6 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub use super::{
-    facts::{parse_version, CheckResult, KernelFacts},
-    requirements::{Exclusion, Property, Requirement, Without, EXCLUSIONS, REQUIREMENTS},
-};
-
 /// A way of probing the write-protect fault path (docs/kernel.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]

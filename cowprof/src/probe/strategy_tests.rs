@@ -1,5 +1,6 @@
 //! Tests of the compatibility table and its checks.
 use super::*;
+use crate::probe::facts::{parse_version, KernelFacts};
 
 #[test]
 fn versions_parse() {

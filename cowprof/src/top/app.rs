@@ -142,6 +142,23 @@ pub struct App {
 }
 
 impl App {
+    /// A live screen's state, before any report: probe strategy
+    /// `tracepoint`, target `target` (for the tests and the render
+    /// benchmark).
+    #[cfg(any(test, feature = "fixtures"))]
+    #[must_use]
+    pub fn fixture(target: &str) -> App {
+        App::new(
+            Mode::Live,
+            Meta {
+                strategy: "tracepoint".into(),
+                target: target.into(),
+                speed: 1.0,
+                ..Meta::default()
+            },
+        )
+    }
+
     #[must_use]
     pub fn new(mode: Mode, meta: Meta) -> Self {
         let kinds = [

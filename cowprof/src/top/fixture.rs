@@ -1,16 +1,10 @@
 //! A report with every view filled, deterministic, for the tests and the
-//! render benchmark.
+//! render benchmark (feature `fixtures`; not in release builds).
 use std::collections::BTreeMap;
 
 use cowprof_common::Kind;
 
-use crate::{
-    report::{ImageWaste, PageRow, ProcessMappingRow, ProcessSummary, Report, Row, Waste},
-    top::{
-        app::{App, Meta},
-        keymap::Mode,
-    },
-};
+use crate::report::{ImageWaste, PageRow, ProcessMappingRow, ProcessSummary, Report, Row, Waste};
 use cowprof_model::state::{KindCounts, LatencySummary, View};
 
 fn counts(copies: u64, reuses: u64) -> KindCounts {
@@ -218,19 +212,4 @@ pub fn report_with(mappings: usize, pages: usize) -> Report {
 #[must_use]
 pub fn report() -> Report {
     report_with(3, 0)
-}
-
-/// A live screen's state, before any report: probe strategy `tracepoint`,
-/// target `target`.
-#[must_use]
-pub fn live_app(target: &str) -> App {
-    App::new(
-        Mode::Live,
-        Meta {
-            strategy: "tracepoint".into(),
-            target: target.into(),
-            speed: 1.0,
-            ..Meta::default()
-        },
-    )
 }

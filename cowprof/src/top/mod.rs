@@ -5,6 +5,7 @@
 //! [`FRAME`] apart, and restores the terminal on every way out.
 pub mod app;
 #[doc(hidden)]
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixture;
 pub mod keymap;
 mod live;

@@ -105,6 +105,8 @@ fn build() -> Result<Binaries> {
         "--release",
         "--package",
         "cowprof",
+        "--features",
+        "fixtures",
         "--bins",
         "--examples",
     ]))?;

@@ -357,14 +357,14 @@ pub fn boot(kernel: &Kernel, initramfs: &Path) -> Result<String> {
 }
 
 /// A key for everything a guest run depends on: the kernel image and the
-/// initramfs (binaries, init script, module, scratch image).
-pub fn input_key(kernel: &Kernel, initramfs: &super::guest::Initramfs) -> Result<String> {
+/// initramfs's files under `root` (binaries, init script, module, scratch
+/// image).
+pub fn input_key(kernel: &Kernel, root: &Path) -> Result<String> {
     use std::hash::{Hash as _, Hasher as _};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     kernel.release.hash(&mut hasher);
     fs::read(&kernel.vmlinuz)?.hash(&mut hasher);
     // The cpio records mtimes; hash the files inside instead.
-    let root = &initramfs.root;
     let mut files: Vec<PathBuf> = walk(root)?;
     files.sort();
     for file in files {

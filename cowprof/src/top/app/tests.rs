@@ -8,7 +8,7 @@ use crate::top::fixture;
 use cowprof_model::state::KindCounts;
 
 fn app() -> App {
-    let mut app = fixture::live_app("kv-server");
+    let mut app = App::fixture("kv-server");
     app.update(Arc::new(fixture::report()), Duration::from_secs(1));
     app
 }

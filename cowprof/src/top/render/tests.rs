@@ -15,7 +15,7 @@ use crate::top::{
 };
 
 fn app() -> App {
-    let mut app = fixture::live_app("kv-server --port 6379 (pid 4242)");
+    let mut app = App::fixture("kv-server --port 6379 (pid 4242)");
     let mut earlier = fixture::report();
     earlier.totals = cowprof_model::state::KindCounts::default();
     app.update(Arc::new(earlier), Duration::from_secs(41));
