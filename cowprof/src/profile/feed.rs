@@ -33,6 +33,11 @@ use super::{
 };
 use crate::collector::Exit;
 
+/// Events grouped at once, at most: a part's groups by every key can be
+/// nearly as many as its events, and polars' frames of them are most of
+/// what reading a profile holds in memory.
+const WINDOW: u64 = 1 << 18;
+
 /// One events part.
 #[derive(Clone, Debug)]
 struct Part {
@@ -49,7 +54,13 @@ pub struct Feed {
     /// The processes the recording found exited, in its order.
     exits: Vec<Exit>,
     conditions: Vec<Expr>,
-    keep: cowprof_model::state::Keep,
+    /// The columns grouped by, and those taken from each group's earliest
+    /// event.
+    keys: Vec<&'static str>,
+    earliest: Vec<&'static str>,
+    /// Events grouped at once: [`WINDOW`] when pages are keys (groups as
+    /// many as the events), else a whole part.
+    window: u64,
     events: u64,
 }
 
@@ -89,8 +100,9 @@ fn keys(keep: cowprof_model::state::Keep) -> (Vec<&'static str>, Vec<&'static st
     if keep.view(View::Symbol) {
         add(&["image", "section", "symbol"]);
     }
-    if keep.touch_map {
-        add(&["image", "page"]);
+    if keep.touch_map && !keep.view(View::Page) && !keep.writes {
+        // Only image pages are in the touch map: other faults need no page.
+        add(&["image", "ipage"]);
     }
     if keep.view(View::Writer) {
         add(&["writer_function"]);
@@ -107,7 +119,9 @@ fn keys(keep: cowprof_model::state::Keep) -> (Vec<&'static str>, Vec<&'static st
         ]);
     }
     let mut earliest = Vec::new();
-    if !keys.contains(&"writer") {
+    // The first writer is a row's: the process view alone needs none.
+    let rows = keys.len() > 3 || keep.touch_map || keep.process_mappings;
+    if rows && !keys.contains(&"writer") {
         earliest.push("writer");
     }
     if keep.touch_map && !keys.contains(&"symbol") {
@@ -117,13 +131,17 @@ fn keys(keep: cowprof_model::state::Keep) -> (Vec<&'static str>, Vec<&'static st
 }
 
 /// The columns a group query derives from the events'.
-fn derived() -> [Expr; 4] {
+fn derived() -> [Expr; 5] {
     let anon = |name: &str| when(col("anon")).then(col(name)).otherwise(lit(0u64));
     [
         col("tid").eq(col("pid")).alias("main"),
         anon("mapping_start").alias("mstart"),
         anon("mapping_end").alias("mend"),
         (col("address") % lit(4096u64)).alias("offset"),
+        when(col("image").is_not_null())
+            .then(col("page"))
+            .otherwise(lit(0u64))
+            .alias("ipage"),
     ]
 }
 
@@ -205,12 +223,20 @@ impl Feed {
                 }
             }
         }
+        let (keys, earliest) = keys(keep);
+        let window = if keys.iter().any(|k| k.ends_with("page")) {
+            WINDOW
+        } else {
+            u64::MAX
+        };
         Ok(Self {
             dir: profile.dir.clone(),
             parts,
             exits,
             conditions: conditions(profile, filters),
-            keep,
+            keys,
+            earliest,
+            window,
             events: offset,
         })
     }
@@ -270,10 +296,18 @@ impl Feed {
                     .iter()
                     .take_while(|e| e.seq <= end)
                     .find(|e| e.seq > cursor.at && last.get(&e.pid).is_some_and(|r| *r >= e.seq))
-                    .map_or(end, |e| e.seq);
+                    .map_or(end, |e| e.seq)
+                    .min(cursor.at.saturating_add(self.window));
                 let range = (cursor.at - part.offset, stop - part.offset);
+                // Latencies only where some fault's was measured.
                 self.groups(part, range, state, dict)
-                    .and_then(|()| self.latencies(part, range, state))
+                    .and_then(|measured| {
+                        if measured {
+                            self.latencies(part, range, state)
+                        } else {
+                            Ok(())
+                        }
+                    })
                     .map_err(|e| self.error(&e))?;
                 cursor.at = stop;
                 self.retire(state, cursor, cursor.at);
@@ -316,15 +350,16 @@ impl Feed {
         Ok(last)
     }
 
-    /// Feeds the groups of rows `range` of `part`.
+    /// Feeds the groups of rows `range` of `part`. Returns whether a fault
+    /// there had its latency measured.
     fn groups(
         &self,
         part: &Part,
         range: (u64, u64),
         state: &mut State,
         dict: &mut Dictionary,
-    ) -> PolarsResult<()> {
-        let (keys, earliest) = keys(self.keep);
+    ) -> PolarsResult<bool> {
+        let (keys, earliest) = (&self.keys, &self.earliest);
         let mut aggs = kind_sums();
         aggs.push(col("ts_ns").min().alias("first_ns"));
         aggs.push(col("ts_ns").max().alias("last_ns"));
@@ -349,7 +384,8 @@ impl Feed {
             number("last_ns"),
             number("latency_ns"),
         );
-        let (start, end, page) = (number("mstart"), number("mend"), number("page"));
+        let (start, end) = (number("mstart"), number("mend"));
+        let page = number("page").or_else(|| number("ipage"));
         let offset = number("offset");
         let (comms, mapping, image, section, symbol) = (
             c.text("comm"),
@@ -361,6 +397,7 @@ impl Feed {
         let (function, writer, stack) =
             (c.text("writer_function"), c.text("writer"), c.text("stack"));
         let (main, anon) = (c.flag("main"), c.flag("anon"));
+        let mut measured = false;
         for i in 0..df.height() {
             let pid = u32::try_from(get(pid.as_ref(), i)).unwrap_or(u32::MAX);
             let mut values = [0; 6];
@@ -399,9 +436,10 @@ impl Feed {
                     StackKey::NotRecorded
                 },
             };
+            measured |= faults.latency_ns > 0;
             state.add(&faults);
         }
-        Ok(())
+        Ok(measured)
     }
 
     /// Feeds the latency histograms of rows `range` of `part`: each

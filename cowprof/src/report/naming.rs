@@ -42,7 +42,15 @@ pub fn report(snapshot: Snapshot, names: &dyn Names, views: &[View], kernel: Pro
         .iter()
         .filter_map(|t| image_waste(t, names))
         .unzip();
-    waste.sort_by_key(|w| std::cmp::Reverse(w.total.pages.untouched_pages));
+    // Most pages never written first, then by path: the order does not
+    // depend on the state's hashing.
+    waste.sort_by(|a, b| {
+        b.total
+            .pages
+            .untouched_pages
+            .cmp(&a.total.pages.untouched_pages)
+            .then_with(|| a.total.name.cmp(&b.total.name))
+    });
     Report {
         events: snapshot.events,
         processes,
