@@ -8,7 +8,11 @@
 //! DIR/processes.parquet          written at the end
 //! DIR/mappings.parquet
 //! DIR/pages.parquet              the touch map, page by page
+//! DIR/exits.parquet              the processes retired, where
 //! ```
+//!
+//! Reading goes through the model: [`feed`] groups the events into
+//! `cowprof_model::state::State`, [`dictionary`] names them.
 pub mod contain;
 pub mod dictionary;
 pub mod feed;
