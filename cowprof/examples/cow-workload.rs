@@ -57,7 +57,8 @@
 //! arrives on stdin, so a profiler can attach with `-p` first.
 //!
 //! With `--stop`, the `fork-anon` child reports itself and stops (SIGSTOP)
-//! before and after its writes, so a test can read its smaps in between.
+//! before and after its writes, so a test can read its smaps in between;
+//! after its writes it adds the line `{"written":CHILD}` to the report.
 use std::{
     fs::{File, OpenOptions},
     io::{BufRead as _, Write as _},
@@ -415,6 +416,9 @@ fn fork_anon(args: &Args) {
         }
         write_pages(base, 0..n, 2);
         if args.stop {
+            // Its writes are done: a test waits for this line, then for
+            // the stop.
+            report_line(args, &format!("{{\"written\":{}}}\n", std::process::id()));
             // SAFETY: as above.
             unsafe { libc::raise(libc::SIGSTOP) };
         }

@@ -9,37 +9,13 @@ use crate::{
 };
 use cowprof_model::state::View;
 
-/// Exit codes, documented in `--help` and the README.
-pub mod exit {
-    /// A runtime failure not covered below.
-    pub const FAILURE: u8 = 1;
-    /// Bad usage (clap's own code).
-    pub const USAGE: u8 = 2;
-    /// Not enough privileges to load the probes.
-    pub const PRIVILEGES: u8 = 3;
-    /// The kernel lacks something the probes need.
-    pub const UNSUPPORTED: u8 = 4;
-    /// The target process or command cannot be found or run.
-    pub const TARGET: u8 = 5;
-    /// An output file cannot be written.
-    pub const OUTPUT: u8 = 6;
-    /// `--exact` was asked for and the accounting is incomplete (events
-    /// lost, or counters unreadable).
-    pub const INEXACT: u8 = 7;
-    /// `serve`: the listen address cannot be bound (in use, or not one of
-    /// this host's).
-    pub const LISTEN: u8 = 11;
-    /// `advise`: an image the profile names cannot be read, or is not the
-    /// file recorded.
-    pub const IMAGE: u8 = 12;
-}
 
 /// A copy-on-write fault profiler: who pays for COW faults, where, and how much.
 #[derive(Debug, Parser)]
 #[command(
     name = "cowprof",
     version,
-    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 privileges, 4 unsupported kernel, 5 target, 6 output, 7 inexact (with --exact), 11 serve cannot listen, 12 advise cannot read an image."
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 privileges, 4 unsupported kernel, 5 target, 6 output, 7 inexact (with --exact), 8 not a profile, 9 corrupt profile, 10 profile of another schema version, 11 serve cannot listen, 12 advise cannot read an image."
 )]
 pub struct Cli {
     /// Write cowprof's own log to this file (level from `RUST_LOG`, default info).
@@ -189,7 +165,6 @@ pub struct RecordArgs {
     /// the kernel's counters unreadable at the end.
     #[arg(long)]
     pub exact: bool,
-    /// Probe strategy: the best available (auto), or force one.
     /// Measure each fault's latency, from entry to completion. Off by
     /// default: it reads the clock twice per fault and, on the tracepoint
     /// strategy, adds a perf event per fault for the completion. On the
@@ -197,8 +172,13 @@ pub struct RecordArgs {
     /// fault), and a third more per short-lived fork (README, Overhead).
     #[arg(long)]
     pub latency: bool,
+    /// Probe strategy: the best available (auto), or force one.
     #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
     pub probe: ProbeChoice,
+    /// Print only the N processes and rows of each view with the most COW
+    /// faults (as `report --top`); the profile keeps every one.
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
 }
 
 /// `top`'s arguments.

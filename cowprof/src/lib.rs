@@ -8,6 +8,7 @@ pub mod cli;
 pub mod collector;
 pub mod decode;
 pub mod doctor;
+pub mod exit;
 #[doc(hidden)]
 pub mod fuzzing;
 #[cfg(feature = "parquet")]

@@ -12,7 +12,8 @@ use std::{
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser as _};
 use cowprof::{
-    cli::{exit, AdviseArgs, Cli, Command, RecordArgs, ReportArgs, ServeArgs, TopArgs},
+    cli::{AdviseArgs, Cli, Command, RecordArgs, ReportArgs, ServeArgs, TopArgs},
+    exit,
     probe::{ProbeError, ProbeOptions},
     record::{record, RecordOptions},
     recording::RecordError,
@@ -146,6 +147,7 @@ fn run_record(args: RecordArgs) -> ExitCode {
             latency: args.latency,
         },
         by: args.by,
+        top: args.top,
     };
     let summary = match record(&options, &interrupted) {
         Ok(summary) => summary,

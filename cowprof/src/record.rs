@@ -37,6 +37,8 @@ pub struct RecordOptions {
     pub probe: ProbeOptions,
     /// The views to report besides the per-process summary.
     pub by: Vec<View>,
+    /// Print only the top N processes and rows of each view.
+    pub top: Option<usize>,
 }
 
 fn create(path: &Path) -> Result<File, RecordError> {
@@ -143,6 +145,9 @@ pub fn record(options: &RecordOptions, interrupted: &AtomicBool) -> Result<Summa
         finished.collected,
     );
     summary.kernel_fallbacks = finished.fallbacks;
+    if let Some(n) = options.top {
+        summary.keep_top(n);
+    }
     summary.events_file_error = events_writer.and_then(|w| w.finish().err());
     summary.cost = SelfCost::measure(finished.attach_s, finished.wall_s);
     let write = |out: &mut dyn io::Write| {

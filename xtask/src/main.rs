@@ -1,5 +1,6 @@
 //! cowprof's developer tasks, in the manner of aya's own xtask:
-//! `cargo xtask setup | run | test | lint`.
+//! `cargo xtask setup | run | test | bench | vm-test | lint | cycles | soak |
+//! fuzz`.
 mod bench;
 mod cache;
 mod cycles;
@@ -32,7 +33,10 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Run every test: lints, unit tests and the live privileged suite.
+    /// Run every test: lints (and no module cycle), unit tests, the live
+    /// privileged suite, a 3-minute soak, and the kernel matrix (the live
+    /// suite under every strategy on Debian's 5.10, 6.1, 6.12 and newest
+    /// 7.x kernels, under qemu).
     Test {
         /// Skip rustfmt and clippy.
         #[arg(long)]

@@ -1,6 +1,8 @@
-//! `cargo xtask test`: lints, unit tests (the fuzz corpus replayed among
-//! them), the live privileged suite, a 3-minute soak, then the kernel matrix
-//! (the live suite as one binary on one thread, as aya runs its tests).
+//! `cargo xtask test`: lints (and no module cycle), unit tests (the fuzz
+//! corpus replayed among them), the live privileged suite (one binary on one
+//! thread, as aya runs its tests), a 3-minute soak, then the kernel matrix:
+//! that suite under every strategy each of Debian's 5.10, 6.1, 6.12 and
+//! newest 7.x kernels offers, booted under qemu.
 use anyhow::Result;
 
 use crate::{lint, setup};
@@ -43,6 +45,7 @@ pub fn run(with_lint: bool) -> Result<()> {
     )?;
     // Three minutes of every output at once under a COW-fault storm.
     crate::soak::run(3)?;
-    // The kernel matrix: the same suite under every strategy on 6.1 and 6.12.
+    // The kernel matrix: the same suite under every strategy on 5.10, 6.1,
+    // 6.12 and 7.x.
     crate::vm::run(&env, None, false)
 }

@@ -8,7 +8,8 @@ use super::{
 };
 
 use crate::{
-    cli::{exit, AdviseArgs, AdviseFormat},
+    cli::{AdviseArgs, AdviseFormat},
+    exit,
     profile::{read::Profile, ProfileError},
     resolve::elf::NotAttributed,
 };

@@ -110,6 +110,7 @@ fn run_once(
         json: false,
         probe: gate.probe,
         by: vec![View::Process],
+        top: None,
     };
     let summary = record(&options, interrupted)?;
     match summary.command_exit {

@@ -65,11 +65,12 @@ impl ProfileError {
     /// The exit code `report` uses for this error (documented in its help).
     #[must_use]
     pub fn exit_code(&self) -> u8 {
+        use crate::exit;
         match self {
-            ProfileError::Write { .. } | ProfileError::Parquet { .. } => 6,
-            ProfileError::NotAProfile(_) => 8,
-            ProfileError::Manifest { .. } | ProfileError::Corrupt { .. } => 9,
-            ProfileError::Version { .. } => 10,
+            ProfileError::Write { .. } | ProfileError::Parquet { .. } => exit::OUTPUT,
+            ProfileError::NotAProfile(_) => exit::NOT_A_PROFILE,
+            ProfileError::Manifest { .. } | ProfileError::Corrupt { .. } => exit::CORRUPT,
+            ProfileError::Version { .. } => exit::VERSION,
         }
     }
 }

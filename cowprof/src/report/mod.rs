@@ -1,6 +1,9 @@
-//! A report: a snapshot of the state with every key named, owned and ready
-//! for the sinks (the summary, and later Parquet, the TUI, the gate and the
-//! exporter). Built by [`naming`] in the collector thread.
+//! A report: a snapshot of the model with every key named, owned and ready
+//! for the sinks that read whole reports (the summary, the profile's end
+//! tables, `top`, `report` and the replay). Built by [`naming`], live in the
+//! collector thread and offline by the profile's reader; each event is
+//! named for the event sinks by [`events`], and the exporter's sums by
+//! [`tallies`].
 pub mod events;
 pub mod naming;
 pub mod tallies;

@@ -3,7 +3,9 @@
 //!
 //! Debian's glibc ships its debug files as `libc6-dbg` (build-id paths under
 //! `/usr/lib/debug/.build-id/`); every other package's are automatic
-//! `<package>-dbgsym` packages in the `debian-debug` archive. The owning
+//! `<package>-dbgsym` packages in the `debian-debug` archive, which
+//! Debian's default apt sources do not include (so the hint says how to add
+//! it). The owning
 //! package comes from `dpkg-query -S`, which knows a file by the path it
 //! was installed at: with merged /usr, `/usr/lib/...` was often installed
 //! as `/lib/...`, so both spellings are asked.
@@ -64,7 +66,12 @@ pub fn hints(unnamed: &[String]) -> Vec<String> {
         .map(|path| {
             let fix = owning_package(path).map_or_else(
                 || "install its debug file under /usr/lib/debug/.build-id/, or point --debug-dir at one".to_owned(),
-                |p| format!("install {} (or point --debug-dir at its debug files)", debug_package(&p)),
+                |p| match debug_package(&p).as_str() {
+                    "libc6-dbg" => "install libc6-dbg (or point --debug-dir at its debug files)".to_owned(),
+                    dbgsym => format!(
+                        "install {dbgsym} from Debian's debug archive (add `deb http://deb.debian.org/debian-debug <suite>-debug main` to the apt sources), or point --debug-dir at its debug files"
+                    ),
+                },
             );
             format!("hint: writers in {path} are shown as offsets: it has no symbols there and no debug information was found; {fix}")
         })

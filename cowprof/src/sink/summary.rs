@@ -205,6 +205,15 @@ impl Summary {
         out.flush()
     }
 
+    /// Keeps the `n` processes and rows of each view with the most COW
+    /// faults (they are sorted so).
+    pub fn keep_top(&mut self, n: usize) {
+        self.report.processes.truncate(n);
+        for rows in self.report.views.values_mut() {
+            rows.truncate(n);
+        }
+    }
+
     /// The summary as a table.
     #[must_use]
     pub fn to_text(&self) -> String {
@@ -247,8 +256,15 @@ impl Summary {
                 self.report.folded_processes
             );
         }
-        for hint in crate::resolve::debuginfo::hints(&self.report.unnamed_writers) {
-            let _ = writeln!(out, "{hint}");
+        // Only where writers are shown: the writer view, or stacks.
+        let writers_shown = self
+            .by
+            .iter()
+            .any(|v| matches!(v, View::Writer | View::Stack));
+        if writers_shown {
+            for hint in crate::resolve::debuginfo::hints(&self.report.unnamed_writers) {
+                let _ = writeln!(out, "{hint}");
+            }
         }
         if self.lost_events > 0 {
             let _ = writeln!(

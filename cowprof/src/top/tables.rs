@@ -54,7 +54,7 @@ pub enum Cell {
     Num(u64),
     /// A number shown without separators (a pid).
     Id(u64),
-    /// Microseconds, from ns.
+    /// Microseconds, from ns; `-` for 0 (not measured).
     Micros(u64),
 }
 
@@ -66,6 +66,9 @@ impl Cell {
             Cell::Text(t) => t.clone(),
             Cell::Num(n) => thousands(*n),
             Cell::Id(n) => n.to_string(),
+            // No latency measured (`--latency` not given), as the summary
+            // shows it.
+            Cell::Micros(0) => "-".to_owned(),
             #[expect(clippy::cast_precision_loss, reason = "a latency shown to 0.1 µs")]
             Cell::Micros(ns) => format!("{:.1}", *ns as f64 / 1000.0),
         }

@@ -107,7 +107,10 @@ fn recording_stops_after_the_duration() {
     }
     let summary = crate::harness::record_summary(["-a", "--duration", "0.5"]);
     assert_eq!(summary["stop_reason"], "duration");
-    assert!(summary["duration_s"].as_f64().expect("duration") >= 0.5);
+    // Stopped by the duration, not much later (the bound is the stop's
+    // slack: a drain and the final flush).
+    let duration = summary["duration_s"].as_f64().expect("duration");
+    assert!((0.5..10.0).contains(&duration), "{duration} s");
 }
 
 #[test]

@@ -119,4 +119,14 @@ fn without_debug_information_writers_are_offsets_and_the_hint_names_the_package(
         .find(|l| l.starts_with("hint: writers in") && l.contains(LOADER))
         .unwrap_or_else(|| panic!("no hint for the loader in:\n{text}"));
     assert!(hint.contains("install libc6-dbg"), "{hint}");
+    // Without a view that shows writers, no hint about them.
+    let out = output(
+        std::process::Command::new(cowprof())
+            .args(["record", "--debug-dir", &debug_dir])
+            .args(forced_probe().map(|p| format!("--probe={p}")))
+            .args(["--", "/bin/true"]),
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("hint: writers in"), "{text}");
 }

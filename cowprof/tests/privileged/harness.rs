@@ -231,8 +231,10 @@ impl Recording {
 pub fn read_ranges(path: &Path) -> Vec<Range> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
-        .map(|line| {
-            let v: Value = serde_json::from_str(line).expect("report line");
+        .map(|line| serde_json::from_str::<Value>(line).expect("report line"))
+        // `{"written":CHILD}` lines (`--stop`) mark a moment, not a range.
+        .filter(|v| v.get("written").is_none())
+        .map(|v| {
             let field = |name: &str| v[name].as_u64().expect("report field");
             Range {
                 pid: u32::try_from(field("pid")).expect("pid"),

@@ -40,7 +40,7 @@ impl Prometheus {
             ),
         )
         .expect("config");
-        let addr = loopback();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], crate::serve::free_port()));
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(

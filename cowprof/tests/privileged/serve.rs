@@ -41,6 +41,17 @@ impl Exporter {
             stderr,
         };
         exporter.wait_for_stderr("cowprof: serving");
+        // The address it bound, as it says: `--listen HOST:0` takes a port
+        // no other test can race for.
+        let stderr = exporter.stderr();
+        if let Some(bound) = stderr
+            .split("serving http://")
+            .nth(1)
+            .and_then(|rest| rest.split("/metrics").next())
+            .and_then(|addr| addr.parse().ok())
+        {
+            exporter.addr = bound;
+        }
         exporter
     }
 
@@ -85,7 +96,13 @@ impl Exporter {
     pub fn settled(&self) -> Vec<Sample> {
         let mut last = self.samples();
         let mut agreed = 0;
+        let deadline = Instant::now() + crate::harness::TIMEOUT;
         loop {
+            assert!(
+                Instant::now() < deadline,
+                "the exporter's counts never settled:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_secs(1));
             let now = self.samples();
             let faults = |s: &[Sample]| {
@@ -197,6 +214,8 @@ pub fn parse(body: &str) -> Vec<Sample> {
 }
 
 /// A free port on loopback.
+/// A port free now, for a program that cannot say which it bound
+/// (Prometheus); another process may take it before that program does.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -204,8 +223,10 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Where `cowprof serve` listens in the tests: loopback, on a port the
+/// kernel picks (`Exporter::start` reads the one bound).
 pub fn loopback() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], free_port()))
+    SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
 fn copies_of(samples: &[Sample], comm: &str) -> f64 {
@@ -473,10 +494,12 @@ fn serve_listens_on_loopback_unless_told_and_says_why_it_cannot() {
         assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
     }
     {
-        let listen = SocketAddr::from((Dummy::ADDR, free_port()));
+        let listen = SocketAddr::from((Dummy::ADDR, 0));
         let exporter = Exporter::start(dir.path(), Some(listen), &["-p".into(), "1".into()]);
+        assert_eq!(exporter.addr.ip(), listen.ip(), "--listen names it");
+        assert_ne!(exporter.addr.port(), 0, "the port bound is printed");
         assert_eq!(
-            get(listen, "/healthz", None).map(|r| r.0),
+            get(exporter.addr, "/healthz", None).map(|r| r.0),
             Ok(200),
             "--listen names it"
         );

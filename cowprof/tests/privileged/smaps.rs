@@ -28,6 +28,22 @@ fn wait_stopped(pid: u32) {
     }
 }
 
+/// Waits until the `--stop` child has written its pages (its `written`
+/// line is in the report) and stopped again.
+fn wait_written(files: &Files, child: u32) {
+    let deadline = Instant::now() + Duration::from_mins(1);
+    let marker = format!("{{\"written\":{child}}}");
+    while !std::fs::read_to_string(&files.report)
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l == marker)
+    {
+        assert!(Instant::now() < deadline, "pid {child} never wrote");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    wait_stopped(child);
+}
+
 /// `Private_Dirty` in kB of the mapping that contains `addr`.
 fn private_dirty_kb(pid: u32, addr: u64) -> u64 {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("smaps");
@@ -135,8 +151,7 @@ fn copies_equal_the_growth_of_private_dirty() {
     let before = private_dirty_kb(child, start);
     signal(child, libc::SIGCONT);
     // It stops again after its writes.
-    std::thread::sleep(Duration::from_millis(20));
-    wait_stopped(child);
+    wait_written(&files, child);
     let after = private_dirty_kb(child, start);
     signal(child, libc::SIGCONT);
     assert!(crate::harness::wait(&mut recorder, "cowprof").success());
@@ -160,8 +175,7 @@ fn a_recording_stopped_mid_run_reports_each_task_s_last_fault() {
     let files = Files::new();
     let (mut recorder, stopping) = record_stopping(&files, &["--summary", "/dev/null"], "300");
     signal(stopping.child, libc::SIGCONT);
-    std::thread::sleep(Duration::from_millis(20));
-    wait_stopped(stopping.child);
+    wait_written(&files, stopping.child);
     signal(recorder.id(), libc::SIGINT);
     assert!(crate::harness::wait(&mut recorder, "cowprof").success());
     signal(stopping.child, libc::SIGCONT);

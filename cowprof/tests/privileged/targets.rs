@@ -68,6 +68,7 @@ fn summary_reports_each_process_with_counts_and_lost_events() {
         "the child copied fewer than its 256 pages: {}",
         rec.summary
     );
+    assert_eq!(rec.count(range.child, "cow_copy_anon"), 256, "in its range");
     assert_eq!(rec.summary["stop_reason"], "command_exited");
     assert_eq!(rec.summary["command_exit"], 0);
     if let Some(probe) = crate::harness::forced_probe() {
@@ -81,4 +82,29 @@ fn summary_reports_each_process_with_counts_and_lost_events() {
             "stray process {p}"
         );
     }
+}
+
+#[test]
+fn top_prints_only_the_heaviest_processes_and_rows() {
+    if !bpf_available() {
+        return;
+    }
+    let files = Files::new();
+    let mut args = vec![
+        "--top".to_owned(),
+        "1".into(),
+        "--by".into(),
+        "mapping".into(),
+        "--".into(),
+        crate::harness::workload().display().to_string(),
+    ];
+    args.extend(crate::harness::workload_args(&files, "fork-anon", &["--pages", "256"]));
+    let summary = crate::harness::record_summary(&args);
+    let processes = summary["processes"].as_array().expect("processes");
+    assert_eq!(processes.len(), 1, "{summary}");
+    assert_eq!(summary["total_processes"], 2, "both are still counted");
+    assert_eq!(summary["views"]["mapping"].as_array().map(Vec::len), Some(1));
+    // The one kept is the heaviest: the child, with its 256 copies.
+    let range = crate::harness::read_ranges(&files.report)[0];
+    assert_eq!(processes[0]["pid"], range.child, "{summary}");
 }
