@@ -12,13 +12,8 @@ use std::{sync::Arc, time::Instant};
 use cowprof::{profile::writer::ProfileWriter, report::events::EventRow};
 
 fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
+    cowprof::kernel::procstat::own_status()
+        .and_then(|s| s.vmhwm)
         .unwrap_or(0)
 }
 

@@ -13,9 +13,7 @@ use cowprof::profile::{offline, read::Profile, scan::Filters, timeline::Timeline
 use cowprof_model::state::View;
 
 fn peak_rss_kib() -> u64 {
-    procfs::process::Process::myself()
-        .and_then(|p| p.status())
-        .ok()
+    cowprof::kernel::procstat::own_status()
         .and_then(|s| s.vmhwm)
         .unwrap_or(0)
 }

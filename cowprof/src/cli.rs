@@ -9,7 +9,6 @@ use crate::{
 };
 use cowprof_model::state::View;
 
-
 /// A copy-on-write fault profiler: who pays for COW faults, where, and how much.
 #[derive(Debug, Parser)]
 #[command(
@@ -173,7 +172,7 @@ pub struct RecordArgs {
     #[arg(long)]
     pub latency: bool,
     /// Probe strategy: the best available (auto), or force one.
-    #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
+    #[arg(long, value_parser = probe_choice(), default_value = "auto")]
     pub probe: ProbeChoice,
     /// Print only the N processes and rows of each view with the most COW
     /// faults (as `report --top`); the profile keeps every one.
@@ -217,7 +216,7 @@ pub struct TopArgs {
     /// fault), and a third more per short-lived fork (README, Overhead).
     #[arg(long)]
     pub latency: bool,
-    #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
+    #[arg(long, value_parser = probe_choice(), default_value = "auto")]
     pub probe: ProbeChoice,
 }
 
@@ -255,7 +254,7 @@ pub struct ServeArgs {
     /// fault), and a third more per short-lived fork (README, Overhead).
     #[arg(long)]
     pub latency: bool,
-    #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
+    #[arg(long, value_parser = probe_choice(), default_value = "auto")]
     pub probe: ProbeChoice,
 }
 
@@ -344,7 +343,7 @@ pub struct GateArgs {
     /// fault), and a third more per short-lived fork (README, Overhead).
     #[arg(long)]
     pub latency: bool,
-    #[arg(long, value_enum, default_value_t = ProbeChoice::Auto)]
+    #[arg(long, value_parser = probe_choice(), default_value = "auto")]
     pub probe: ProbeChoice,
     /// Ring buffer size in bytes (a power of two).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RINGBUF_BYTES)]
@@ -468,26 +467,32 @@ fn parse_kind(text: &str) -> Result<cowprof_common::Kind, String> {
     })
 }
 
-/// `--probe`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProbeChoice {
-    Auto,
-    Fentry,
-    Kprobe,
-    Tracepoint,
-}
+/// `--probe`: a strategy to force, or `auto` (none: the best the kernel
+/// offers). Its names are `Strategy`'s own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeChoice(pub Option<Strategy>);
 
 impl ProbeChoice {
     /// The forced strategy, `None` for auto.
     #[must_use]
     pub fn strategy(self) -> Option<Strategy> {
-        match self {
-            ProbeChoice::Auto => None,
-            ProbeChoice::Fentry => Some(Strategy::Fentry),
-            ProbeChoice::Kprobe => Some(Strategy::Kprobe),
-            ProbeChoice::Tracepoint => Some(Strategy::Tracepoint),
-        }
+        self.0
     }
+}
+
+/// Parses `--probe`: `auto`, or a strategy by its name.
+fn probe_choice() -> impl clap::builder::TypedValueParser<Value = ProbeChoice> {
+    use clap::{
+        builder::{PossibleValue, TypedValueParser as _},
+        ValueEnum as _,
+    };
+    let names = std::iter::once(PossibleValue::new("auto")).chain(
+        Strategy::value_variants()
+            .iter()
+            .filter_map(clap::ValueEnum::to_possible_value),
+    );
+    clap::builder::PossibleValuesParser::new(names)
+        .map(|name| ProbeChoice(Strategy::from_str(&name, true).ok()))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

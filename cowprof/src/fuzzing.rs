@@ -41,8 +41,7 @@ pub fn proc_text(data: &[u8]) {
     let _ = Mounts::parse(&text);
     let _ = crate::probe::facts::kallsyms_has_text(&text, "exc_page_fault");
     let _ = crate::probe::facts::kallsyms_text_range(&text, "exc_page_fault");
-    let _ = crate::kernel::privileges::caps_in_status(&text);
-    let _ = crate::sink::summary::vm_hwm_in_status(&text);
+    let _ = crate::kernel::procstat::status(data);
     let _ = crate::kernel::procstat::parse(data);
 }
 

@@ -5,9 +5,24 @@ use serde::Serialize;
 use super::counts::KindCounts;
 use crate::keys::{Faults, MapKey, MappingKey, StackKey, TextId, COMM_LEN};
 
-/// A dimension to aggregate by (`record --by`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+/// A dimension to aggregate by (`record --by`). Its names (`strum`, and
+/// serde's for the JSON) are lower-case.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum View {
     Process,
     Mapping,
@@ -22,39 +37,21 @@ pub enum View {
 
 impl View {
     /// Every view, in report order.
-    pub const ALL: [View; 8] = [
-        View::Process,
-        View::Mapping,
-        View::Image,
-        View::Section,
-        View::Symbol,
-        View::Page,
-        View::Writer,
-        View::Stack,
-    ];
+    pub const ALL: &'static [View] = <View as strum::VariantArray>::VARIANTS;
 
     /// The views the state keeps rows for: all but the process view, which
     /// is its own table.
     pub const KEYED: &'static [View] = View::ALL.split_at(1).1;
 
     #[must_use]
-    pub const fn name(self) -> &'static str {
-        match self {
-            View::Process => "process",
-            View::Mapping => "mapping",
-            View::Image => "image",
-            View::Section => "section",
-            View::Symbol => "symbol",
-            View::Page => "page",
-            View::Writer => "writer",
-            View::Stack => "stack",
-        }
+    pub fn name(self) -> &'static str {
+        self.into()
     }
 
     /// The view named `name`.
     #[must_use]
     pub fn from_name(name: &str) -> Option<View> {
-        View::ALL.into_iter().find(|v| v.name() == name)
+        name.parse().ok()
     }
 
     /// Whether the view lists image pages, and so comes with the touch map.

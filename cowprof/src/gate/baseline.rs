@@ -44,7 +44,7 @@ impl Environment {
             .unwrap_or("unknown")
             .to_owned();
         Self {
-            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            kernel: crate::kernel::release(),
             arch: std::env::consts::ARCH.to_owned(),
             page_size: page_size(),
             thp,

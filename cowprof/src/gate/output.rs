@@ -171,66 +171,42 @@ pub fn json(verdict: &Verdict) -> String {
     serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
 }
 
-fn xml(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
-}
-
-/// `JUnit` XML: one test case per metric, a failure per regression (and per
-/// stale baseline under `--strict`).
+/// `JUnit` XML (by `quick-junit`): one test case per metric, a failure per
+/// regression (and per stale baseline under `--strict`).
 #[must_use]
 pub fn junit(verdict: &Verdict) -> String {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
     let fails =
         |l: &Line| l.status == Status::Regression || (verdict.strict && l.status == Status::Stale);
-    let failures = verdict.lines.iter().filter(|l| fails(l)).count();
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"cowprof gate\" tests=\"{}\" failures=\"{failures}\">",
-        verdict.lines.len()
-    );
-    let _ = writeln!(
-        out,
-        "  <testsuite name=\"cowprof gate\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\">",
-        verdict.lines.len()
-    );
+    let mut suite = TestSuite::new("cowprof gate");
     for l in &verdict.lines {
-        let _ = write!(
-            out,
-            "    <testcase classname=\"cowprof.gate\" name=\"{}\"",
-            xml(&l.metric)
-        );
-        if fails(l) {
-            let message = format!(
-                "{}: {} → {} (allowed ±{}): {}",
-                l.metric,
-                show(l.expected),
-                show(l.current),
-                l.allowed,
-                l.reason
-            );
-            let _ = writeln!(
-                out,
-                ">\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>",
-                xml(&message),
-                status(l),
-                xml(&explanation(l))
-            );
-        } else if l.reason.is_empty() {
-            out.push_str("/>\n");
+        let mut case = if fails(l) {
+            let mut failed = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            failed
+                .set_message(format!(
+                    "{}: {} → {} (allowed ±{}): {}",
+                    l.metric,
+                    show(l.expected),
+                    show(l.current),
+                    l.allowed,
+                    l.reason
+                ))
+                .set_type(status(l))
+                .set_description(explanation(l));
+            TestCase::new(l.metric.as_str(), failed)
         } else {
-            let _ = writeln!(
-                out,
-                ">\n      <system-out>{}</system-out>\n    </testcase>",
-                xml(&l.reason)
-            );
-        }
+            let mut passed = TestCase::new(l.metric.as_str(), TestCaseStatus::success());
+            if !l.reason.is_empty() {
+                passed.set_system_out(l.reason.as_str());
+            }
+            passed
+        };
+        case.set_classname("cowprof.gate");
+        suite.add_test_case(case);
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    out
+    let mut report = Report::new("cowprof gate");
+    report.add_test_suite(suite);
+    report.to_string().unwrap_or_default()
 }
 
 /// GitHub Actions: an `::error` line per regression (for stdout), and the

@@ -6,6 +6,14 @@ pub mod privileges;
 pub mod procstat;
 pub mod tracefs;
 
+/// The running kernel's release (`uname -r`), empty when unreadable.
+#[must_use]
+pub fn release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// `CLOCK_MONOTONIC` now, in ns: the clock of the events' `ts_ns`
 /// (`bpf_ktime_get_ns`).
 #[must_use]

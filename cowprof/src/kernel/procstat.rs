@@ -1,4 +1,5 @@
-//! `/proc/PID/stat`, parsed by `procfs` behind a check of its shape.
+//! `/proc/PID/stat`, parsed by `procfs` behind a check of its shape, and
+//! `/proc/PID/status`, parsed by `procfs`.
 //!
 //! procfs-core 0.18.0 slices the line around the command's parentheses by
 //! byte index (`stat.rs`, `FromRead for Stat`): bytes outside the
@@ -7,7 +8,10 @@
 //! The kernel writes the pid and everything after the command itself, so
 //! real files are never like that; the check keeps a panic out of cowprof
 //! whatever the bytes.
-use procfs::{process::Stat, FromRead as _};
+use procfs::{
+    process::{Stat, Status},
+    FromRead as _,
+};
 
 /// Parses the contents of a `stat` file; `None` when it is not one.
 #[must_use]
@@ -35,6 +39,18 @@ pub fn read(pid: Option<u32>) -> Option<Stat> {
     parse(&std::fs::read(path).ok()?)
 }
 
+/// Parses the contents of a `status` file; `None` when it is not one.
+#[must_use]
+pub fn status(bytes: &[u8]) -> Option<Status> {
+    Status::from_read(bytes).ok()
+}
+
+/// The status of cowprof itself.
+#[must_use]
+pub fn own_status() -> Option<Status> {
+    status(&std::fs::read("/proc/self/status").ok()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +69,11 @@ mod tests {
         ] {
             assert!(parse(bad).is_none(), "{}", String::from_utf8_lossy(bad));
         }
+        let status = own_status().expect("our own status");
+        assert!(status.vmhwm.is_some_and(|kib| kib > 0));
+        assert_eq!(
+            status.pid,
+            i32::try_from(std::process::id()).expect("a pid")
+        );
     }
 }

@@ -68,9 +68,7 @@ impl KernelFacts {
     /// Reads what the checks need from /proc and /sys.
     #[must_use]
     pub fn read() -> Self {
-        let release = fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default();
+        let release = crate::kernel::release();
         Self {
             version: parse_version(&release),
             preemption: preempt::read(&release),

@@ -323,7 +323,7 @@ fn both_feeders_give_every_view_alike() {
     let live_report = naming::report(
         live.snapshot(all),
         &r.names,
-        &View::ALL,
+        View::ALL,
         ProbeStats::default(),
     );
     assert!(
@@ -337,14 +337,10 @@ fn both_feeders_give_every_view_alike() {
 
     let profile = Profile::open(&dir).expect("the profile");
     let mut dict = Dictionary::default();
-    let state = offline::state(&profile, &View::ALL, &Filters::default(), &mut dict)
+    let state = offline::state(&profile, View::ALL, &Filters::default(), &mut dict)
         .expect("the profile fed");
-    let offline_report = naming::report(
-        state.snapshot(all),
-        &dict,
-        &View::ALL,
-        ProbeStats::default(),
-    );
+    let offline_report =
+        naming::report(state.snapshot(all), &dict, View::ALL, ProbeStats::default());
     assert_eq!(json(&live_report), json(&offline_report));
     assert_eq!(live_report.pages, offline_report.pages, "the touch map");
     assert_eq!(

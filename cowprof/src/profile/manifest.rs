@@ -50,9 +50,7 @@ impl Manifest {
         Self {
             schema_version: SCHEMA_VERSION,
             cowprof_version: env!("CARGO_PKG_VERSION").to_owned(),
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .map(|s| s.trim().to_owned())
-                .unwrap_or_default(),
+            kernel: crate::kernel::release(),
             strategy: strategy.to_owned(),
             target,
             start_unix_ns: std::time::SystemTime::now()

@@ -3,6 +3,29 @@ use std::{collections::HashMap, path::PathBuf};
 
 use cowprof_common::FileRecord;
 
+/// A mountinfo field with the kernel's escapes undone: `show_mountinfo()`
+/// (`fs/proc_namespace.c`) writes space, tab, newline and backslash in
+/// paths as `\040`, `\011`, `\012` and `\134` (`mangle()`, octal).
+fn unescape(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)))
+            .map(|d| d.iter().fold(0u32, |n, b| n * 8 + u32::from(b - b'0')));
+        if let Some(byte) = octal.and_then(|n| u8::try_from(n).ok()) {
+            out.push(byte);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Mount points by device, from `/proc/self/mountinfo` (kernel `dev_t`
 /// encoding: `major << 20 | minor`).
 #[derive(Default)]
@@ -37,7 +60,7 @@ impl Mounts {
             if *root == "/" {
                 mounts
                     .entry((major << 20) | minor)
-                    .or_insert_with(|| (*point).to_owned());
+                    .or_insert_with(|| unescape(point));
             }
         }
         Self(mounts)
@@ -94,6 +117,22 @@ mod tests {
             slot[..name.len()].copy_from_slice(name.as_bytes());
         }
         record
+    }
+
+    #[test]
+    fn mount_points_with_spaces_and_backslashes_are_unescaped() {
+        let mounts = Mounts::parse(
+            "40 22 0:40 / /mnt/my\\040disk rw - ext4 x rw\n41 22 0:41 / /mnt/a\\134b\\011c rw - ext4 y rw\n",
+        );
+        assert_eq!(
+            mounts.path_of(&record(40, &["f", "/"], false)),
+            PathBuf::from("/mnt/my disk/f")
+        );
+        assert_eq!(
+            mounts.path_of(&record(41, &["f", "/"], false)),
+            PathBuf::from("/mnt/a\\b\tc/f")
+        );
+        assert_eq!(unescape("plain\\9"), "plain\\9", "not an escape");
     }
 
     #[test]

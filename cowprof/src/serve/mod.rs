@@ -125,9 +125,7 @@ pub fn run(options: &ServeOptions, interrupted: &AtomicBool) -> Result<(), Serve
     )?;
     let info = ProbeInfo {
         strategy: recording.strategy().name(),
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default(),
+        kernel: crate::kernel::release(),
         programs: recording.programs(),
     };
     let mut exporter = Exporter::new(options.limits, &info, processes::procfs_identity);

@@ -79,20 +79,7 @@ pub struct SelfCost {
 
 /// `VmHWM` from /proc/self/status, in KiB.
 fn vm_hwm_kib() -> Option<u64> {
-    vm_hwm_in_status(&std::fs::read_to_string("/proc/self/status").ok()?)
-}
-
-/// `VmHWM` of `/proc/PID/status` text, in KiB.
-#[must_use]
-pub fn vm_hwm_in_status(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
+    crate::kernel::procstat::own_status()?.vmhwm
 }
 
 impl SelfCost {

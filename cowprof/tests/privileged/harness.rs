@@ -1,7 +1,7 @@
 //! Running cowprof and the workload, and counting events in a range.
 use std::{
     collections::BTreeMap,
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{BufRead as _, BufReader, Write as _},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
     time::{Duration, Instant},
@@ -32,37 +32,23 @@ pub fn output(cmd: &mut Command) -> Output {
     output_with_input(cmd, None)
 }
 
-/// Runs `cmd` with `input` on its stdin (when given) to completion, with
-/// its output, within [`TIMEOUT`].
+/// Runs `cmd` with `input` on its stdin (when given; else an empty one) to
+/// completion, with its output, within [`TIMEOUT`] (`assert_cmd` kills it
+/// past that, and the test fails). `cmd` is taken: it runs once.
 pub fn output_with_input(cmd: &mut Command, input: Option<&[u8]>) -> Output {
     let what = format!("{cmd:?}");
-    if input.is_some() {
-        cmd.stdin(Stdio::piped());
+    let mut run = assert_cmd::Command::from_std(std::mem::replace(cmd, Command::new("true")));
+    run.timeout(TIMEOUT);
+    if let Some(input) = input {
+        run.write_stdin(input.to_vec());
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-        let input = input.to_vec();
-        std::thread::spawn(move || stdin.write_all(&input));
-    }
-    let reader = |mut pipe: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = reader(Box::new(child.stdout.take().expect("stdout")));
-    let stderr = reader(Box::new(child.stderr.take().expect("stderr")));
-    let status = wait(&mut child, &what);
-    Output {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
+    let started = Instant::now();
+    let out = run.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        started.elapsed() < TIMEOUT,
+        "{what} did not finish within {TIMEOUT:?}"
+    );
+    out
 }
 
 /// Runs `cmd` to completion within [`TIMEOUT`]; its exit status.

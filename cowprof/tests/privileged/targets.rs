@@ -98,12 +98,19 @@ fn top_prints_only_the_heaviest_processes_and_rows() {
         "--".into(),
         crate::harness::workload().display().to_string(),
     ];
-    args.extend(crate::harness::workload_args(&files, "fork-anon", &["--pages", "256"]));
+    args.extend(crate::harness::workload_args(
+        &files,
+        "fork-anon",
+        &["--pages", "256"],
+    ));
     let summary = crate::harness::record_summary(&args);
     let processes = summary["processes"].as_array().expect("processes");
     assert_eq!(processes.len(), 1, "{summary}");
     assert_eq!(summary["total_processes"], 2, "both are still counted");
-    assert_eq!(summary["views"]["mapping"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        summary["views"]["mapping"].as_array().map(Vec::len),
+        Some(1)
+    );
     // The one kept is the heaviest: the child, with its 256 copies.
     let range = crate::harness::read_ranges(&files.report)[0];
     assert_eq!(processes[0]["pid"], range.child, "{summary}");

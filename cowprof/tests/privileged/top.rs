@@ -18,9 +18,9 @@ use crate::harness::{
 /// How long the screen may take to show something.
 const SCREEN_TIMEOUT: Duration = Duration::from_mins(2);
 
-/// A tmux server of the test's own, with one window running a script.
+/// A tmux server of the test's own, with one window running top.
 pub(crate) struct Tmux {
-    socket: PathBuf,
+    tmux: cowprof_testkit::Tmux,
     dir: PathBuf,
 }
 
@@ -34,38 +34,32 @@ impl Tmux {
 
     /// [`Tmux::start`], with `env` (`NAME=VALUE `) before the command.
     fn start_with(dir: &Path, env: &str, top_args: &[String]) -> Self {
-        let socket = dir.join("tmux.sock");
-        let quoted: Vec<String> = top_args
-            .iter()
-            .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
-            .collect();
+        let mut words = vec![
+            cowprof().display().to_string(),
+            "top".to_owned(),
+            "--log-file".to_owned(),
+            "top.log".to_owned(),
+        ];
+        words.extend(top_args.iter().cloned());
+        let line = cowprof_testkit::shell_line(&words).expect("top's arguments");
         let script = format!(
-            "cd '{dir}'; stty -g > stty.before; {env}'{cowprof}' top --log-file top.log {args}; echo top-exit=$?; stty -g > stty.after; sleep 600",
-            dir = dir.display(),
-            cowprof = cowprof().display(),
-            args = quoted.join(" "),
+            "cd {dir}; stty -g > stty.before; {env}{line}; echo top-exit=$?; stty -g > stty.after; sleep 600",
+            dir = cowprof_testkit::shell_line(&[dir.display().to_string()]).expect("a directory"),
         );
-        let status = Command::new("tmux")
-            .arg("-S")
-            .arg(&socket)
-            .args(["new-session", "-d", "-x", "200", "-y", "50", "sh", "-c"])
-            .arg(&script)
-            .status()
+        let tmux = cowprof_testkit::Tmux::start(&dir.join("tmux.sock"), 200, 50, &script)
             .expect("tmux runs (cargo xtask test installs it)");
-        assert!(status.success(), "tmux new-session failed");
         Self {
-            socket,
+            tmux,
             dir: dir.to_owned(),
         }
     }
 
     fn tmux(&self, args: &[&str]) -> String {
-        let out = output(Command::new("tmux").arg("-S").arg(&self.socket).args(args));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.tmux.query(args)
     }
 
     fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p"])
+        self.tmux.screen()
     }
 
     /// Waits until the screen passes `test`, and returns it.
@@ -86,9 +80,7 @@ impl Tmux {
     }
 
     fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys"];
-        args.extend(keys);
-        self.tmux(&args);
+        self.tmux.keys(keys);
     }
 
     /// Waits until top runs under the window's shell (before it has drawn
@@ -96,8 +88,7 @@ impl Tmux {
     pub(crate) fn wait_for_top(&self) -> u32 {
         let deadline = Instant::now() + SCREEN_TIMEOUT;
         loop {
-            let shell = self.tmux(&["display-message", "-p", "#{pane_pid}"]);
-            if let Ok(shell) = shell.trim().parse::<u32>() {
+            if let Some(shell) = self.tmux.pane_pid() {
                 if let Some(&top) = children(shell).first() {
                     return top;
                 }
@@ -109,8 +100,7 @@ impl Tmux {
 
     /// top's pid: the child of the window's shell.
     fn top_pid(&self) -> u32 {
-        let shell = self.tmux(&["display-message", "-p", "#{pane_pid}"]);
-        let shell = shell.trim();
+        let shell = self.tmux.pane_pid().expect("the window's shell");
         let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
             .expect("children");
         children
@@ -148,16 +138,6 @@ impl Tmux {
             "the terminal's settings (raw mode, echo) are restored"
         );
         code
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .status();
     }
 }
 

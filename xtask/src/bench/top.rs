@@ -5,71 +5,18 @@
 use std::{
     fmt::Write as _,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context as _, Result};
+use cowprof_testkit::{shell_line, Tmux};
 use serde_json::{json, Value};
 
-/// A tmux server of the benchmark's own.
-struct Tmux {
-    socket: std::path::PathBuf,
-}
-
-impl Tmux {
-    fn start(name: &str, script: &str) -> Result<Self> {
-        let socket = std::env::temp_dir().join(format!("cowprof-bench-{name}.sock"));
-        let _ = std::fs::remove_file(&socket);
-        let tmux = Self { socket };
-        let ok = tmux
-            .cmd(&[
-                "new-session",
-                "-d",
-                "-x",
-                "200",
-                "-y",
-                "50",
-                "sh",
-                "-c",
-                script,
-            ])
-            .status()
-            .context("running tmux")?
-            .success();
-        if !ok {
-            bail!("tmux new-session failed");
-        }
-        Ok(tmux)
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("tmux");
-        cmd.arg("-S").arg(&self.socket).args(args);
-        cmd
-    }
-
-    fn alive(&self) -> bool {
-        self.cmd(&["has-session"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    fn pane_pid(&self) -> Option<u32> {
-        let out = self
-            .cmd(&["display-message", "-p", "#{pane_pid}"])
-            .output()
-            .ok()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]).stderr(Stdio::null()).status();
-        let _ = std::fs::remove_file(&self.socket);
-    }
+/// A tmux server of the benchmark's own, 200x50, running `script`.
+fn window(name: &str, script: &str) -> Result<Tmux> {
+    let socket = std::env::temp_dir().join(format!("cowprof-bench-{name}.sock"));
+    Tmux::start(&socket, 200, 50, script).context("running tmux")
 }
 
 /// The `key=value` fields of top's last summary line in `log`.
@@ -119,16 +66,25 @@ pub fn run(md: &mut String, cowprof: &Path, bench: &Path, two_writers: &str) -> 
     let log = std::env::temp_dir().join("cowprof-bench-top.log");
     let _ = std::fs::remove_file(&log);
     let script = format!(
-        "exec {} top --log-file {} --exit-when-done -- sh -c '{two_writers}'",
-        cowprof.display(),
-        log.display()
+        "exec {}",
+        shell_line(&[
+            &cowprof.display().to_string(),
+            "top",
+            "--log-file",
+            &log.display().to_string(),
+            "--exit-when-done",
+            "--",
+            "sh",
+            "-c",
+            two_writers,
+        ])?
     );
-    let tmux = Tmux::start("storm", &script)?;
+    let tmux = window("storm", &script)?;
     let deadline = Instant::now() + Duration::from_mins(10);
     let mut n = 0u64;
     while tmux.alive() && Instant::now() < deadline {
         let key = if n.is_multiple_of(2) { "j" } else { "k" };
-        let _ = tmux.cmd(&["send-keys", key]).status();
+        tmux.keys(&[key]);
         n += 1;
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -136,25 +92,7 @@ pub fn run(md: &mut String, cowprof: &Path, bench: &Path, two_writers: &str) -> 
     let storm = summary(&log)?;
 
     eprintln!("xtask: bench top's CPU use with nothing to show (10 s)");
-    let mut idle: Child = Command::new("sleep").arg("1000").spawn()?;
-    let log = std::env::temp_dir().join("cowprof-bench-top-idle.log");
-    let script = format!(
-        "exec {} top --log-file {} -p {}",
-        cowprof.display(),
-        log.display(),
-        idle.id()
-    );
-    let tmux = Tmux::start("idle", &script)?;
-    std::thread::sleep(Duration::from_secs(3));
-    let pid = tmux.pane_pid().context("top's pid")?;
-    let before = cpu_seconds(pid)?;
-    std::thread::sleep(Duration::from_secs(10));
-    let idle_cpu = (cpu_seconds(pid)? - before) / 10.0 * 100.0;
-    let _ = tmux.cmd(&["send-keys", "q"]).status();
-    std::thread::sleep(Duration::from_secs(1));
-    drop(tmux);
-    let _ = idle.kill();
-    let _ = idle.wait();
+    let idle_cpu = idle_cpu(cowprof)?;
 
     let get = |v: &Value, path: &[&str]| {
         path.iter()
@@ -198,4 +136,33 @@ pub fn run(md: &mut String, cowprof: &Path, bench: &Path, two_writers: &str) -> 
         get(&storm, &["lost_events"]),
     );
     Ok(json!({"frame": frame, "storm": storm, "idle_cpu_percent": idle_cpu}))
+}
+
+/// The share of a core `top -p` of a sleeping process takes, over 10 s.
+fn idle_cpu(cowprof: &Path) -> Result<f64> {
+    let mut idle: Child = Command::new("sleep").arg("1000").spawn()?;
+    let log = std::env::temp_dir().join("cowprof-bench-top-idle.log");
+    let script = format!(
+        "exec {}",
+        shell_line(&[
+            cowprof.display().to_string(),
+            "top".to_owned(),
+            "--log-file".to_owned(),
+            log.display().to_string(),
+            "-p".to_owned(),
+            idle.id().to_string(),
+        ])?
+    );
+    let tmux = window("idle", &script)?;
+    std::thread::sleep(Duration::from_secs(3));
+    let pid = tmux.pane_pid().context("top's pid")?;
+    let before = cpu_seconds(pid)?;
+    std::thread::sleep(Duration::from_secs(10));
+    let idle_cpu = (cpu_seconds(pid)? - before) / 10.0 * 100.0;
+    tmux.keys(&["q"]);
+    std::thread::sleep(Duration::from_secs(1));
+    drop(tmux);
+    let _ = idle.kill();
+    let _ = idle.wait();
+    Ok(idle_cpu)
 }
