@@ -445,19 +445,46 @@ pub struct AdviseArgs {
     pub format: AdviseFormat,
 }
 
-/// `advise --format`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum AdviseFormat {
-    Text,
-    Json,
+pub use crate::{advise::AdviseFormat, report::Format};
+
+#[cfg(feature = "parquet")]
+impl ReportArgs {
+    /// What `report` is asked for.
+    #[must_use]
+    pub fn options(&self) -> crate::profile::verb::ReportOptions {
+        crate::profile::verb::ReportOptions {
+            dir: self.dir.clone(),
+            by: self.by.clone(),
+            filters: crate::profile::scan::Filters {
+                pid: self.pid,
+                comm: self.comm.clone(),
+                image: self.image.clone(),
+                kind: self.kind,
+                since: self.since,
+                until: self.until,
+                ..crate::profile::scan::Filters::default()
+            },
+            top: self.top,
+            format: self.format,
+            diff: self.diff.clone(),
+        }
+    }
 }
 
-/// `report --format`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-    Csv,
+#[cfg(feature = "parquet")]
+impl AdviseArgs {
+    /// What `advise` is asked for.
+    #[must_use]
+    pub fn options(&self) -> crate::advise::AdviseOptions {
+        crate::advise::AdviseOptions {
+            dir: self.dir.clone(),
+            image: self.image.clone(),
+            ordering_file: self.ordering_file.clone(),
+            linker: self.linker,
+            top: self.top,
+            format: self.format,
+        }
+    }
 }
 
 fn parse_kind(text: &str) -> Result<cowprof_common::Kind, String> {

@@ -114,7 +114,7 @@ pub fn profile(seed: &Path, data: &[u8]) {
         return;
     };
     if let crate::cli::Command::Report(args) = cli.command {
-        let _ = crate::profile::verb::run(&args, &mut std::io::sink());
+        let _ = crate::profile::verb::run(&args.options(), &mut std::io::sink());
     }
     if let Ok(profile) = crate::profile::read::Profile::open(dir.path()) {
         let _ = crate::gate::measure::measure(

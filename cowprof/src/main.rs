@@ -363,7 +363,7 @@ fn record_exit_code(err: &RecordError) -> u8 {
 
 #[cfg(feature = "parquet")]
 fn run_report(args: &ReportArgs) -> ExitCode {
-    match cowprof::profile::verb::run(args, &mut io::stdout().lock()) {
+    match cowprof::profile::verb::run(&args.options(), &mut io::stdout().lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(err.exit_code(), &err),
     }
@@ -376,7 +376,7 @@ fn run_report(_: &ReportArgs) -> ExitCode {
 
 #[cfg(feature = "parquet")]
 fn run_advise(args: &AdviseArgs) -> ExitCode {
-    match cowprof::advise::run(args, &mut io::stdout().lock()) {
+    match cowprof::advise::run(&args.options(), &mut io::stdout().lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(err.exit_code(), &err),
     }

@@ -7,6 +7,14 @@
 //!
 //! It reads the images the profile names ([`image`]), as `perf report`
 //! reads binaries, and refuses one that is not the file recorded.
+/// How `advise` prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AdviseFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 pub mod image;
 pub mod ordering;
 pub mod plan;
@@ -20,4 +28,4 @@ mod writes;
 #[cfg(feature = "parquet")]
 pub use render::ImageAdvice;
 #[cfg(feature = "parquet")]
-pub use verb::{run, AdviseError};
+pub use verb::{run, AdviseError, AdviseOptions};

@@ -8,11 +8,25 @@ use super::{
 };
 
 use crate::{
-    cli::{AdviseArgs, AdviseFormat},
     exit,
     profile::{read::Profile, ProfileError},
     resolve::elf::NotAttributed,
 };
+
+/// What `advise` is asked for.
+#[derive(Clone, Debug)]
+pub struct AdviseOptions {
+    /// The profile.
+    pub dir: PathBuf,
+    /// Only images whose path is, ends with or contains this.
+    pub image: Option<String>,
+    /// Write the linker's ordering file here (one image).
+    pub ordering_file: Option<PathBuf>,
+    pub linker: ordering::Linker,
+    /// Symbols listed per image.
+    pub top: usize,
+    pub format: super::AdviseFormat,
+}
 
 /// Why `advise` cannot give its advice.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +154,7 @@ fn advise_image(
 /// # Errors
 /// When none matches, or several do and an ordering file is asked for.
 fn choose<'a>(
-    args: &AdviseArgs,
+    args: &AdviseOptions,
     all: &'a BTreeMap<String, writes::ImageWrites>,
 ) -> Result<Vec<&'a String>, AdviseError> {
     let chosen: Vec<&String> = all
@@ -176,7 +190,7 @@ fn choose<'a>(
 /// # Errors
 /// When the profile or an image chosen by `--image` cannot be read, or an
 /// output cannot be written.
-pub fn run(args: &AdviseArgs, out: &mut dyn std::io::Write) -> Result<(), AdviseError> {
+pub fn run(args: &AdviseOptions, out: &mut dyn std::io::Write) -> Result<(), AdviseError> {
     let profile = Profile::open(&args.dir)?;
     if !profile.complete() {
         eprintln!(
@@ -226,10 +240,10 @@ pub fn run(args: &AdviseArgs, out: &mut dyn std::io::Write) -> Result<(), Advise
         source: e,
     };
     let text = match args.format {
-        AdviseFormat::Json => {
+        super::AdviseFormat::Json => {
             serde_json::to_string_pretty(&advice).map_err(|e| stdout(e.into()))? + "\n"
         }
-        AdviseFormat::Text => render::text(
+        super::AdviseFormat::Text => render::text(
             &advice,
             args.top,
             args.ordering_file.as_deref(),

@@ -13,11 +13,7 @@ use super::{
     scan::Filters,
     ProfileError,
 };
-use crate::{
-    cli::{Format, ReportArgs},
-    report::Row,
-    sink::tables,
-};
+use crate::{report::Format, report::Row, sink::tables};
 use cowprof_model::state::View;
 
 /// One row of a comparison.
@@ -83,30 +79,37 @@ fn named_changes<K>(changes: Vec<diff::Change<K>>, name: impl Fn(&K) -> String) 
     named
 }
 
+/// What `report` is asked for.
+#[derive(Clone, Debug)]
+pub struct ReportOptions {
+    /// The profile.
+    pub dir: std::path::PathBuf,
+    pub by: Vec<View>,
+    /// Which events count.
+    pub filters: Filters,
+    /// At most this many rows per view.
+    pub top: Option<usize>,
+    pub format: Format,
+    /// The profile to compare with (the baseline).
+    pub diff: Option<std::path::PathBuf>,
+}
+
 /// Runs `report` with `args`, printing to `out`.
 ///
 /// # Errors
 /// When a profile cannot be read or the output written.
-pub fn run(args: &ReportArgs, out: &mut dyn Write) -> Result<(), ProfileError> {
-    let filters = Filters {
-        pid: args.pid,
-        comm: args.comm.clone(),
-        image: args.image.clone(),
-        kind: args.kind,
-        since: args.since,
-        until: args.until,
-        ..Filters::default()
-    };
+pub fn run(args: &ReportOptions, out: &mut dyn Write) -> Result<(), ProfileError> {
+    let filters = &args.filters;
     let profile = open(&args.dir)?;
     // Both profiles are read into one dictionary: their rows compare by key.
     let mut dict = Dictionary::default();
-    let after = offline::snapshot(&offline::state(&profile, &args.by, &filters, &mut dict)?);
+    let after = offline::snapshot(&offline::state(&profile, &args.by, filters, &mut dict)?);
     let mut diff = BTreeMap::new();
     if let Some(other) = &args.diff {
         let before = offline::snapshot(&offline::state(
             &open(other)?,
             &args.by,
-            &filters,
+            filters,
             &mut dict,
         )?);
         for view in &args.by {

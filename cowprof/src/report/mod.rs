@@ -89,6 +89,15 @@ pub struct ProcessMappingRow {
     pub first_writer: String,
 }
 
+/// How `report` prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+    Csv,
+}
+
 /// Sorts a view's rows as every output shows them: most COW faults first,
 /// then by key.
 pub fn sort_rows(rows: &mut [Row]) {
