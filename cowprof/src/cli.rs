@@ -483,6 +483,7 @@ impl AdviseArgs {
             linker: self.linker,
             top: self.top,
             format: self.format,
+            debug_dirs: crate::resolve::symbols::DebugDirs::default(),
         }
     }
 }

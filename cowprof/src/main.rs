@@ -17,6 +17,7 @@ use cowprof::{
     probe::{ProbeError, ProbeOptions},
     record::{record, RecordOptions},
     recording::RecordError,
+    resolve::symbols::DebugDirs,
     top::{self, Show, TopError, TopOptions},
 };
 use cowprof_model::state::View;
@@ -52,9 +53,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     raise_fd_limit();
     cowprof::output::set_mode(cli.mode);
-    if !cli.debug_dir.is_empty() {
-        cowprof::resolve::writers::set_debug_dirs(cli.debug_dir.clone());
-    }
+    let debug_dirs = DebugDirs::new(cli.debug_dir.clone());
     let log_file = match (&cli.command, &cli.log_file) {
         (Command::Top(_), None) => top_log(),
         (_, path) => path.clone(),
@@ -64,12 +63,12 @@ fn main() -> ExitCode {
         return ExitCode::from(exit::OUTPUT);
     }
     match cli.command {
-        Command::Record(args) => run_record(args),
-        Command::Top(args) => run_top(args),
-        Command::Gate(args) => run_gate(&args),
+        Command::Record(args) => run_record(args, debug_dirs),
+        Command::Top(args) => run_top(args, debug_dirs),
+        Command::Gate(args) => run_gate(&args, debug_dirs),
         Command::Report(args) => run_report(&args),
-        Command::Advise(args) => run_advise(&args),
-        Command::Serve(args) => run_serve(args),
+        Command::Advise(args) => run_advise(&args, debug_dirs),
+        Command::Serve(args) => run_serve(args, debug_dirs),
         Command::Doctor { json } => {
             let doctor = cowprof::doctor::Doctor::examine();
             let text = if json {
@@ -114,7 +113,7 @@ fn fail(code: u8, err: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn run_record(args: RecordArgs) -> ExitCode {
+fn run_record(args: RecordArgs, debug_dirs: DebugDirs) -> ExitCode {
     let Some(target) = args.target.target() else {
         return fail(
             exit::USAGE,
@@ -148,6 +147,7 @@ fn run_record(args: RecordArgs) -> ExitCode {
         },
         by: args.by,
         top: args.top,
+        debug_dirs,
     };
     let summary = match record(&options, &interrupted) {
         Ok(summary) => summary,
@@ -183,7 +183,7 @@ fn live_probe(ringbuf_bytes: u32, probe: cowprof::cli::ProbeChoice, latency: boo
     }
 }
 
-fn run_top(args: TopArgs) -> ExitCode {
+fn run_top(args: TopArgs, debug_dirs: DebugDirs) -> ExitCode {
     let show = match (&args.replay, args.target.target()) {
         (Some(dir), None) => Show::Replay {
             dir: dir.clone(),
@@ -205,6 +205,7 @@ fn run_top(args: TopArgs) -> ExitCode {
         export_dir: (!args.no_export).then_some(args.export_dir),
         command_output: args.command_output,
         exit_when_done: args.exit_when_done,
+        debug_dirs,
     };
     match top::run(options) {
         Ok(()) => ExitCode::SUCCESS,
@@ -222,7 +223,7 @@ fn run_top(args: TopArgs) -> ExitCode {
     }
 }
 
-fn run_serve(args: ServeArgs) -> ExitCode {
+fn run_serve(args: ServeArgs, debug_dirs: DebugDirs) -> ExitCode {
     use cowprof::serve::{self, exporter::Limits, ServeError, ServeOptions};
     let target = if args.target.pid.is_none() && args.target.command.is_empty() {
         Some(cowprof::target::Target::SystemWide)
@@ -250,6 +251,7 @@ fn run_serve(args: ServeArgs) -> ExitCode {
             sections: args.sections,
             symbols: args.symbols,
         },
+        debug_dirs,
     };
     match serve::run(&options, &interrupted) {
         Ok(()) => ExitCode::SUCCESS,
@@ -267,7 +269,7 @@ fn run_serve(args: ServeArgs) -> ExitCode {
 
 /// The gate's own exit codes: 0 pass, 1 regression, 2 anything else.
 #[cfg(feature = "parquet")]
-fn run_gate(args: &cowprof::cli::GateArgs) -> ExitCode {
+fn run_gate(args: &cowprof::cli::GateArgs, debug_dirs: DebugDirs) -> ExitCode {
     use cowprof::{
         cli::{GateCommand, GateFormatArg, JudgeArgs},
         gate::{self, baseline::Tolerance, measure::MeasureOptions, GateFormat, Judging},
@@ -325,6 +327,7 @@ fn run_gate(args: &cowprof::cli::GateArgs) -> ExitCode {
                 latency: args.latency,
             },
             judging: judging(&args.judge),
+            debug_dirs,
         };
         gate::run(&live, &interrupted)
     };
@@ -336,7 +339,7 @@ fn run_gate(args: &cowprof::cli::GateArgs) -> ExitCode {
 }
 
 #[cfg(not(feature = "parquet"))]
-fn run_gate(_: &cowprof::cli::GateArgs) -> ExitCode {
+fn run_gate(_: &cowprof::cli::GateArgs, _: DebugDirs) -> ExitCode {
     fail(2, &RecordError::NoProfiles)
 }
 
@@ -375,14 +378,18 @@ fn run_report(_: &ReportArgs) -> ExitCode {
 }
 
 #[cfg(feature = "parquet")]
-fn run_advise(args: &AdviseArgs) -> ExitCode {
-    match cowprof::advise::run(&args.options(), &mut io::stdout().lock()) {
+fn run_advise(args: &AdviseArgs, debug_dirs: DebugDirs) -> ExitCode {
+    let options = cowprof::advise::AdviseOptions {
+        debug_dirs,
+        ..args.options()
+    };
+    match cowprof::advise::run(&options, &mut io::stdout().lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(err.exit_code(), &err),
     }
 }
 
 #[cfg(not(feature = "parquet"))]
-fn run_advise(_: &AdviseArgs) -> ExitCode {
+fn run_advise(_: &AdviseArgs, _: DebugDirs) -> ExitCode {
     fail(exit::USAGE, &RecordError::NoProfiles)
 }

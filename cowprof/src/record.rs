@@ -9,6 +9,7 @@ use std::{
     time::Duration,
 };
 
+use crate::resolve::symbols::DebugDirs;
 use crate::{
     collector::{CollectorOptions, Sinks},
     probe::ProbeOptions,
@@ -39,6 +40,8 @@ pub struct RecordOptions {
     pub by: Vec<View>,
     /// Print only the top N processes and rows of each view.
     pub top: Option<usize>,
+    /// Where separate debug files are looked for.
+    pub debug_dirs: DebugDirs,
 }
 
 fn create(path: &Path) -> Result<File, RecordError> {
@@ -110,6 +113,7 @@ pub fn record(options: &RecordOptions, interrupted: &AtomicBool) -> Result<Summa
             probe: options.probe,
             collector: CollectorOptions {
                 views,
+                debug_dirs: options.debug_dirs.clone(),
                 ..CollectorOptions::default()
             },
             announce: true,

@@ -17,7 +17,10 @@ use object::{
     Object as _, ObjectSymbol as _, SymbolKind,
 };
 
-use crate::resolve::elf::{demangle, Image, NotAttributed, Section, Segment};
+use crate::resolve::{
+    elf::{demangle, Image, NotAttributed, Section, Segment},
+    symbols::DebugDirs,
+};
 
 /// The page size the advisor lays pages out in (x86-64).
 pub const PAGE: u64 = 4096;
@@ -39,7 +42,7 @@ pub struct Sym {
 
 /// The contents of `file`'s separate debug file, by build id, after the
 /// same bounded checks as the file itself.
-fn debug_file(file: &ElfFile64<'_, object::Endianness>) -> Option<Vec<u8>> {
+fn debug_file(file: &ElfFile64<'_, object::Endianness>, debug_dirs: &DebugDirs) -> Option<Vec<u8>> {
     let id = file.build_id().ok()??;
     let hex = id.iter().fold(String::new(), |mut hex, b| {
         let _ = write!(hex, "{b:02x}");
@@ -48,16 +51,14 @@ fn debug_file(file: &ElfFile64<'_, object::Endianness>) -> Option<Vec<u8>> {
     if hex.len() < 3 {
         return None;
     }
-    crate::resolve::writers::debug_dirs()
-        .iter()
-        .find_map(|dir| {
-            let path = dir
-                .join(".build-id")
-                .join(&hex[..2])
-                .join(format!("{}.debug", &hex[2..]));
-            Image::open(&path).ok()?;
-            std::fs::read(&path).ok()
-        })
+    debug_dirs.dirs().iter().find_map(|dir| {
+        let path = dir
+            .join(".build-id")
+            .join(&hex[..2])
+            .join(format!("{}.debug", &hex[2..]));
+        Image::open(&path).ok()?;
+        std::fs::read(&path).ok()
+    })
 }
 
 /// Marks the symbols whose raw name another object also has. Aliases
@@ -120,11 +121,12 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// Reads the facts of the ELF file at `path`.
+    /// Reads the facts of the ELF file at `path` (a stripped one's symbols
+    /// from its debug file under `debug_dirs`).
     ///
     /// # Errors
     /// Why the file cannot be used.
-    pub fn open(path: &Path) -> Result<Self, NotAttributed> {
+    pub fn open(path: &Path, debug_dirs: &DebugDirs) -> Result<Self, NotAttributed> {
         let image = Image::open(path)?;
         let data = std::fs::read(path).map_err(|e| NotAttributed::Unreadable(e.to_string()))?;
         let malformed = |e: object::Error| NotAttributed::Malformed(e.to_string());
@@ -156,7 +158,7 @@ impl Facts {
         // by build id (`DIR/.build-id/xx/yyyy.debug`), else the exported
         // data of its `.dynsym`.
         if symbols.is_empty() {
-            if let Some(debug) = debug_file(&file) {
+            if let Some(debug) = debug_file(&file, debug_dirs) {
                 if let Ok(debug) = ElfFile64::<object::Endianness>::parse(&*debug) {
                     symbols = data_symbols(&mut debug.symbols().filter_map(fields));
                 }

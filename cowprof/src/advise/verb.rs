@@ -26,6 +26,8 @@ pub struct AdviseOptions {
     /// Symbols listed per image.
     pub top: usize,
     pub format: super::AdviseFormat,
+    /// Where separate debug files are looked for.
+    pub debug_dirs: crate::resolve::symbols::DebugDirs,
 }
 
 /// Why `advise` cannot give its advice.
@@ -128,12 +130,15 @@ fn check(
 fn advise_image(
     path: &str,
     found: &writes::ImageWrites,
-    linker: ordering::Linker,
+    args: &AdviseOptions,
 ) -> Result<plan::Advice, AdviseError> {
+    let linker = args.linker;
     let facts =
-        image::Facts::open(std::path::Path::new(path)).map_err(|reason| AdviseError::Image {
-            path: path.to_owned(),
-            reason,
+        image::Facts::open(std::path::Path::new(path), &args.debug_dirs).map_err(|reason| {
+            AdviseError::Image {
+                path: path.to_owned(),
+                reason,
+            }
         })?;
     check(path, &facts, &found.named)?;
     // The loader's own writes to its own image are its program's.
@@ -206,7 +211,7 @@ pub fn run(args: &AdviseOptions, out: &mut dyn std::io::Write) -> Result<(), Adv
     for path in chosen {
         // One image asked for fails with its error; among several, an
         // image that cannot be advised on is listed as skipped, and why.
-        let (advice_for, skipped) = match advise_image(path, &all[path], args.linker) {
+        let (advice_for, skipped) = match advise_image(path, &all[path], args) {
             Ok(a) => (Some(a), None),
             Err(err) if single => return Err(err),
             Err(err) => (None, Some(err.to_string())),

@@ -28,7 +28,7 @@ use crate::{
         tallies::{Tallies, TallyBatch, TallyLabels},
         Report,
     },
-    resolve::Resolver,
+    resolve::{symbols::DebugDirs, Resolver},
 };
 use cowprof_model::state::{KindCounts, SnapshotOptions, State, View};
 
@@ -59,6 +59,8 @@ pub struct CollectorOptions {
     pub stateless: bool,
     /// The optional labels of the exporter's tallies.
     pub tally_labels: TallyLabels,
+    /// Where separate debug files are looked for (`--debug-dir`).
+    pub debug_dirs: DebugDirs,
 }
 
 /// Where the collector sends data.
@@ -465,7 +467,7 @@ impl Collector {
         let thread = std::thread::Builder::new()
             .name("cowprof-collector".into())
             .spawn(move || {
-                let resolver = Resolver::new(probes.take_stacks());
+                let resolver = Resolver::new(probes.take_stacks(), &options.debug_dirs);
                 let now = Instant::now();
                 let tallies = Tallies::new(options.tally_labels);
                 let run = Run {

@@ -93,6 +93,8 @@ pub struct LiveGate {
     pub keep_profiles: Option<PathBuf>,
     pub probe: ProbeOptions,
     pub judging: Judging,
+    /// Where separate debug files are looked for.
+    pub debug_dirs: crate::resolve::symbols::DebugDirs,
 }
 
 /// One run of the command, recorded to `dir` and measured.
@@ -111,6 +113,7 @@ fn run_once(
         probe: gate.probe,
         by: vec![View::Process],
         top: None,
+        debug_dirs: gate.debug_dirs.clone(),
     };
     let summary = record(&options, interrupted)?;
     match summary.command_exit {

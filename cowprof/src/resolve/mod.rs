@@ -14,6 +14,7 @@ pub mod intern;
 mod names;
 mod paths;
 pub mod stacks;
+pub mod symbols;
 pub mod writers;
 
 use aya::maps::{MapData, StackTraceMap};
@@ -29,6 +30,7 @@ use self::{
     files::{Files, Hint},
     intern::Interner,
     stacks::StackResolver,
+    symbols::{DebugDirs, Symbols},
     writers::{file_offset, Writers},
 };
 
@@ -49,16 +51,19 @@ pub struct Resolver {
     stacks: Option<StackResolver>,
     /// Interned stacks by kernel stack id.
     stack_ids: hashbrown::HashMap<u32, TextId>,
+    symbols: Symbols,
 }
 
 impl Resolver {
     /// A resolver against this machine's mounts; `stacks` is the kernel's
-    /// stack map when stacks are recorded.
+    /// stack map when stacks are recorded; separate debug files are looked
+    /// for in `debug_dirs`.
     #[must_use]
-    pub fn new(stacks: Option<StackTraceMap<MapData>>) -> Self {
+    pub fn new(stacks: Option<StackTraceMap<MapData>>, debug_dirs: &DebugDirs) -> Self {
         Self {
             files: Files::new(),
             stacks: stacks.map(StackResolver::new),
+            symbols: Symbols::new(debug_dirs),
             ..Self::default()
         }
     }
@@ -90,9 +95,9 @@ impl Resolver {
     pub fn resolve(&mut self, event: &FaultEvent) -> Option<Resolved> {
         let kind = Kind::from_u8(event.kind)?;
         let (mapping, loc) = self.locate(event);
-        let (instruction, writer) = self
-            .writers
-            .resolve(event, &mut self.files, &mut self.texts);
+        let (instruction, writer) =
+            self.writers
+                .resolve(event, &mut self.files, &mut self.texts, &self.symbols);
         let stack = self.stack(event);
         Some(Resolved {
             pid: event.pid,
@@ -121,7 +126,7 @@ impl Resolver {
         if let Some(&text) = self.stack_ids.get(&id) {
             return StackKey::Stack(text);
         }
-        let (text, complete) = stacks.resolve(id, event.pid, &mut self.files);
+        let (text, complete) = stacks.resolve(id, event.pid, &mut self.files, &self.symbols);
         let text = self.texts.intern(&text);
         // A stack not fully named yet is named again next time.
         if complete {

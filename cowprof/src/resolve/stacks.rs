@@ -9,7 +9,8 @@ use hashbrown::HashMap;
 
 use super::{
     files::{Files, Hint},
-    writers::{file_offset, function_at},
+    symbols::Symbols,
+    writers::file_offset,
 };
 
 /// Resolves stack ids to `frame;frame;...` strings, innermost first.
@@ -46,13 +47,19 @@ impl StackResolver {
 
     /// The stack `id` of a fault in `pid`, and whether every frame was
     /// named.
-    pub fn resolve(&mut self, id: u32, pid: u32, files: &mut Files) -> (String, bool) {
+    pub fn resolve(
+        &mut self,
+        id: u32,
+        pid: u32,
+        files: &mut Files,
+        symbols: &Symbols,
+    ) -> (String, bool) {
         let Ok(trace) = self.map.get(&id, 0) else {
             return ("[stack lost]".to_owned(), false);
         };
         let ips: Vec<u64> = trace.frames().iter().map(|f| f.ip).collect();
         let maps = self.code.get(&pid).map_or(&[][..], Vec::as_slice);
-        let live = live_names(pid, &ips);
+        let live = symbols.live_names(pid, &ips);
         let mut complete = true;
         let frames: Vec<String> = ips
             .iter()
@@ -69,7 +76,7 @@ impl StackResolver {
                             end: m.vm_end,
                         };
                         let source = files.source(&key, Some(hint))?;
-                        function_at(&source, file_offset(*ip, m.vm_start, m.vm_pgoff))
+                        symbols.function_at(&source, file_offset(*ip, m.vm_start, m.vm_pgoff))
                     });
                 known.or(live).unwrap_or_else(|| {
                     complete = false;
@@ -79,29 +86,4 @@ impl StackResolver {
             .collect();
         (frames.join(";"), complete)
     }
-}
-
-thread_local! {
-    static SYMBOLIZER: blazesym::symbolize::Symbolizer = blazesym::symbolize::Symbolizer::new();
-}
-
-/// Names of `ips` through the live process's mappings, where it still lives.
-fn live_names(pid: u32, ips: &[u64]) -> Vec<Option<String>> {
-    use blazesym::symbolize::{
-        source::{Process, Source},
-        Input, Symbolized,
-    };
-    let source = Source::Process(Process::new(pid.into()));
-    SYMBOLIZER
-        .with(|s| {
-            s.symbolize(&source, Input::AbsAddr(ips)).map(|syms| {
-                syms.into_iter()
-                    .map(|sym| match sym {
-                        Symbolized::Sym(sym) => Some(sym.name.into_owned()),
-                        Symbolized::Unknown(_) => None,
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-        .unwrap_or_else(|_| vec![None; ips.len()])
 }

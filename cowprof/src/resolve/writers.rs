@@ -1,12 +1,7 @@
 //! The writing code of a fault: ``image`function+0xoff (file:line)``,
 //! symbolized with blazesym once per code location and interned, so an
 //! event costs one hash lookup here.
-use std::{
-    collections::BTreeSet,
-    fmt::Write as _,
-    path::{Path, PathBuf},
-    sync::OnceLock,
-};
+use std::collections::BTreeSet;
 
 use cowprof_common::{event::is_kernel_address, FaultEvent, FileKey};
 use cowprof_model::keys::TextId;
@@ -15,40 +10,9 @@ use hashbrown::HashMap;
 use super::{
     files::{Files, Hint},
     intern::Interner,
+    symbols::Symbols,
     PAGE,
 };
-
-/// Where separate debug files are looked for (`--debug-dir`); blazesym's
-/// `/usr/lib/debug` and `/lib/debug` when unset. Set once, at startup.
-static DEBUG_DIRS: OnceLock<Vec<PathBuf>> = OnceLock::new();
-
-/// Looks for separate debug files under `dirs` instead of the defaults;
-/// only the first call counts, and only before the first symbolization.
-pub fn set_debug_dirs(dirs: Vec<PathBuf>) {
-    let _ = DEBUG_DIRS.set(dirs);
-}
-
-/// The directories separate debug files are looked for in: `--debug-dir`,
-/// else `/usr/lib/debug` and `/lib/debug`.
-#[must_use]
-pub fn debug_dirs() -> Vec<PathBuf> {
-    DEBUG_DIRS
-        .get()
-        .cloned()
-        .unwrap_or_else(|| vec![PathBuf::from("/usr/lib/debug"), PathBuf::from("/lib/debug")])
-}
-
-thread_local! {
-    /// blazesym's symbolizer caches what it parsed of each file; it is not
-    /// `Send`, so each thread (in practice the collector) has its own. It
-    /// follows a stripped file to its debug file by build id
-    /// (`DIR/.build-id/xx/yyyy.debug`) and `.gnu_debuglink` (next to the
-    /// file, in its `.debug` directory, and under DIR), as gdb does, and
-    /// reads zlib-compressed debug sections (Debian's `*-dbg` packages).
-    static SYMBOLIZER: blazesym::symbolize::Symbolizer = blazesym::symbolize::Symbolizer::builder()
-        .set_debug_dirs(DEBUG_DIRS.get())
-        .build();
-}
 
 /// A code location: the file (dev, inode) and offset of the instruction, or
 /// its address outside any file.
@@ -69,6 +33,7 @@ impl Writers {
         event: &FaultEvent,
         files: &mut Files,
         texts: &mut Interner,
+        symbols: &Symbols,
     ) -> (TextId, TextId) {
         let code = &event.code;
         let key = (
@@ -83,7 +48,7 @@ impl Writers {
         if let Some(&ids) = self.by_code.get(&key) {
             return ids;
         }
-        let (text, unnamed) = writer_text(event, files);
+        let (text, unnamed) = writer_text(event, files, symbols);
         if let Some(path) = unnamed {
             self.unnamed.insert(path);
         }
@@ -111,7 +76,11 @@ pub fn file_offset(addr: u64, vm_start: u64, vm_pgoff: u64) -> u64 {
 
 /// The writing code: ``image`function+0xoff``, or the image and offset
 /// when it has no symbols, with the file's path then.
-fn writer_text(event: &FaultEvent, files: &mut Files) -> (String, Option<String>) {
+fn writer_text(
+    event: &FaultEvent,
+    files: &mut Files,
+    symbols: &Symbols,
+) -> (String, Option<String>) {
     let code = &event.code;
     if is_kernel_address(event.ip) {
         // A kernel-mode fault on user memory: the kernel wrote on the
@@ -138,50 +107,10 @@ fn writer_text(event: &FaultEvent, files: &mut Files) -> (String, Option<String>
     // information; one that could not be verified keeps its offsets for
     // that reason, named elsewhere.
     match files.source(&key, Some(hint)) {
-        Some(source) => match symbolize(&source, offset) {
+        Some(source) => match symbols.symbolize(&source, offset) {
             Some(f) => (format!("{name}`{f}"), None),
             None => (offsets, Some(path)),
         },
         None => (offsets, None),
     }
-}
-
-/// `function+0xoff`, and ` (file:line)` where debug info has it, for a
-/// file offset in an ELF file, with blazesym.
-#[must_use]
-pub fn symbolize(path: &Path, offset: u64) -> Option<String> {
-    use blazesym::symbolize::{
-        source::{Elf, Source},
-        Input, Symbolized,
-    };
-    let source = Source::Elf(Elf::new(path));
-    SYMBOLIZER.with(|symbolizer| {
-        let symbolized = symbolizer
-            .symbolize_single(&source, Input::FileOffset(offset))
-            .ok()?;
-        let Symbolized::Sym(sym) = symbolized else {
-            return None;
-        };
-        let mut text = format!("{}+{:#x}", sym.name, sym.offset);
-        if let Some(code) = &sym.code_info {
-            let file = Path::new(&code.file);
-            let _ = write!(text, " ({}", file.display());
-            if let Some(line) = code.line {
-                let _ = write!(text, ":{line}");
-            }
-            text.push(')');
-        }
-        Some(text)
-    })
-}
-
-/// The function at `offset` in the file at `path`, by name only.
-#[must_use]
-pub fn function_at(path: &Path, offset: u64) -> Option<String> {
-    let text = symbolize(path, offset)?;
-    Some(
-        text.split_once('+')
-            .map_or(text.as_str(), |(f, _)| f)
-            .to_owned(),
-    )
 }

@@ -70,6 +70,8 @@ pub struct ServeOptions {
     pub target: Target,
     pub probe: ProbeOptions,
     pub limits: Limits,
+    /// Where separate debug files are looked for.
+    pub debug_dirs: crate::resolve::symbols::DebugDirs,
 }
 
 /// Parses `--listen`: an address and port, or a host name and port.
@@ -113,6 +115,7 @@ pub fn run(options: &ServeOptions, interrupted: &AtomicBool) -> Result<(), Serve
             collector: CollectorOptions {
                 stateless: true,
                 tally_labels: labels,
+                debug_dirs: options.debug_dirs.clone(),
                 ..CollectorOptions::default()
             },
             announce: false,

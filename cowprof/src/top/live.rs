@@ -51,6 +51,7 @@ impl Live {
         probe: ProbeOptions,
         command_output: &Path,
         export_dir: Option<&Path>,
+        debug_dirs: crate::resolve::symbols::DebugDirs,
     ) -> Result<Self, TopError> {
         let (tx, reports) = newest::channel();
         let mut sinks = Sinks {
@@ -71,6 +72,7 @@ impl Live {
                     top: Some(TOP_ROWS),
                     touch_map: true,
                     process_mappings: true,
+                    debug_dirs,
                     ..CollectorOptions::default()
                 },
                 announce: false,

@@ -79,6 +79,8 @@ pub struct TopOptions {
     pub command_output: PathBuf,
     /// Leave when the command (or the replay) ends.
     pub exit_when_done: bool,
+    /// Where separate debug files are looked for.
+    pub debug_dirs: crate::resolve::symbols::DebugDirs,
 }
 
 /// The source of reports.
@@ -182,6 +184,7 @@ pub fn run(options: TopOptions) -> Result<(), TopError> {
                 probe,
                 &options.command_output,
                 options.export_dir.as_deref(),
+                options.debug_dirs.clone(),
             )?;
             let target = match live.child_pid() {
                 Some(pid) => format!("{describe} (pid {pid})"),

@@ -147,6 +147,7 @@ fn a_failure_after_the_probes_attached_leaves_nothing_attached() {
     let err = record(
         &RecordOptions {
             top: None,
+            debug_dirs: cowprof::resolve::symbols::DebugDirs::default(),
             target: Target::Command(vec![script.into_os_string()]),
             duration: None,
             events: Some(dir.path().join("events.jsonl")),
