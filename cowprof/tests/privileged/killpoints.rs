@@ -34,10 +34,11 @@ fn own_names() -> BTreeSet<String> {
     use object::{Object as _, ObjectSymbol as _};
     let mut names = BTreeSet::new();
     for object in [
-        &include_bytes!(concat!(env!("OUT_DIR"), "/cowprof"))[..],
-        &include_bytes!(concat!(env!("OUT_DIR"), "/cowprof-legacy"))[..],
+        aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cowprof")),
+        aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cowprof-legacy")),
     ] {
-        let file = object::File::parse(object).expect("cowprof's eBPF object");
+        let file =
+            object::File::parse(object).unwrap_or_else(|e| panic!("cowprof's eBPF object: {e}"));
         for symbol in file.symbols() {
             if let Ok(name) = symbol.name() {
                 if !name.is_empty() && !name.starts_with('.') {

@@ -111,7 +111,15 @@ fn top_prints_only_the_heaviest_processes_and_rows() {
         summary["views"]["mapping"].as_array().map(Vec::len),
         Some(1)
     );
-    // The one kept is the heaviest: the child, with its 256 copies.
+    // The one kept is the heaviest by COW faults: the parent, which
+    // reuses the 256 pages its child copied, plus its own start-up faults
+    // (the child only copies: 256 and its few of exec's).
     let range = crate::harness::read_ranges(&files.report)[0];
-    assert_eq!(processes[0]["pid"], range.child, "{summary}");
+    assert_eq!(processes[0]["pid"], range.pid, "{summary}");
+    let reused = processes[0]["counts"]["cow_reuse"].as_u64().unwrap_or(0);
+    assert!((256..=300).contains(&reused), "{summary}");
+    assert_eq!(
+        summary["views"]["mapping"][0]["counts"]["cow_reuse"], 256,
+        "the heaviest mapping is the parent's 256-page region: {summary}"
+    );
 }

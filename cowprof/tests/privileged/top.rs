@@ -84,12 +84,18 @@ impl Tmux {
     }
 
     /// Waits until top runs under the window's shell (before it has drawn
-    /// anything), and returns its pid.
+    /// anything), and returns its pid. The shell's first child may be the
+    /// `stty` before it, or top's fork not yet exec'd: only a child whose
+    /// name is cowprof's is top.
     pub(crate) fn wait_for_top(&self) -> u32 {
         let deadline = Instant::now() + SCREEN_TIMEOUT;
         loop {
             if let Some(shell) = self.tmux.pane_pid() {
-                if let Some(&top) = children(shell).first() {
+                let top = children(shell).into_iter().find(|child| {
+                    std::fs::read_to_string(format!("/proc/{child}/comm"))
+                        .is_ok_and(|comm| comm.trim_end() == "cowprof")
+                });
+                if let Some(top) = top {
                     return top;
                 }
             }
